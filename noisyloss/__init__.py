@@ -1,0 +1,45 @@
+"""noisyloss: loss functions that stay robust when training labels are wrong.
+
+>>> import torch, noisyloss
+>>> loss = noisyloss.make_loss("gce:q=0.7")
+>>> float(loss(torch.zeros(4, 10), torch.arange(4))) > 0
+True
+"""
+from . import functional
+from .losses import (
+    BootstrapLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    GCELoss,
+    MAELoss,
+    NCELoss,
+    NCERCELoss,
+    NegativeLearningLoss,
+    OnlineLabelSmoothing,
+    PeerLoss,
+    RCELoss,
+    SCELoss,
+)
+from .registry import available_losses, functional_loss, make_loss, parse_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "functional",
+    "make_loss",
+    "functional_loss",
+    "parse_spec",
+    "available_losses",
+    "CrossEntropyLoss",
+    "MAELoss",
+    "GCELoss",
+    "RCELoss",
+    "SCELoss",
+    "NCELoss",
+    "NCERCELoss",
+    "FocalLoss",
+    "BootstrapLoss",
+    "PeerLoss",
+    "NegativeLearningLoss",
+    "OnlineLabelSmoothing",
+]
