@@ -17,7 +17,7 @@ Notation: :math:`p = \mathrm{softmax}(z)`, :math:`p_y` the probability of the la
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -258,7 +258,11 @@ def bootstrap(
 ) -> Tensor:
     r"""Bootstrapping loss :math:`-\sum_k (\beta y_k + (1-\beta) t_k) \log p_k` (Reed et al., 2015).
 
-    Soft: :math:`t = p` (detached), hard: :math:`t = e_{\arg\max p}`.  ``beta = 1`` is CE.
+    Soft: :math:`t = p`, hard: :math:`t = e_{\arg\max p}` (no gradient through the argmax).
+    ``beta = 1`` is CE.  The soft target is deliberately *not* detached: with a detached
+    :math:`t = p` the gradient of :math:`-\sum_k t_k \log p_k` is :math:`p - t = 0`, and soft
+    bootstrapping would collapse to :math:`\beta\,\mathrm{CE}`.  Not detached, the self term is the
+    entropy :math:`H(p)`, i.e. Reed et al.'s "minimum entropy regularisation".
     """
     beta = check_param("beta", beta, low=0.0, high=1.0)
     if not isinstance(hard, bool):
@@ -267,13 +271,20 @@ def bootstrap(
     if hard:
         own = _gather(log_p, log_p.detach().argmax(dim=1))
     else:
-        own = (log_p.detach().exp() * log_p).sum(dim=1)
+        own = (log_p.exp() * log_p).sum(dim=1)
     return _reduce(-beta * _gather(log_p, target) - (1.0 - beta) * own, reduction)
 
 
 def _permutation(n: int, device: torch.device, generator: Optional[torch.Generator]) -> Tensor:
     gen_device = generator.device if generator is not None else device
     return torch.randperm(n, generator=generator, device=gen_device).to(device)
+
+
+#: per-sample base losses of peer loss, as functions of log p_y
+_PEER_BASES: Dict[str, Callable[[Tensor], Tensor]] = {
+    "ce": lambda log_py: -log_py,
+    "mae": lambda log_py: -torch.expm1(log_py),
+}
 
 
 def peer(
@@ -292,21 +303,22 @@ def peer(
     ``base(logits, target, reduction="none")``.  Pass a ``generator`` for reproducibility.
     """
     alpha = check_param("alpha", alpha, low=0.0)
-    if isinstance(base, str):
-        bases = {"ce": cross_entropy, "mae": mae}
-        if base not in bases:
-            raise ValueError(f"base must be one of {tuple(bases)} or a callable, got {base!r}")
-        base_fn = bases[base]
-    elif callable(base):
-        base_fn = base
-    else:
+    if isinstance(base, str) and base not in _PEER_BASES:
+        raise ValueError(f"base must be one of {tuple(_PEER_BASES)} or a callable, got {base!r}")
+    if not isinstance(base, str) and not callable(base):
         raise TypeError(f"base must be a str or callable, got {type(base).__name__}")
     _check_reduction(reduction)
     target = check_inputs(logits, target)
     n = logits.shape[0]
     j = _permutation(n, logits.device, generator)
     k = _permutation(n, logits.device, generator)
-    loss = base_fn(logits, target, reduction="none") - alpha * base_fn(logits[j], target[k], reduction="none")
+    if isinstance(base, str):
+        x = logits.float() if logits.dtype in _HALF else logits
+        log_p = F.log_softmax(x, dim=1)
+        fn = _PEER_BASES[base]
+        loss = fn(_gather(log_p, target)) - alpha * fn(log_p[j, target[k]])
+    else:
+        loss = base(logits, target, reduction="none") - alpha * base(logits[j], target[k], reduction="none")
     return _reduce(loss, reduction)
 
 
@@ -320,16 +332,21 @@ def negative_learning(
     r"""Negative learning :math:`-\log(1 - p_{\bar y})` with a complementary label :math:`\bar y`
     drawn uniformly from the classes other than ``y`` (Kim et al., 2019, NLNL).
 
-    :math:`\log(1 - p_{\bar y}) = \mathrm{logsumexp}_{k \ne \bar y} z_k - \mathrm{logsumexp}_k z_k`
-    is evaluated exactly, so it stays finite even when :math:`p_{\bar y}` rounds to 1.
+    Computed as ``-log(-expm1(log p_ybar))``.  Where :math:`p_{\bar y} > 0.999` the rounding inside
+    ``log_softmax`` would dominate (and give ``log 0`` once :math:`p_{\bar y}` rounds to 1), so those
+    rows use the exact form :math:`\mathrm{logsumexp}_k z_k - \mathrm{logsumexp}_{k \ne \bar y} z_k`.
     """
-    _check_reduction(reduction)
-    target = check_inputs(logits, target)
-    n, c = logits.shape
-    gen_device = generator.device if generator is not None else logits.device
-    shift = torch.randint(1, c, (n,), generator=generator, device=gen_device).to(logits.device)
+    log_p, target = _prepare(logits, target, reduction)
+    n, c = log_p.shape
+    gen_device = generator.device if generator is not None else log_p.device
+    shift = torch.randint(1, c, (n,), generator=generator, device=gen_device).to(log_p.device)
     comp = (target + shift) % c
-    x = logits.float() if logits.dtype in _HALF else logits
-    others = x.scatter(1, comp.unsqueeze(1), float("-inf"))
-    loss = torch.logsumexp(x, dim=1) - torch.logsumexp(others, dim=1)
+    log_pbar = _gather(log_p, comp)
+    risky = log_pbar > math.log(0.999)
+    loss = -torch.log(-torch.expm1(torch.where(risky, torch.full_like(log_pbar, -1.0), log_pbar)))
+    if bool(risky.any()):
+        rows = risky.nonzero().squeeze(1)
+        x = logits[rows].to(log_p.dtype)
+        others = x.scatter(1, comp[rows].unsqueeze(1), float("-inf"))
+        loss = loss.index_put((rows,), torch.logsumexp(x, dim=1) - torch.logsumexp(others, dim=1))
     return _reduce(loss, reduction)

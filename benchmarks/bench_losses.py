@@ -1,0 +1,115 @@
+"""Forward+backward time of every noisyloss loss, relative to ``F.cross_entropy``, side by side.
+
+Also times the "one-hot / clip" style that circulating implementations use (softmax, clamp the
+probabilities, multiply by a one-hot matrix) for the losses that have such a form, so the table shows
+what the log-space, gather-based implementations save.
+
+    python benchmarks/bench_losses.py                 # CPU, N=4096, C=10 and C=100
+    python benchmarks/bench_losses.py --device cuda   # on a GPU
+
+Target: every loss <= 1.5x F.cross_entropy.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Dict, List
+
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+import noisyloss
+from noisyloss.registry import functional_loss
+
+SPECS = ["mae", "gce", "gce:q=0.7,k=0.5", "rce", "sce", "nce", "nce_rce", "focal", "bootstrap",
+         "bootstrap:hard=true", "peer", "nl", "ls:eps=0.1"]
+
+
+# --- the style of the source articles: softmax, clip, one-hot products (for comparison only) ---------
+def _onehot_probs(logits: torch.Tensor, target: torch.Tensor):
+    p = F.softmax(logits, dim=1).clamp(min=1e-7, max=1.0)
+    return p, F.one_hot(target, logits.shape[1]).float()
+
+
+def naive_mae(logits, target):
+    p, y = _onehot_probs(logits, target)
+    return (1.0 - (p * y).sum(1)).mean()
+
+
+def naive_gce(logits, target, q=0.7):
+    p, y = _onehot_probs(logits, target)
+    return ((1.0 - (p * y).sum(1) ** q) / q).mean()
+
+
+def naive_rce(logits, target, A=-4.0):
+    p, y = _onehot_probs(logits, target)
+    y = y.clamp(min=torch.exp(torch.tensor(A)).item(), max=1.0)
+    return (-(p * torch.log(y)).sum(1)).mean()
+
+
+def naive_sce(logits, target, alpha=0.1, beta=1.0):
+    return alpha * F.cross_entropy(logits, target) + beta * naive_rce(logits, target)
+
+
+def naive_nce(logits, target):
+    logp = torch.log(F.softmax(logits, dim=1))
+    y = F.one_hot(target, logits.shape[1]).float()
+    return (-(y * logp).sum(1) / (-logp.sum(1))).mean()
+
+
+def naive_focal(logits, target, gamma=2.0):
+    p, y = _onehot_probs(logits, target)
+    return (-(y * (1 - p) ** gamma * torch.log(p)).sum(1)).mean()
+
+
+NAIVE: Dict[str, Callable] = {"mae": naive_mae, "gce": naive_gce, "rce": naive_rce, "sce": naive_sce,
+                              "nce": naive_nce, "focal": naive_focal}
+
+
+def time_fwd_bwd(fn: Callable, logits: torch.Tensor, target: torch.Tensor, min_run_time: float) -> float:
+    """Median seconds of one forward+backward."""
+    x = logits.detach().clone().requires_grad_(True)
+
+    def step():
+        x.grad = None
+        fn(x, target).backward()
+
+    step()
+    t = benchmark.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
+    return t.median
+
+
+def main(argv: List[str] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=4096)
+    ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--min-run-time", type=float, default=0.3, help="seconds per measurement")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, device {device}"
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+          f"threads {torch.get_num_threads()}, N={args.n}")
+    worst = 0.0
+    for c in args.classes:
+        logits = 3 * torch.randn(args.n, c, device=device)
+        target = torch.randint(0, c, (args.n,), device=device)
+        base = time_fwd_bwd(lambda z, t: F.cross_entropy(z, t), logits, target, args.min_run_time)
+        print(f"\nC={c}: F.cross_entropy fwd+bwd = {base * 1e6:.1f} us")
+        print(f"{'loss':22s} {'us':>9s} {'x CE':>7s} {'one-hot/clip us':>16s} {'x CE':>7s} {'ours/naive':>10s}")
+        for spec in SPECS:
+            ours = time_fwd_bwd(functional_loss(spec), logits, target, args.min_run_time)
+            ratio = ours / base
+            worst = max(worst, ratio)
+            line = f"{spec:22s} {ours * 1e6:9.1f} {ratio:7.2f}"
+            naive = NAIVE.get(spec)
+            if naive is not None:
+                tn = time_fwd_bwd(naive, logits, target, args.min_run_time)
+                line += f" {tn * 1e6:16.1f} {tn / base:7.2f} {ours / tn:10.2f}"
+            print(line)
+    print(f"\nworst ratio to F.cross_entropy: {worst:.2f}x (target <= 1.5x): {'OK' if worst <= 1.5 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
