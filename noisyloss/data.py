@@ -1,0 +1,326 @@
+"""Datasets held as tensors on the training device: CIFAR-10, its CIFAR-10N human labels, and
+scikit-learn's 8×8 digits (offline, for CPU and CI).
+
+* CIFAR-10 (Krizhevsky, 2009) is read from the standard ``cifar-10-batches-py`` pickles
+  (``data_batch_1..5``, ``test_batch``; each a dict with ``b"data"``: ``uint8 (N, 3072)`` rows laid
+  out as 1024 red, 1024 green, 1024 blue values of a 32×32 image, and ``b"labels"``).
+* CIFAR-10N (Wei et al., 2022, "Learning with noisy labels revisited") gives every CIFAR-10 training
+  image labels from human annotators: ``CIFAR-10_human.pt`` is a ``torch.save``'d dict of numpy arrays
+  ``aggre_label`` (majority vote, ≈9 % wrong), ``random_label1..3`` (one annotator each, ≈17 %),
+  ``worse_label`` (a wrong one when any annotator was wrong, ≈40 %) and ``clean_label``.
+  The dataset ``"cifar10n-worse"`` trains on those labels and keeps the true ones in ``y_train_clean``.
+
+Images are normalised per channel with the training-set mean and standard deviation; on CUDA they are
+stored in ``channels_last`` memory format.  Files live under ``root`` (default ``$NOISYLOSS_DATA`` or
+``~/.cache/noisyloss``) and are downloaded when missing (``download=True``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .noise import CIFAR10_CLASSES
+
+__all__ = [
+    "ImageData",
+    "DATASETS",
+    "CIFAR10N_LABELS",
+    "dataset_info",
+    "data_root",
+    "load_dataset",
+    "load_cifar10_arrays",
+    "load_cifar10n_labels",
+    "download_file",
+]
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10N_URL = "https://github.com/UCSC-REAL/cifar-10-100n/raw/main/data/CIFAR-10_human.pt"
+CIFAR10N_FILE = "CIFAR-10_human.pt"
+#: dataset suffix -> key in ``CIFAR-10_human.pt``
+CIFAR10N_LABELS: Dict[str, str] = {
+    "aggre": "aggre_label",
+    "random1": "random_label1",
+    "random2": "random_label2",
+    "random3": "random_label3",
+    "worse": "worse_label",
+}
+#: name -> (num_classes, in_channels, image_size)
+DATASETS: Dict[str, Tuple[int, int, int]] = {
+    "digits": (10, 1, 8),
+    "cifar10": (10, 3, 32),
+    **{f"cifar10n-{k}": (10, 3, 32) for k in CIFAR10N_LABELS},
+}
+#: (train, test) sizes used for CIFAR in quick mode
+QUICK_SIZES = (5000, 1000)
+_DIGITS_SPLIT_SEED = 0
+
+
+@dataclass
+class ImageData:
+    """A classification dataset on one device.
+
+    ``x_*``: ``(N, C, H, W)`` float32, normalised per channel; ``y_*``: ``(N,)`` int64.
+    ``y_train`` are the labels to train on (human labels for CIFAR-10N); ``y_train_clean`` the true
+    ones (the same tensor when the dataset carries no label noise of its own).
+    ``hflip``: whether a horizontal flip keeps the class (True for photos, False for digits).
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    classes: Tuple[str, ...]
+    y_train_clean: Tensor
+    hflip: bool = True
+
+    @property
+    def has_label_noise(self) -> bool:
+        """True when the training labels themselves are noisy (CIFAR-10N)."""
+        return self.y_train is not self.y_train_clean
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[-1])
+
+    def subset(self, n: int, generator: Optional[torch.Generator] = None) -> "ImageData":
+        """The same dataset with ``n`` training samples drawn without replacement (test set kept)."""
+        total = len(self.y_train)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= total:
+            raise ValueError(f"train subset size must be an int in [1, {total}], got {n!r}")
+        idx = torch.randperm(total, generator=generator)[:n].sort().values.to(self.y_train.device)
+        y = self.y_train[idx]
+        clean = self.y_train_clean[idx] if self.has_label_noise else y
+        return ImageData(self.name, self.x_train[idx], y, self.x_test, self.y_test, self.num_classes,
+                         self.classes, clean, self.hflip)
+
+
+def dataset_info(name: str) -> Tuple[int, int, int]:
+    """``(num_classes, in_channels, image_size)`` of a dataset name, without loading it."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")
+    return DATASETS[name]
+
+
+def data_root(root: Union[str, os.PathLike, None] = None) -> Path:
+    """``root``, else ``$NOISYLOSS_DATA``, else ``~/.cache/noisyloss``."""
+    if root is None:
+        root = os.environ.get("NOISYLOSS_DATA") or Path.home() / ".cache" / "noisyloss"
+    return Path(root).expanduser()
+
+
+# ----------------------------------------------------------------------------------------------
+# downloading
+# ----------------------------------------------------------------------------------------------
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path) -> None:
+    """Stream ``url`` into ``dest`` (the single place that touches the network)."""
+    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def download_file(url: str, dest: Path, md5: Optional[str] = None) -> Path:
+    """Download ``url`` to ``dest`` (via a temporary file, so no partial file is left behind).
+
+    Raises ``RuntimeError`` when offline or when the MD5 checksum differs from ``md5``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            _fetch(url, tmp)
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise RuntimeError(
+                f"could not download {url} ({err}). Without network access, place the file at {dest} "
+                f"yourself (or point $NOISYLOSS_DATA / root= at a folder that has it)."
+            ) from err
+        if md5 is not None and (got := _md5(tmp)) != md5:
+            raise RuntimeError(f"MD5 checksum mismatch for {url}: expected {md5}, got {got}; file discarded")
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _ensure_cifar10(root: Path, download_ok: bool) -> Path:
+    folder = root / CIFAR10_DIR
+    if (folder / "test_batch").exists():
+        return folder
+    if not download_ok:
+        raise FileNotFoundError(f"CIFAR-10 not found at {folder} and download=False")
+    archive = download_file(CIFAR10_URL, root / "cifar-10-python.tar.gz", md5=CIFAR10_MD5)
+    with tarfile.open(archive, "r:gz") as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(root, **safe)
+    archive.unlink()
+    if not (folder / "test_batch").exists():
+        raise RuntimeError(f"{CIFAR10_URL} did not contain {CIFAR10_DIR}/test_batch")
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# readers of the real file formats
+# ----------------------------------------------------------------------------------------------
+def _read_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise ValueError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10_arrays(
+    root: Union[str, os.PathLike, None] = None, download: bool = True
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)`` as numpy: uint8 ``(N, 3, 32, 32)`` images, int64 labels."""
+    folder = _ensure_cifar10(data_root(root), download)
+    parts = [_read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = _read_batch(folder / "test_batch")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), x_test, y_test
+
+
+def _numpy_safe_globals() -> list:
+    """What ``torch.load(weights_only=True)`` needs to rebuild plain numpy integer arrays."""
+    core = getattr(np, "_core", None) or np.core
+    rebuild = core.multiarray._reconstruct
+    dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                           np.uint32, np.uint64)]
+    # files written with numpy 1.x name the function numpy.core.multiarray._reconstruct
+    return [np.ndarray, np.dtype, rebuild, (rebuild, "numpy.core.multiarray._reconstruct"), *dtypes]
+
+
+def _load_human_file(path: Path) -> dict:
+    serialization = torch.serialization
+    if not hasattr(serialization, "safe_globals"):  # torch < 2.5 cannot allowlist numpy types
+        return torch.load(path, weights_only=False)
+    with serialization.safe_globals(_numpy_safe_globals()):
+        return torch.load(path, weights_only=True)
+
+
+def load_cifar10n_labels(
+    key: str, train_labels: np.ndarray, root: Union[str, os.PathLike, None] = None, download: bool = True
+) -> np.ndarray:
+    """CIFAR-10N label set ``key`` (one of the values of ``CIFAR10N_LABELS``) as int64 numpy.
+
+    Checks that the file's ``clean_label`` equals the CIFAR-10 training labels ``train_labels``, so
+    that the human labels are aligned with the images.
+    """
+    if key not in CIFAR10N_LABELS.values():
+        raise ValueError(f"key must be one of {sorted(CIFAR10N_LABELS.values())}, got {key!r}")
+    path = data_root(root) / CIFAR10N_FILE
+    if not path.exists():
+        if not download:
+            raise FileNotFoundError(f"CIFAR-10N labels not found at {path} and download=False")
+        download_file(CIFAR10N_URL, path)
+    table = _load_human_file(path)
+    missing = {key, "clean_label"} - set(table)
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)}; it has {sorted(table)}")
+    clean = np.asarray(table["clean_label"], dtype=np.int64)
+    labels = np.asarray(table[key], dtype=np.int64)
+    if clean.shape != train_labels.shape or labels.shape != train_labels.shape:
+        raise ValueError(f"{path}: label arrays must have shape {train_labels.shape}, got {labels.shape}")
+    if not np.array_equal(clean, train_labels):
+        raise ValueError(f"{path}: clean_label does not match the CIFAR-10 training labels (misaligned file)")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: {key} has labels outside [0, 9]")
+    return labels
+
+
+# ----------------------------------------------------------------------------------------------
+# to tensors
+# ----------------------------------------------------------------------------------------------
+def _to_device(x_train: np.ndarray, x_test: np.ndarray, scale: float, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Move images to ``device`` and normalise per channel with the training mean and std."""
+    train = torch.from_numpy(x_train).to(device).float().div_(scale)
+    test = torch.from_numpy(x_test).to(device).float().div_(scale)
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    train, test = (train - mean) / std, (test - mean) / std
+    if device.type == "cuda":
+        train = train.contiguous(memory_format=torch.channels_last)
+        test = test.contiguous(memory_format=torch.channels_last)
+    return train, test
+
+
+def _quick_indices(n: int, k: int, generator: torch.Generator) -> np.ndarray:
+    return torch.randperm(n, generator=generator)[:k].sort().values.numpy()
+
+
+def _load_digits(device: torch.device) -> ImageData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = digits.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
+    y = digits.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=_DIGITS_SPLIT_SEED)
+    x_train, x_test = _to_device(x_tr, x_te, 16.0, device)
+    y_train = torch.from_numpy(y_tr).to(device)
+    return ImageData("digits", x_train, y_train, x_test, torch.from_numpy(y_te).to(device), 10,
+                     tuple(str(d) for d in range(10)), y_train, hflip=False)
+
+
+def load_dataset(
+    name: str,
+    *,
+    device: Union[str, torch.device, None] = None,
+    quick: bool = False,
+    root: Union[str, os.PathLike, None] = None,
+    generator: Optional[torch.Generator] = None,
+    download: bool = True,
+) -> ImageData:
+    """Load ``name`` (``"digits"``, ``"cifar10"``, ``"cifar10n-<aggre|random1|random2|random3|worse>"``).
+
+    In ``quick`` mode CIFAR is subsampled to ``QUICK_SIZES`` (5k train / 1k test) with ``generator``
+    (default: seed 0, so every quick run sees the same images); digits is small and always whole.
+    """
+    dataset_info(name)
+    device = torch.device("cpu" if device is None else device)
+    if name == "digits":
+        return _load_digits(device)
+    x_tr, y_tr, x_te, y_te = load_cifar10_arrays(root, download)
+    human = name.startswith("cifar10n-")
+    given = load_cifar10n_labels(CIFAR10N_LABELS[name.split("-", 1)[1]], y_tr, root, download) if human else y_tr
+    if quick:
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        tr, te = _quick_indices(len(y_tr), QUICK_SIZES[0], gen), _quick_indices(len(y_te), QUICK_SIZES[1], gen)
+        x_tr, y_tr, given, x_te, y_te = x_tr[tr], y_tr[tr], given[tr], x_te[te], y_te[te]
+    x_train, x_test = _to_device(x_tr, x_te, 255.0, device)
+    y_clean = torch.from_numpy(y_tr).to(device)
+    y_train = torch.from_numpy(given).to(device) if human else y_clean
+    return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), 10,
+                     tuple(CIFAR10_CLASSES), y_clean)
