@@ -1,0 +1,340 @@
+"""Experiments: one run = (dataset, label noise, loss, seed, ...) -> history and a JSON record.
+
+``sweep`` appends one JSON line per finished run to a ``records.jsonl`` file, flushed and fsync'ed
+record by record, and skips the runs already in it, so a killed sweep resumes where it stopped
+(a line cut short by the kill is dropped).  Each record carries its provenance: device, torch and
+noisyloss versions, git commit and date.
+
+>>> cfg = RunConfig(dataset="digits", loss="gce:q=0.7", noise="sym:0.4", epochs=5)
+>>> cfg.resolved("cpu").model
+'mlp'
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from . import __version__
+from .data import ImageData, dataset_info, load_dataset
+from .metrics import ece
+from .models import MODELS, make_model
+from .noise import corrupt, make_transition
+from .registry import make_loss, parse_spec
+from .runtime import default_device, quick_mode
+from .train import NoisyLabels, fit
+
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "DEFAULT_LR",
+    "make_labels",
+    "run",
+    "sweep",
+    "grid",
+    "load_records",
+    "summary_table",
+    "provenance",
+]
+
+#: peak learning rate of the triangular schedule when ``RunConfig.lr`` is None
+DEFAULT_LR: Dict[str, float] = {"cnn": 0.2, "mlp": 0.1}
+
+
+def _loss_overrides(spec: str, num_classes: int) -> Dict[str, Any]:
+    """Online label smoothing needs the number of classes; no other loss takes it."""
+    return {"num_classes": num_classes} if parse_spec(spec)[0] == "ols" else {}
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; invalid fields raise ``ValueError`` naming the field.
+
+    ``noise``: a :func:`noisyloss.noise.make_transition` spec applied to the clean training labels
+    (must be ``"clean"`` for ``cifar10n-*``, whose human labels are the noise).  ``lr``/``model``
+    ``None``: defaults for the dataset (``mlp`` on digits, ``cnn`` on CIFAR; ``DEFAULT_LR``).
+    ``train_subset``: train on this many images (a fixed random subset, the same for every seed).
+    ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
+    """
+
+    dataset: str = "digits"
+    loss: str = "ce"
+    noise: str = "clean"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: Optional[float] = None
+    model: Optional[str] = None
+    seed: int = 0
+    train_subset: Optional[int] = None
+    augment: bool = True
+    quick: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        try:
+            num_classes = dataset_info(self.dataset)[0]
+        except ValueError as err:
+            raise ValueError(f"dataset: {err}") from None
+        try:
+            make_loss(self.loss, **_loss_overrides(self.loss, num_classes))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"loss: {err}") from None
+        if not isinstance(self.noise, str):
+            raise ValueError(f"noise must be a spec string like 'sym:0.4', got {self.noise!r}")
+        if self.dataset.startswith("cifar10n-") and self.noise != "clean":
+            raise ValueError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
+        try:
+            make_transition(self.noise, num_classes)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"noise: {err}") from None
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 2)
+        _check_int("seed", self.seed, 0)
+        if self.train_subset is not None:
+            _check_int("train_subset", self.train_subset, 2)
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not 0 < self.lr < float("inf")):
+            raise ValueError(f"lr must be a positive number or None, got {self.lr!r}")
+        if self.model is not None and self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)} or None, got {self.model!r}")
+        for name in ("augment",) + (("quick",) if self.quick is not None else ()):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
+        """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
+        device = default_device() if device is None else torch.device(device)
+        model = self.model or ("mlp" if self.dataset == "digits" else "cnn")
+        return dataclasses.replace(
+            self,
+            model=model,
+            lr=float(self.lr if self.lr is not None else DEFAULT_LR[model]),
+            quick=quick_mode(device) if self.quick is None else self.quick,
+        )
+
+    def key(self) -> str:
+        """Identity of a run in a records file: the resolved config as canonical JSON."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+@dataclass
+class RunResult:
+    """A finished run: per-epoch ``history``, final ``per_class_acc``, test-set softmax ``test_probs``
+    (CPU), ``test_labels`` (CPU), the trained ``model``, the ``data`` and noisy ``labels`` it was
+    trained on, and the JSON-able ``record`` that :func:`sweep` writes."""
+
+    config: RunConfig
+    history: List[Dict[str, Any]]
+    per_class_acc: List[float]
+    test_probs: Tensor
+    test_labels: Tensor
+    model: nn.Module
+    data: ImageData
+    labels: NoisyLabels
+    record: Dict[str, Any]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_dataset(name: str, device: torch.device, quick: bool) -> ImageData:
+    return load_dataset(name, device=device, quick=quick)
+
+
+def make_labels(data: ImageData, noise: str, seed: int = 0) -> NoisyLabels:
+    """Training labels under ``noise`` (drawn with a CPU generator seeded by ``seed``) and their
+    corrupted mask; for datasets with human label noise, the human labels (``noise`` must be clean)."""
+    if data.has_label_noise:
+        if noise != "clean":
+            raise ValueError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
+        return NoisyLabels(data.y_train, data.y_train != data.y_train_clean)
+    T = make_transition(noise, data.num_classes)
+    out = corrupt(data.y_train_clean.cpu(), T, generator=torch.Generator().manual_seed(seed))
+    device = data.y_train.device
+    return NoisyLabels(out.labels.to(device), out.corrupted.to(device))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance(device: torch.device) -> Dict[str, Any]:
+    """Where and when: device name, torch and noisyloss versions, git commit, UTC date."""
+    return {
+        "device": _device_name(device),
+        "torch": torch.__version__,
+        "noisyloss": __version__,
+        "commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+    callback: Optional[Callable[[Dict[str, Any]], None]] = None,
+    data: Optional[ImageData] = None,
+) -> RunResult:
+    """Train one configuration.  ``data`` overrides loading ``cfg.dataset`` (e.g. preloaded data)."""
+    device = default_device() if device is None else torch.device(device)
+    cfg = cfg.resolved(device)
+    start = time.perf_counter()
+    if data is None:
+        data = _cached_dataset(cfg.dataset, device, cfg.quick)
+    if cfg.train_subset is not None:
+        data = data.subset(cfg.train_subset, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(cfg.seed)  # model init and the random draws of peer / NL losses
+    labels = make_labels(data, cfg.noise, cfg.seed)
+    model = make_model(cfg.model, data.num_classes, data.in_channels, data.image_size)
+    loss_fn = make_loss(cfg.loss, **_loss_overrides(cfg.loss, data.num_classes))
+    result = fit(model, data, loss_fn, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                 augmentation=cfg.augment, seed=cfg.seed, progress=progress, callback=callback,
+                 desc=f"{cfg.loss} | {cfg.noise}")
+    probs = result.test_logits.softmax(dim=1).cpu()
+    test_labels = data.y_test.cpu()
+    last = result.history[-1]
+    final = {k: last[k] for k in ("test_acc", "train_loss", "fit_clean", "memorised", "corrected")}
+    final["ece"] = ece(probs, test_labels)
+    final["noise_rate"] = float(labels.corrupted.float().mean())
+    record = {
+        "key": cfg.key(),
+        "config": dataclasses.asdict(cfg),
+        "final": final,
+        "history": result.history,
+        "per_class_acc": result.per_class_acc,
+        "wall_seconds": time.perf_counter() - start,
+        **provenance(device),
+    }
+    return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record)
+
+
+# ----------------------------------------------------------------------------------------------
+# records files
+# ----------------------------------------------------------------------------------------------
+def load_records(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
+    """Records of a JSONL file (``[]`` if it does not exist).  An unparsable *last* line (a write
+    cut short by a kill) is ignored with a warning; an unparsable earlier line raises ``ValueError``."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                warnings.warn(f"{path}: ignoring truncated last line {number}", RuntimeWarning, stacklevel=2)
+            else:
+                raise ValueError(f"{path}: line {number} is not valid JSON ({err})") from None
+    return records
+
+
+def _repair_tail(path: Path) -> None:
+    """Make the file end with a newline: drop a cut-short last line, or end a complete one."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except ValueError:
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+        return
+    with open(path, "ab") as f:
+        f.write(b"\n")
+
+
+def _append(path: Path, record: Dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def sweep(
+    configs: Iterable[RunConfig],
+    out_path: Union[str, os.PathLike],
+    *,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+) -> List[Dict[str, Any]]:
+    """Run every config not yet recorded in ``out_path``, appending one JSON line per finished run.
+
+    Returns the records of all ``configs`` in order (read back for those already done).
+    """
+    device = default_device() if device is None else torch.device(device)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {rec["key"]: rec for rec in load_records(path)}
+    _repair_tail(path)
+    out = []
+    for cfg in configs:
+        cfg = cfg.resolved(device)
+        key = cfg.key()
+        if key not in done:
+            done[key] = run(cfg, device=device, progress=progress).record
+            _append(path, done[key])
+        out.append(done[key])
+    return out
+
+
+def grid(losses: Sequence[str], noises: Sequence[str], seeds: Sequence[int] = (0,), **common: Any) -> List[RunConfig]:
+    """All combinations ``noise × loss × seed`` as configs sharing the ``common`` fields."""
+    as_list = lambda v: [v] if isinstance(v, (str, int)) else list(v)  # noqa: E731
+    return [RunConfig(loss=loss, noise=noise, seed=seed, **common)
+            for noise in as_list(noises) for loss in as_list(losses) for seed in as_list(seeds)]
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def summary_table(records: Sequence[Dict[str, Any]]) -> str:
+    """Plain-text table: one row per record with the final metrics."""
+    head = ("dataset", "noise", "loss", "seed", "epochs", "test_acc", "fit_clean", "memorised", "corrected", "s")
+    rows = [head] + [
+        (r["config"]["dataset"], r["config"]["noise"], r["config"]["loss"], r["config"]["seed"],
+         r["config"]["epochs"], r["final"]["test_acc"], r["final"]["fit_clean"], r["final"]["memorised"],
+         r["final"]["corrected"], f"{r['wall_seconds']:.1f}")
+        for r in records
+    ]
+    cells = [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

@@ -1,0 +1,151 @@
+"""Run configs, records files (resume after SIGKILL, truncated lines) and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from noisyloss import experiments as E
+from noisyloss.__main__ import main
+from noisyloss.data import load_dataset
+from noisyloss.train import NoisyLabels
+
+FAST = dict(dataset="digits", epochs=2, train_subset=300, quick=True)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("dataset", "mnist"), ("loss", "xyz"), ("loss", "gce:q=2"), ("loss", "gce:p=1"), ("noise", "bogus:0.1"),
+    ("noise", 0.4), ("epochs", 0), ("epochs", 2.0), ("batch_size", 1), ("lr", -0.1), ("lr", True),
+    ("model", "resnet"), ("seed", -1), ("train_subset", 0), ("augment", "yes"), ("quick", 1),
+])
+def test_runconfig_rejects_bad_fields_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        E.RunConfig(**{field: value})
+
+
+def test_runconfig_noise_must_be_clean_for_human_labels():
+    E.RunConfig(dataset="cifar10n-worse")
+    with pytest.raises(ValueError, match="noise must be 'clean'"):
+        E.RunConfig(dataset="cifar10n-worse", noise="sym:0.2")
+
+
+def test_resolved_defaults_and_key():
+    cfg = E.RunConfig(dataset="cifar10", loss="ols").resolved("cpu")
+    assert cfg.model == "cnn" and cfg.lr == E.DEFAULT_LR["cnn"] and isinstance(cfg.quick, bool)
+    digits = E.RunConfig(quick=False).resolved("cpu")
+    assert (digits.model, digits.quick) == ("mlp", False)
+    assert json.loads(digits.key())["model"] == "mlp"
+    assert digits.key() != E.RunConfig(quick=True).resolved("cpu").key()
+
+
+def test_grid_is_the_full_product():
+    configs = E.grid(["ce", "gce:q=0.7"], ["clean", "sym:0.4"], [0, 1, 2], epochs=3)
+    assert len(configs) == 12 and len({(c.loss, c.noise, c.seed) for c in configs}) == 12
+    assert all(c.epochs == 3 for c in configs)
+    assert [c.loss for c in E.grid("mae", "clean", 0)] == ["mae"]
+
+
+def test_make_labels():
+    d = load_dataset("digits", device="cpu")
+    clean = E.make_labels(d, "clean")
+    assert torch.equal(clean.labels, d.y_train) and not clean.corrupted.any()
+    a, b = E.make_labels(d, "sym:0.4", seed=1), E.make_labels(d, "sym:0.4", seed=1)
+    assert torch.equal(a.labels, b.labels)
+    assert torch.equal(a.corrupted, a.labels != d.y_train)
+    rate = float(a.corrupted.double().mean())
+    assert abs(rate - 0.4) < 4 * (0.4 * 0.6 / len(d.y_train)) ** 0.5
+    human = E.ImageData(d.name, d.x_train, (d.y_train + 1) % 10, d.x_test, d.y_test, 10, d.classes, d.y_train)
+    lab = E.make_labels(human, "clean")
+    assert lab.corrupted.all() and torch.equal(lab.labels, human.y_train)
+    with pytest.raises(ValueError, match="already noisy"):
+        E.make_labels(human, "sym:0.2")
+
+
+def test_run_returns_consistent_result():
+    seen = []
+    res = E.run(E.RunConfig(loss="gce:q=0.7", noise="sym:0.4", **FAST), device="cpu", progress=False,
+                callback=seen.append)
+    assert seen == res.history and len(seen) == 2
+    assert res.test_probs.shape == (450, 10) and res.test_labels.shape == (450,)
+    torch.testing.assert_close(res.test_probs.sum(1), torch.ones(450))
+    assert isinstance(res.labels, NoisyLabels) and len(res.labels.labels) == 300
+    rec = json.loads(json.dumps(res.record))
+    assert rec["config"]["model"] == "mlp" and rec["config"]["lr"] == E.DEFAULT_LR["mlp"]
+    assert rec["final"]["test_acc"] == res.history[-1]["test_acc"]
+    assert rec["final"]["noise_rate"] == pytest.approx(float(res.labels.corrupted.double().mean()))
+    assert 0 <= rec["final"]["ece"] <= 1 and len(rec["per_class_acc"]) == 10
+    for key in ("device", "torch", "noisyloss", "commit", "date", "wall_seconds", "key"):
+        assert key in rec
+    assert rec["torch"] == torch.__version__
+
+
+def _record(i: int) -> str:
+    return json.dumps({"key": f"k{i}", "config": {}, "final": {}})
+
+
+def test_load_records_tolerates_only_a_truncated_last_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    assert E.load_records(path) == []
+    path.write_text(_record(0) + "\n" + _record(1) + "\n" + _record(2)[:17])
+    with pytest.warns(RuntimeWarning, match="truncated"):
+        assert [r["key"] for r in E.load_records(path)] == ["k0", "k1"]
+    path.write_text(_record(0) + "\n" + _record(1)[:17] + "\n" + _record(2) + "\n")
+    with pytest.raises(ValueError, match="line 2"):
+        E.load_records(path)
+
+
+def test_sweep_after_a_truncated_line_appends_cleanly(tmp_path):
+    path = tmp_path / "records.jsonl"
+    first, second = E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST)
+    done = E.sweep([first], path, device="cpu", progress=False)
+    path.write_text(path.read_text() + '{"key": "half a rec')  # killed mid-write
+    with pytest.warns(RuntimeWarning, match="truncated"):
+        out = E.sweep([first, second, first], path, device="cpu", progress=False)
+    assert out[0] == done[0] == out[2] and out[1]["config"]["loss"] == "mae"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0]) == done[0]
+
+
+def _cli(out: Path) -> list:
+    return [sys.executable, "-m", "noisyloss", "run", "--dataset", "digits", "--noise", "sym:0.3",
+            "--loss", "ce", "mae", "--loss", "gce:q=0.7", "--epochs", "12", "--quick", "--device", "cpu",
+            "--no-progress", "--out", str(out)]
+
+
+def test_cli_sweep_resumes_after_sigkill(tmp_path):
+    records = tmp_path / "records.jsonl"
+    proc = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = records.read_text().splitlines(keepends=True)
+    complete = [line for line in before if line.endswith("\n")]
+    assert 1 <= len(complete) < 3, "the sweep finished before it could be killed"
+    done = subprocess.run(_cli(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = records.read_text().splitlines(keepends=True)
+    assert after[: len(complete)] == complete  # finished runs neither recomputed nor rewritten
+    losses = [json.loads(line)["config"]["loss"] for line in after]
+    assert sorted(losses) == ["ce", "gce:q=0.7", "mae"]
+    assert "gce:q=0.7" in done.stdout and "memorised" in done.stdout
+
+
+def test_cli_lists_losses_and_rejects_bad_specs(capsys, tmp_path):
+    assert main(["losses"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("ce", "gce", "sce", "nce_rce", "ols"):
+        assert f"\n{name} " in "\n" + listed
+    assert main(["run", "--loss", "gce:q=5", "--out", str(tmp_path)]) == 2
+    assert "loss" in capsys.readouterr().err
+    assert not (tmp_path / "records.jsonl").exists()
