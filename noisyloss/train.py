@@ -173,6 +173,7 @@ def fit(
     loss_fn.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
     batch_size = min(batch_size, n)
     steps = n // batch_size  # drop the ragged last batch (BatchNorm needs > 1 sample)
     pad = max(1, data.image_size // 16)
