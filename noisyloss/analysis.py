@@ -1,0 +1,188 @@
+r"""Looking inside a loss: its value and gradient as functions of :math:`p_y`, the symmetry test
+:math:`\sum_k L(f(x), k) = \text{const}` and the noisy-risk decomposition it implies.
+
+Every function takes ``loss`` as a spec string (``"gce:q=0.7"``, see :mod:`noisyloss.registry`)
+or a callable ``f(logits, target, reduction=...)``, and evaluates the real loss in float64;
+gradients come from autograd through that very function, never from a hand-written formula.
+
+Symmetric losses (Ghosh et al., 2017): if :math:`\sum_{k=1}^{C} L(f(x), k) = K` for all :math:`f(x)`,
+then under symmetric noise of rate :math:`\eta` (label flipped to each other class with prob.
+:math:`\eta/(C-1)`) the noisy risk is
+
+.. math:: R_\eta(f) = \Bigl(1 - \tfrac{\eta C}{C-1}\Bigr) R(f) + \tfrac{\eta}{C-1} K,
+
+an increasing affine function of the clean risk when :math:`\eta < (C-1)/C`: both have the same
+minimiser.  For :math:`C = 2` this is :math:`R_\eta = (1-2\eta) R + \eta K`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, NamedTuple, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .functional import check_param
+from .noise import corrupt, symmetric
+from .registry import functional_loss
+
+__all__ = [
+    "LossCurve",
+    "SymmetryResult",
+    "logits_for_py",
+    "loss_vs_py",
+    "symmetry_check",
+    "noisy_risk_decomposition",
+]
+
+LossLike = Union[str, Callable[..., Tensor]]
+
+#: standard deviation of the random logits used by :func:`symmetry_check` and the risk decomposition
+_SCALE = 4.0
+
+
+def _resolve(loss: LossLike) -> Callable[..., Tensor]:
+    """A spec string becomes its functional form; a callable is used as is."""
+    if isinstance(loss, str):
+        return functional_loss(loss)
+    if callable(loss):
+        return loss
+    raise TypeError(f"loss must be a spec string like 'gce:q=0.7' or a callable, got {type(loss).__name__}")
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _per_sample(fn: Callable[..., Tensor], logits: Tensor, target: Tensor) -> Tensor:
+    out = fn(logits, target, reduction="none")
+    if not isinstance(out, Tensor) or out.shape != target.shape:
+        raise ValueError(f"loss with reduction='none' must return shape {tuple(target.shape)}, "
+                         f"got {getattr(out, 'shape', type(out).__name__)}")
+    return out
+
+
+def _random_logits(n: int, num_classes: int, scale: float, generator: Optional[torch.Generator]) -> Tensor:
+    return scale * torch.randn(n, num_classes, dtype=torch.float64, generator=generator)
+
+
+def logits_for_py(p_y: Union[float, np.ndarray, Tensor], num_classes: int, target: int = 0) -> Tensor:
+    r"""Logits ``(n, C)`` float64 whose softmax puts :math:`p_y` on class ``target`` and
+    :math:`(1-p_y)/(C-1)` on every other class: :math:`z_y = \log p_y`,
+    :math:`z_k = \log\frac{1-p_y}{C-1}`.  ``p_y`` (scalar or 1-D) must lie in (0, 1)."""
+    C = _check_int("num_classes", num_classes, 2)
+    target = _check_int("target", target, 0)
+    if target >= C:
+        raise ValueError(f"target must be in [0, {C - 1}], got {target}")
+    p = torch.as_tensor(p_y, dtype=torch.float64).detach().cpu().reshape(-1)
+    if p.numel() == 0 or not bool(((p > 0) & (p < 1)).all()):
+        raise ValueError("p_y must be a non-empty array of probabilities in the open interval (0, 1)")
+    logits = (torch.log1p(-p) - np.log(C - 1)).unsqueeze(1).repeat(1, C)
+    logits[:, target] = torch.log(p)
+    return logits
+
+
+class LossCurve(NamedTuple):
+    """Loss, :math:`\\partial L/\\partial z_y` and :math:`\\lVert\\partial L/\\partial z\\rVert_2` along ``p_y``."""
+
+    p_y: np.ndarray
+    loss: np.ndarray
+    grad_y: np.ndarray
+    grad_norm: np.ndarray
+
+
+def loss_vs_py(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classes: int = 10) -> LossCurve:
+    r"""The loss and its logit gradient at the points :func:`logits_for_py` (target class 0).
+
+    All points are evaluated as one batch (``reduction="none"``) and differentiated by autograd
+    through the sum of the per-sample losses.  For a loss that couples the samples of a batch
+    (peer loss pairs each sample with a random other one) the values are those of that batch.
+    """
+    fn = _resolve(loss)
+    logits = logits_for_py(p_y, num_classes).requires_grad_(True)
+    target = torch.zeros(logits.shape[0], dtype=torch.long)
+    values = _per_sample(fn, logits, target)
+    (grad,) = torch.autograd.grad(values.sum(), logits)
+    return LossCurve(
+        p_y=np.asarray(p_y, dtype=np.float64).reshape(-1),
+        loss=values.detach().numpy(),
+        grad_y=grad[:, 0].numpy(),
+        grad_norm=grad.norm(dim=1).numpy(),
+    )
+
+
+class SymmetryResult(NamedTuple):
+    """Per-sample sums :math:`\\sum_k L(f(x), k)`, their mean and their spread (max - min)."""
+
+    sums: np.ndarray
+    mean: float
+    spread: float
+
+    def is_symmetric(self, tol: float = 1e-4) -> bool:
+        """True when the sums are constant up to ``tol`` (absolute)."""
+        return self.spread <= tol
+
+
+def _class_sums(fn: Callable[..., Tensor], logits: Tensor) -> Tensor:
+    r""":math:`\sum_k L(f(x_n), k)` for each row of ``logits``."""
+    n, C = logits.shape
+    return sum(_per_sample(fn, logits, torch.full((n,), k, dtype=torch.long)) for k in range(C))
+
+
+def symmetry_check(
+    loss: LossLike,
+    num_classes: int = 10,
+    n: int = 2000,
+    scale: float = _SCALE,
+    generator: Optional[torch.Generator] = None,
+) -> SymmetryResult:
+    r"""Evaluate :math:`\sum_{k=1}^{C} L(f(x), k)` on ``n`` random logits :math:`z \sim \mathcal N(0, \text{scale}^2)`.
+
+    A symmetric loss (MAE: :math:`C-1`, RCE: :math:`-A(C-1)`, NCE: 1) gives the same sum for every
+    :math:`z`, i.e. spread ≈ 0; CE, focal and GCE with :math:`q < 1` do not.
+    """
+    fn = _resolve(loss)
+    C = _check_int("num_classes", num_classes, 2)
+    n = _check_int("n", n, 1)
+    scale = check_param("scale", scale, low=0.0, low_open=True)
+    with torch.no_grad():
+        sums = _class_sums(fn, _random_logits(n, C, scale, generator))
+    return SymmetryResult(sums.numpy(), float(sums.mean()), float(sums.max() - sums.min()))
+
+
+def noisy_risk_decomposition(
+    loss: LossLike, eta: float, n: int = 4000, generator: Optional[torch.Generator] = None
+) -> Dict[str, float]:
+    r"""Check :math:`R_\eta(f) = (1-2\eta) R(f) + \eta\,\overline{\sum_k L(f(x), k)}` for binary
+    symmetric noise.
+
+    Draws ``n`` random logits ``(n, 2)`` and clean labels, flips each label with probability
+    ``eta`` (:func:`noisyloss.noise.corrupt`) and returns
+
+    * ``clean_risk``: mean loss on the clean labels, :math:`R(f)`;
+    * ``noisy_risk``: mean loss on the flipped labels, :math:`R_\eta(f)` (a sample: it agrees with
+      the prediction up to sampling error :math:`O(n^{-1/2})`);
+    * ``predicted``: :math:`(1-2\eta) R(f) + \eta \cdot \text{mean}_n \sum_k L(f(x_n), k)`;
+    * ``constant_spread``: max - min over the samples of :math:`\sum_k L(f(x_n), k)` — zero for a
+      symmetric loss, whose noisy risk is then an affine function of the clean risk alone.
+    """
+    fn = _resolve(loss)
+    eta = check_param("eta", eta, low=0.0, high=1.0)
+    n = _check_int("n", n, 1)
+    with torch.no_grad():
+        logits = _random_logits(n, 2, _SCALE, generator)
+        clean = torch.randint(0, 2, (n,), generator=generator)
+        noisy = corrupt(clean, symmetric(2, eta), generator=generator).labels
+        clean_risk = float(_per_sample(fn, logits, clean).mean())
+        noisy_risk = float(_per_sample(fn, logits, noisy).mean())
+        sums = _class_sums(fn, logits)
+    return {
+        "clean_risk": clean_risk,
+        "noisy_risk": noisy_risk,
+        "predicted": (1.0 - 2.0 * eta) * clean_risk + eta * float(sums.mean()),
+        "constant_spread": float(sums.max() - sums.min()),
+    }

@@ -1,0 +1,257 @@
+r"""Label-noise models: class-conditional transition matrices and sampling noisy labels from them.
+
+A transition matrix :math:`T` has entries :math:`T_{ij} = P(\tilde y = j \mid y = i)`: row ``i`` is
+the distribution of the observed (noisy) label of a sample whose true class is ``i``.  Every matrix
+here is ``(C, C)`` float64, nonnegative, with rows summing to 1.
+
+* :func:`symmetric` — uniform noise, in the two conventions found in the literature (see there).
+* :func:`pair_flip` — class ``i`` becomes ``(i + 1) mod C`` (Han et al., 2018, Co-teaching).
+* :func:`cifar10_asymmetric` — the semantic flips of Patrini et al. (2017):
+  truck → automobile, bird → airplane, deer → horse, cat ↔ dog.
+* :func:`cifar100_asymmetric` — each class flips to the next class within its super-class.
+* :func:`make_transition` — one spec string (``"sym:0.4"``) per noise model, used by the CLI and sweeps.
+* :func:`corrupt` draws noisy labels, :func:`estimate_transition` measures the realised matrix.
+"""
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Optional, Union
+
+import torch
+from torch import Tensor
+
+from .functional import check_param
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "CIFAR100_COARSE",
+    "symmetric",
+    "pair_flip",
+    "cifar10_asymmetric",
+    "cifar100_asymmetric",
+    "make_transition",
+    "check_transition",
+    "Corrupted",
+    "corrupt",
+    "estimate_transition",
+]
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+#: CIFAR-100 fine label -> coarse (super-class) label, in torchvision's fine-label order
+#: (``coarse_labels`` of the original ``train`` pickle); each of the 20 super-classes has 5 classes.
+CIFAR100_COARSE = torch.tensor([
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
+    6, 11, 5, 10, 7, 6, 13, 15, 3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5,
+    5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,
+    10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
+])
+
+#: tolerance on the row sums of a transition matrix
+_ROW_SUM_TOL = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+def _check_num_classes(num_classes: object) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return num_classes
+
+
+def _check_rate(rate: object) -> float:
+    return check_param("rate", rate, low=0.0, high=1.0)
+
+
+def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
+    """Validate a transition matrix and return it as a float64 tensor (on its device).
+
+    ``T`` must be a square ``(C, C)`` real matrix (tensor or array-like) with finite nonnegative
+    entries and rows summing to 1; ``C`` must equal ``num_classes`` when given.
+    """
+    if not isinstance(T, Tensor):
+        try:
+            T = torch.as_tensor(T, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"T must be a (C, C) matrix, got {type(T).__name__}") from err
+    if T.is_complex() or T.dtype == torch.bool:
+        raise TypeError(f"T must be a real matrix, got dtype {T.dtype}")
+    if T.dim() != 2 or T.shape[0] != T.shape[1] or T.shape[0] < 2:
+        raise ValueError(f"T must be a square (C, C) matrix with C >= 2, got shape {tuple(T.shape)}")
+    if num_classes is not None and T.shape[0] != _check_num_classes(num_classes):
+        raise ValueError(f"T is {T.shape[0]}x{T.shape[0]} but num_classes={num_classes}")
+    T = T.to(torch.float64)
+    if not bool(torch.isfinite(T).all()) or bool((T < 0).any()):
+        raise ValueError("T must have finite, nonnegative entries")
+    err = float((T.sum(dim=1) - 1).abs().max())
+    if err > _ROW_SUM_TOL:
+        raise ValueError(f"rows of T must sum to 1 (row-stochastic), largest deviation {err:.3g}")
+    return T
+
+
+def _check_labels(name: str, labels: object, num_classes: int) -> Tensor:
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of class indices, got dtype {labels.dtype}")
+    if labels.dim() != 1:
+        raise ValueError(f"{name} must have shape (N,), got {tuple(labels.shape)}")
+    outside = (labels < 0) | (labels >= num_classes)
+    if bool(outside.any()):
+        raise ValueError(f"{name} must be in [0, {num_classes - 1}] (C={num_classes}), found {labels[outside][0].item()}")
+    return labels.long()
+
+
+# --------------------------------------------------------------------------------------------
+# transition matrices
+# --------------------------------------------------------------------------------------------
+def symmetric(num_classes: int, rate: float, include_true: bool = False) -> Tensor:
+    r"""Symmetric (uniform) label noise of strength ``rate``.
+
+    * ``include_true=False`` (default; "sym" in Zhang & Sabuncu 2018, Wang et al. 2019): a flipped
+      label always changes, :math:`T = (1-r) I + \frac{r}{C-1}(\mathbf{1}\mathbf{1}^\top - I)`,
+      so ``rate`` is the fraction of wrong labels.
+    * ``include_true=True`` ("uniform" in Patrini et al. 2017, Ma et al. 2020): with probability
+      ``rate`` the label is redrawn uniformly from *all* ``C`` classes, including the true one,
+      :math:`T = (1-r) I + \frac{r}{C}\mathbf{1}\mathbf{1}^\top`; the realised fraction of wrong
+      labels is :math:`r (C-1)/C`.
+    """
+    C = _check_num_classes(num_classes)
+    rate = _check_rate(rate)
+    if not isinstance(include_true, bool):
+        raise TypeError(f"include_true must be a bool, got {type(include_true).__name__}")
+    eye = torch.eye(C, dtype=torch.float64)
+    if include_true:
+        return (1.0 - rate) * eye + rate / C
+    return (1.0 - rate) * eye + rate / (C - 1) * (1.0 - eye)
+
+
+def _flips(num_classes: int, rate: float, dest: Dict[int, int]) -> Tensor:
+    """Identity, except that each source class ``i`` in ``dest`` moves to ``dest[i]`` with prob. ``rate``."""
+    T = torch.eye(num_classes, dtype=torch.float64)
+    for i, j in dest.items():
+        T[i, i] = 1.0 - rate
+        T[i, j] = rate
+    return T
+
+
+def pair_flip(num_classes: int, rate: float) -> Tensor:
+    r"""Pair flipping: class ``i`` becomes ``(i + 1) mod C`` with probability ``rate`` (Han et al., 2018)."""
+    C = _check_num_classes(num_classes)
+    return _flips(C, _check_rate(rate), {i: (i + 1) % C for i in range(C)})
+
+
+def cifar10_asymmetric(rate: float) -> Tensor:
+    r"""CIFAR-10 asymmetric noise (Patrini et al., 2017): with probability ``rate``
+    truck(9) → automobile(1), bird(2) → airplane(0), deer(4) → horse(7), cat(3) ↔ dog(5);
+    the other classes stay clean, so the overall fraction of wrong labels is ``rate / 2``."""
+    return _flips(10, _check_rate(rate), {9: 1, 2: 0, 4: 7, 3: 5, 5: 3})
+
+
+def cifar100_asymmetric(rate: float) -> Tensor:
+    r"""CIFAR-100 asymmetric noise: with probability ``rate`` each class flips to the next class,
+    cyclically, among the 5 classes of its super-class (:data:`CIFAR100_COARSE`, fine indices in
+    increasing order), e.g. aquatic mammals beaver(4) → dolphin(30) → otter(55) → seal(72) →
+    whale(95) → beaver(4).
+
+    The code released with Patrini et al. (2017), copied by many later papers, instead flips within
+    consecutive blocks of 5 fine indices (0–4, 5–9, …), which are *not* the super-classes of the
+    alphabetical fine labels; here the real super-classes are used.
+    """
+    rate = _check_rate(rate)
+    dest: Dict[int, int] = {}
+    for coarse in range(20):
+        members = (CIFAR100_COARSE == coarse).nonzero().squeeze(1).tolist()
+        dest.update({a: b for a, b in zip(members, members[1:] + members[:1])})
+    return _flips(100, rate, dest)
+
+
+def make_transition(spec: str, num_classes: int) -> Tensor:
+    """The transition matrix named by ``spec``.
+
+    ``"clean"`` (identity), ``"sym:R"`` (:func:`symmetric`), ``"uniform:R"`` (:func:`symmetric`
+    with ``include_true=True``), ``"asym:R"`` (:func:`cifar10_asymmetric` for 10 classes,
+    :func:`cifar100_asymmetric` for 100) and ``"pair:R"`` (:func:`pair_flip`), ``R`` in [0, 1].
+    """
+    C = _check_num_classes(num_classes)
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str like 'sym:0.4', got {type(spec).__name__}")
+    name, sep, value = (s.strip() for s in spec.strip().lower().partition(":"))
+    kinds = ("clean", "sym", "uniform", "asym", "pair")
+    if name not in kinds:
+        raise ValueError(f"unknown noise spec {spec!r}; expected 'clean' or one of {kinds[1:]} as 'name:rate'")
+    if name == "clean":
+        if sep:
+            raise ValueError(f"spec 'clean' takes no rate, got {spec!r}")
+        return torch.eye(C, dtype=torch.float64)
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"noise spec {spec!r} must look like '{name}:0.4' (rate in [0, 1])") from None
+    if name == "sym":
+        return symmetric(C, rate)
+    if name == "uniform":
+        return symmetric(C, rate, include_true=True)
+    if name == "pair":
+        return pair_flip(C, rate)
+    if C == 10:
+        return cifar10_asymmetric(rate)
+    if C == 100:
+        return cifar100_asymmetric(rate)
+    raise ValueError(f"'asym' noise is defined for CIFAR-10 or CIFAR-100 (num_classes 10 or 100), got num_classes={C}")
+
+
+# --------------------------------------------------------------------------------------------
+# sampling and estimation
+# --------------------------------------------------------------------------------------------
+class Corrupted(NamedTuple):
+    """Noisy labels and the mask of samples whose label differs from the clean one."""
+
+    labels: Tensor
+    corrupted: Tensor
+
+    @property
+    def rate(self) -> float:
+        """Realised fraction of corrupted labels (0 for no samples)."""
+        return float(self.corrupted.double().mean()) if self.corrupted.numel() else 0.0
+
+
+def corrupt(labels: Tensor, T: Union[Tensor, object], generator: Optional[torch.Generator] = None) -> Corrupted:
+    r"""Draw noisy labels :math:`\tilde y_n \sim T_{y_n, \cdot}` independently for each sample.
+
+    Sampling uses :func:`torch.multinomial`, one call per class, on ``generator``'s device (the
+    device of ``labels`` when no generator is given); the result is on the device of ``labels``.
+    ``corrupted`` is ``noisy != labels`` (a label redrawn to its own class is not corrupted).
+    """
+    T = check_transition(T)
+    labels = _check_labels("labels", labels, T.shape[0])
+    device = generator.device if generator is not None else labels.device
+    T = T.to(device)
+    clean = labels.to(device)
+    noisy = clean.clone()
+    for c in range(T.shape[0]):
+        idx = (clean == c).nonzero().squeeze(1)
+        if idx.numel() and float(T[c, c]) < 1.0:
+            noisy[idx] = torch.multinomial(T[c], idx.numel(), replacement=True, generator=generator)
+    noisy = noisy.to(labels.device)
+    return Corrupted(noisy, noisy != labels)
+
+
+def estimate_transition(clean: Tensor, noisy: Tensor, num_classes: int) -> Tensor:
+    r"""Empirical transition matrix :math:`\hat T_{ij} = \#\{y=i, \tilde y=j\} / \#\{y=i\}`, float64.
+
+    Rows of classes that do not occur in ``clean`` are all zero.
+    """
+    C = _check_num_classes(num_classes)
+    clean = _check_labels("clean", clean, C)
+    noisy = _check_labels("noisy", noisy, C)
+    if clean.shape != noisy.shape or clean.device != noisy.device:
+        raise ValueError(f"clean and noisy must have the same shape and device, got {tuple(clean.shape)} "
+                         f"on {clean.device} and {tuple(noisy.shape)} on {noisy.device}")
+    counts = torch.bincount(clean * C + noisy, minlength=C * C).reshape(C, C).double()
+    return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
