@@ -160,8 +160,9 @@ def noisy_risk_decomposition(
     r"""Check :math:`R_\eta(f) = (1-2\eta) R(f) + \eta\,\overline{\sum_k L(f(x), k)}` for binary
     symmetric noise.
 
-    Draws ``n`` random logits ``(n, 2)`` and clean labels, flips each label with probability
-    ``eta`` (:func:`noisyloss.noise.corrupt`) and returns
+    Draws ``n`` random logits ``(n, 2)``, clean labels from the model's own predictive distribution
+    :math:`y_n \sim \mathrm{softmax}(z_n)` (a calibrated classifier, so the clean risk is small),
+    flips each label with probability ``eta`` (:func:`noisyloss.noise.corrupt`) and returns
 
     * ``clean_risk``: mean loss on the clean labels, :math:`R(f)`;
     * ``noisy_risk``: mean loss on the flipped labels, :math:`R_\eta(f)` (a sample: it agrees with
@@ -175,7 +176,7 @@ def noisy_risk_decomposition(
     n = _check_int("n", n, 1)
     with torch.no_grad():
         logits = _random_logits(n, 2, _SCALE, generator)
-        clean = torch.randint(0, 2, (n,), generator=generator)
+        clean = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).squeeze(1)
         noisy = corrupt(clean, symmetric(2, eta), generator=generator).labels
         clean_risk = float(_per_sample(fn, logits, clean).mean())
         noisy_risk = float(_per_sample(fn, logits, noisy).mean())
