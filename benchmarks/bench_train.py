@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from noisyloss.data import QUICK_SIZES, ImageData, load_dataset
+from noisyloss.data import QUICK_SIZES, DownloadError, ImageData, load_dataset
 from noisyloss.experiments import RunConfig, provenance, run
 from noisyloss.noise import CIFAR10_CLASSES
 from noisyloss.runtime import default_device, quick_mode
@@ -45,7 +45,7 @@ def synthetic_cifar(device: torch.device, quick: bool, seed: int = 0) -> ImageDa
 def load_or_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
     try:
         return load_dataset(name, device=device, quick=quick)
-    except (FileNotFoundError, RuntimeError) as err:
+    except (FileNotFoundError, DownloadError) as err:
         if name == "digits":
             raise
         print(f"[{name} unavailable: {err}]\n[falling back to synthetic CIFAR-shaped data: throughput only]",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import experiments
-from .data import DATASETS
+from .data import DATASETS, DownloadError
 from .models import MODELS
 from .registry import available_losses
 
@@ -63,7 +63,11 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     out = args.out / RECORDS
     print(f"{len(configs)} run(s) -> {out}")
-    records = experiments.sweep(configs, out, device=args.device, progress=not args.no_progress)
+    try:
+        records = experiments.sweep(configs, out, device=args.device, progress=not args.no_progress)
+    except (FileNotFoundError, DownloadError) as err:
+        print(f"noisyloss run: data unavailable: {err}", file=sys.stderr)
+        return 1
     print(experiments.summary_table(records))
     return 0
 

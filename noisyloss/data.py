@@ -37,6 +37,7 @@ from .noise import CIFAR10_CLASSES
 
 __all__ = [
     "ImageData",
+    "DownloadError",
     "DATASETS",
     "CIFAR10N_LABELS",
     "dataset_info",
@@ -69,6 +70,10 @@ DATASETS: Dict[str, Tuple[int, int, int]] = {
 #: (train, test) sizes used for CIFAR in quick mode
 QUICK_SIZES = (5000, 1000)
 _DIGITS_SPLIT_SEED = 0
+
+
+class DownloadError(RuntimeError):
+    """A data file could not be downloaded (offline) or failed its checksum."""
 
 
 @dataclass
@@ -150,7 +155,7 @@ def _fetch(url: str, dest: Path) -> None:
 def download_file(url: str, dest: Path, md5: Optional[str] = None) -> Path:
     """Download ``url`` to ``dest`` (via a temporary file, so no partial file is left behind).
 
-    Raises ``RuntimeError`` when offline or when the MD5 checksum differs from ``md5``.
+    Raises :class:`DownloadError` when offline or when the MD5 checksum differs from ``md5``.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -161,12 +166,12 @@ def download_file(url: str, dest: Path, md5: Optional[str] = None) -> Path:
         try:
             _fetch(url, tmp)
         except (urllib.error.URLError, OSError, TimeoutError) as err:
-            raise RuntimeError(
+            raise DownloadError(
                 f"could not download {url} ({err}). Without network access, place the file at {dest} "
                 f"yourself (or point $NOISYLOSS_DATA / root= at a folder that has it)."
             ) from err
         if md5 is not None and (got := _md5(tmp)) != md5:
-            raise RuntimeError(f"MD5 checksum mismatch for {url}: expected {md5}, got {got}; file discarded")
+            raise DownloadError(f"MD5 checksum mismatch for {url}: expected {md5}, got {got}; file discarded")
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -174,18 +179,25 @@ def download_file(url: str, dest: Path, md5: Optional[str] = None) -> Path:
 
 
 def _ensure_cifar10(root: Path, download_ok: bool) -> Path:
+    """The extracted batches folder; extracts a present archive (MD5-checked) or downloads one."""
     folder = root / CIFAR10_DIR
     if (folder / "test_batch").exists():
         return folder
-    if not download_ok:
-        raise FileNotFoundError(f"CIFAR-10 not found at {folder} and download=False")
-    archive = download_file(CIFAR10_URL, root / "cifar-10-python.tar.gz", md5=CIFAR10_MD5)
+    archive = root / "cifar-10-python.tar.gz"
+    fetched = not archive.exists()
+    if fetched:
+        if not download_ok:
+            raise FileNotFoundError(f"CIFAR-10 not found at {folder} (nor {archive}) and download=False")
+        download_file(CIFAR10_URL, archive, md5=CIFAR10_MD5)
+    elif (got := _md5(archive)) != CIFAR10_MD5:
+        raise DownloadError(f"MD5 checksum mismatch for {archive}: expected {CIFAR10_MD5}, got {got}")
     with tarfile.open(archive, "r:gz") as tar:
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(root, **safe)
-    archive.unlink()
+    if fetched:
+        archive.unlink()
     if not (folder / "test_batch").exists():
-        raise RuntimeError(f"{CIFAR10_URL} did not contain {CIFAR10_DIR}/test_batch")
+        raise RuntimeError(f"{archive} did not contain {CIFAR10_DIR}/test_batch")
     return folder
 
 

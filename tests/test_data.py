@@ -159,6 +159,11 @@ def test_download_extracts_and_checks_md5(cifar_root, tmp_path_factory, monkeypa
     assert sorted(p.name for p in root.iterdir()) == [D.CIFAR10_DIR]  # archive removed
     D.load_cifar10_arrays(root)  # present now: no second download
     assert len(urls) == 1
+    # an archive placed by hand is checked and extracted without the network, and kept
+    manual = tmp_path_factory.mktemp("manual")
+    (manual / "cifar-10-python.tar.gz").write_bytes(blob)
+    np.testing.assert_array_equal(D.load_cifar10_arrays(manual, download=False)[1], train)
+    assert len(urls) == 1 and (manual / "cifar-10-python.tar.gz").exists()
 
 
 def test_checksum_mismatch_discards_the_file(cifar_root, tmp_path_factory, monkeypatch):
@@ -167,9 +172,12 @@ def test_checksum_mismatch_discards_the_file(cifar_root, tmp_path_factory, monke
     monkeypatch.setattr(D, "_fetch", lambda url, dest: Path(dest).write_bytes(blob))
     assert D.CIFAR10_MD5 == "c58f30108f718f92721af3b95e74349a"
     root = tmp_path_factory.mktemp("bad")
-    with pytest.raises(RuntimeError, match="MD5 checksum mismatch"):
+    with pytest.raises(D.DownloadError, match="MD5 checksum mismatch"):
         D.load_dataset("cifar10", device="cpu", root=root)
     assert list(root.iterdir()) == []  # no archive, no partial file
+    (root / "cifar-10-python.tar.gz").write_bytes(blob)  # placed by hand, wrong checksum
+    with pytest.raises(D.DownloadError, match="MD5 checksum mismatch"):
+        D.load_dataset("cifar10", device="cpu", root=root, download=False)
 
 
 def test_offline_gives_a_clear_error(tmp_path, monkeypatch):
@@ -177,7 +185,7 @@ def test_offline_gives_a_clear_error(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(D, "_fetch", offline)
-    with pytest.raises(RuntimeError, match="could not download .*place the file"):
+    with pytest.raises(D.DownloadError, match="could not download .*place the file"):
         D.load_dataset("cifar10", device="cpu", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="download=False"):
         D.load_dataset("cifar10", device="cpu", root=tmp_path, download=False)

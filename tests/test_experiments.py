@@ -149,3 +149,17 @@ def test_cli_lists_losses_and_rejects_bad_specs(capsys, tmp_path):
     assert main(["run", "--loss", "gce:q=5", "--out", str(tmp_path)]) == 2
     assert "loss" in capsys.readouterr().err
     assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_cli_reports_unavailable_data(capsys, tmp_path, monkeypatch):
+    import urllib.error
+
+    from noisyloss import data
+
+    def offline(url, dest):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(data, "_fetch", offline)
+    monkeypatch.setenv("NOISYLOSS_DATA", str(tmp_path / "data"))
+    assert main(["run", "--dataset", "cifar10", "--epochs", "1", "--out", str(tmp_path), "--device", "cpu"]) == 1
+    assert "data unavailable: could not download" in capsys.readouterr().err
