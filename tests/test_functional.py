@@ -1,0 +1,402 @@
+"""Every functional loss against an independent float64 formula written from the softmax
+probabilities, its limits and special cases, autograd, extreme logits, reductions and input errors."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from noisyloss import functional as NF
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def clone(g: torch.Generator) -> torch.Generator:
+    out = torch.Generator()
+    out.set_state(g.get_state())
+    return out
+
+
+def batch(n=64, c=7, scale=3.0, seed=0, dtype=torch.float64):
+    g = gen(seed)
+    return scale * torch.randn(n, c, generator=g, dtype=dtype), torch.randint(0, c, (n,), generator=g)
+
+
+# --------------------------------------------------------------------------------------------
+# independent references: naive softmax probabilities, the formulas as written in the papers
+# --------------------------------------------------------------------------------------------
+def probs(z):
+    e = torch.exp(z - z.max(dim=1, keepdim=True).values.detach())
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def onehot(y, c):
+    return torch.eye(c, dtype=torch.float64)[y]
+
+
+def ref_ce(z, y, eps=0.0):
+    p, c = probs(z), z.shape[1]
+    t = (1 - eps) * onehot(y, c) + eps / c
+    return -(t * torch.log(p)).sum(1)
+
+
+def ref_mae(z, y):
+    return 1 - (probs(z) * onehot(y, z.shape[1])).sum(1)
+
+
+def ref_gce(z, y, q, k=None):
+    py = (probs(z) * onehot(y, z.shape[1])).sum(1)
+    loss = (1 - py ** q) / q
+    if k is not None:
+        loss = torch.where(py <= k, torch.full_like(loss, (1 - k ** q) / q), loss)
+    return loss
+
+
+def ref_rce(z, y, A):
+    # -sum_k p_k log q_k with q the one-hot label and log 0 := A
+    log_q = torch.where(onehot(y, z.shape[1]) > 0, 0.0, float(A)).double()
+    return -(probs(z) * log_q).sum(1)
+
+
+def ref_nce(z, y):
+    log_p = torch.log(probs(z))
+    return (log_p * onehot(y, z.shape[1])).sum(1) / log_p.sum(1)
+
+
+def ref_focal(z, y, gamma):
+    py = (probs(z) * onehot(y, z.shape[1])).sum(1)
+    return -(1 - py) ** gamma * torch.log(py)
+
+
+def ref_bootstrap(z, y, beta, hard):
+    p, c = probs(z), z.shape[1]
+    t = onehot(p.detach().argmax(1), c) if hard else p
+    return -((beta * onehot(y, c) + (1 - beta) * t) * torch.log(p)).sum(1)
+
+
+REFERENCES = {
+    "ce": (NF.cross_entropy, {}, ref_ce),
+    "ls": (NF.cross_entropy, {"label_smoothing": 0.2}, lambda z, y: ref_ce(z, y, 0.2)),
+    "mae": (NF.mae, {}, ref_mae),
+    "gce_0.7": (NF.gce, {"q": 0.7}, lambda z, y: ref_gce(z, y, 0.7)),
+    "gce_0.1": (NF.gce, {"q": 0.1}, lambda z, y: ref_gce(z, y, 0.1)),
+    "gce_trunc": (NF.gce, {"q": 0.7, "k": 0.3}, lambda z, y: ref_gce(z, y, 0.7, 0.3)),
+    "rce": (NF.rce, {"A": -4.0}, lambda z, y: ref_rce(z, y, -4.0)),
+    "rce_A1.5": (NF.rce, {"A": -1.5}, lambda z, y: ref_rce(z, y, -1.5)),
+    "sce": (NF.sce, {"alpha": 0.3, "beta": 0.7, "A": -3.0},
+            lambda z, y: 0.3 * ref_ce(z, y) + 0.7 * ref_rce(z, y, -3.0)),
+    "nce": (NF.nce, {}, ref_nce),
+    "nce_rce": (NF.nce_rce, {"alpha": 2.0, "beta": 0.5, "A": -4.0},
+                lambda z, y: 2.0 * ref_nce(z, y) + 0.5 * ref_rce(z, y, -4.0)),
+    "focal_2": (NF.focal, {"gamma": 2.0}, lambda z, y: ref_focal(z, y, 2.0)),
+    "focal_0.5": (NF.focal, {"gamma": 0.5}, lambda z, y: ref_focal(z, y, 0.5)),
+    "bootstrap_soft": (NF.bootstrap, {"beta": 0.8}, lambda z, y: ref_bootstrap(z, y, 0.8, False)),
+    "bootstrap_hard": (NF.bootstrap, {"beta": 0.8, "hard": True}, lambda z, y: ref_bootstrap(z, y, 0.8, True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_value_and_gradient_match_reference(name):
+    fn, params, ref = REFERENCES[name]
+    z, y = batch()
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out, expected = fn(a, y, reduction="none", **params), ref(b, y)
+    assert out.dtype == torch.float64 and out.shape == (64,)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    w = torch.rand(64, generator=gen(1), dtype=torch.float64)  # a random cotangent
+    (out * w).sum().backward()
+    (expected * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_gradcheck(name):
+    fn, params, _ = REFERENCES[name]
+    z, y = batch(n=6, c=4, scale=1.5, seed=2)
+    assert torch.autograd.gradcheck(lambda x: fn(x, y, reduction="none", **params), z.requires_grad_(True))
+
+
+# --------------------------------------------------------------------------------------------
+# limits and identities
+# --------------------------------------------------------------------------------------------
+def test_gce_tends_to_ce_as_q_goes_to_zero():
+    z, y = batch()
+    torch.testing.assert_close(NF.gce(z, y, q=1e-6, reduction="none"), NF.cross_entropy(z, y, reduction="none"),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_gce_with_q_one_is_exactly_mae():
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        z, y = batch(dtype=dtype)
+        assert torch.equal(NF.gce(z, y, q=1.0, reduction="none"), NF.mae(z, y, reduction="none"))
+
+
+def test_rce_with_A_minus_two_is_the_l1_distance():
+    z, y = batch()
+    l1 = (onehot(y, 7) - probs(z)).abs().sum(1)
+    torch.testing.assert_close(NF.rce(z, y, A=-2.0, reduction="none"), l1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(NF.mae(z, y, reduction="none"), l1 / 2, rtol=1e-12, atol=1e-12)
+
+
+def test_truncated_gce_is_constant_without_gradient_below_k():
+    q, k = 0.7, 0.4
+    p_y = torch.tensor([0.05, 0.2, 0.39, 0.41, 0.6, 0.95], dtype=torch.float64)
+    c = 5
+    z = torch.log(torch.stack([p_y] + [(1 - p_y) / (c - 1)] * (c - 1), dim=1)).requires_grad_(True)
+    y = torch.zeros(6, dtype=torch.long)
+    out = NF.gce(z, y, q=q, k=k, reduction="none")
+    const = (1 - k ** q) / q
+    below = p_y <= k
+    torch.testing.assert_close(out[below], torch.full((3,), const, dtype=torch.float64))
+    torch.testing.assert_close(out[~below], (1 - p_y[~below] ** q) / q)
+    out.sum().backward()
+    assert (z.grad[below] == 0).all() and (z.grad[~below].abs().sum(1) > 0).all()
+
+
+def test_combinations():
+    z, y = batch()
+    kw = dict(reduction="none")
+    torch.testing.assert_close(NF.sce(z, y, alpha=0.2, beta=3.0, A=-6.0, **kw),
+                               0.2 * NF.cross_entropy(z, y, **kw) + 3.0 * NF.rce(z, y, A=-6.0, **kw))
+    torch.testing.assert_close(NF.nce_rce(z, y, alpha=0.5, beta=2.0, A=-1.0, **kw),
+                               0.5 * NF.nce(z, y, **kw) + 2.0 * NF.rce(z, y, A=-1.0, **kw))
+    torch.testing.assert_close(NF.focal(z, y, gamma=0.0, **kw), NF.cross_entropy(z, y, **kw), rtol=1e-14, atol=0)
+    for hard in (False, True):
+        torch.testing.assert_close(NF.bootstrap(z, y, beta=1.0, hard=hard, **kw), NF.cross_entropy(z, y, **kw),
+                                   rtol=1e-14, atol=0)
+
+
+def test_soft_bootstrap_is_ce_plus_entropy():
+    """Not detached: -sum (beta y + (1-beta) p) log p = beta CE + (1 - beta) H(p), gradient included."""
+    z, y = batch()
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out = NF.bootstrap(a, y, beta=0.6, reduction="sum")
+    p = probs(b)
+    expected = (0.6 * ref_ce(b, y) - 0.4 * (p * torch.log(p)).sum(1)).sum()
+    torch.testing.assert_close(out, expected)
+    out.backward()
+    expected.backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_nce_in_unit_interval_and_sums_to_one():
+    z, _ = batch(c=5)
+    total = sum(NF.nce(z, torch.full((64,), k), reduction="none") for k in range(5))
+    torch.testing.assert_close(total, torch.ones(64, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# random losses: peer and negative learning
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("base", ["ce", "mae"])
+def test_peer_equals_manual_computation(base):
+    z, y = batch(n=32)
+    g = gen(11)
+    g_copy = clone(g)
+    out = NF.peer(z, y, alpha=0.3, base=base, generator=g, reduction="none")
+    j = torch.randperm(32, generator=g_copy)
+    k = torch.randperm(32, generator=g_copy)
+    ref = ref_ce if base == "ce" else ref_mae
+    expected = ref(z, y) - 0.3 * ref(z[j], y[k])
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    # a callable base gives the same
+    out_callable = NF.peer(z, y, alpha=0.3, base=NF.cross_entropy if base == "ce" else NF.mae,
+                           generator=gen(11), reduction="none")
+    torch.testing.assert_close(out_callable, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_peer_reproducible_and_alpha_zero_is_base():
+    z, y = batch()
+    assert torch.equal(NF.peer(z, y, generator=gen(1)), NF.peer(z, y, generator=gen(1)))
+    assert not torch.equal(NF.peer(z, y, generator=gen(1)), NF.peer(z, y, generator=gen(2)))
+    torch.testing.assert_close(NF.peer(z, y, alpha=0.0, reduction="none"), ref_ce(z, y))
+
+
+def test_negative_learning_against_independent_formula():
+    """Each per-sample loss is -log(1 - p_k) for exactly one k != y, and the k are uniform."""
+    n, c = 6000, 4
+    z, y = batch(n=n, c=c, scale=2.0)
+    out = NF.negative_learning(z, y, generator=gen(5), reduction="none")
+    candidates = -torch.log(1 - probs(z))  # (n, c)
+    match = (candidates - out[:, None]).abs() < 1e-10
+    assert (match.sum(1) == 1).all()
+    ybar = match.double().argmax(1)
+    assert (ybar != y).all()
+    # uniform over the c - 1 other classes: shift (ybar - y) mod c is uniform on {1, .., c-1}
+    counts = torch.bincount((ybar - y) % c, minlength=c)[1:].double()
+    expected = n / (c - 1)
+    assert counts.sum() == n and ((counts - expected).abs() < 4 * math.sqrt(expected)).all()
+    # the documented draw: ybar = (y + randint(1, C)) mod C from the generator
+    shift = torch.randint(1, c, (n,), generator=gen(5))
+    assert torch.equal(ybar, (y + shift) % c)
+
+
+def test_negative_learning_binary_is_ce_even_when_saturated():
+    # with two classes the complementary label is 1 - y, so -log(1 - p_{1-y}) = -log p_y
+    z = torch.tensor([[0.0, 1.0], [0.0, 50.0], [0.0, 1e4], [3.0, -2.0], [20.0, 0.0]])
+    y = torch.tensor([0, 0, 0, 1, 1])
+    out = NF.negative_learning(z, y, reduction="none")
+    torch.testing.assert_close(out, NF.cross_entropy(z, y, reduction="none"), rtol=1e-6, atol=1e-6)
+    assert out[2].item() == pytest.approx(1e4)
+
+
+def test_negative_learning_saturated_branch_gradient():
+    # p_ybar > 0.999 takes the exact logsumexp branch; its gradient must equal the reference's
+    z = torch.tensor([[12.0, 0.0, 1.0], [0.5, 9.0, -1.0]], dtype=torch.float64)
+    y = torch.tensor([1, 2])  # ybar drawn from the others; force ybar = argmax via C=3 retries
+    for seed in range(20):
+        g = gen(seed)
+        shift = torch.randint(1, 3, (2,), generator=clone(g))
+        ybar = (y + shift) % 3
+        if torch.equal(ybar, torch.tensor([0, 1])):
+            break
+    else:
+        pytest.fail("no seed drew the argmax classes")
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out = NF.negative_learning(a, y, generator=g, reduction="none")
+    expected = -torch.log(1 - (probs(b) * onehot(ybar, 3)).sum(1))
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-12)
+    out.sum().backward()
+    expected.sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [NF.peer, NF.negative_learning])
+def test_gradcheck_random_losses(fn):
+    z, y = batch(n=6, c=4, scale=1.5, seed=3)
+    assert torch.autograd.gradcheck(lambda x: fn(x, y, generator=gen(0), reduction="none"),
+                                    z.requires_grad_(True))
+
+
+# --------------------------------------------------------------------------------------------
+# every loss: reductions, dtypes, extreme logits
+# --------------------------------------------------------------------------------------------
+ALL = {
+    **{name: (fn, params) for name, (fn, params, _) in REFERENCES.items()},
+    "peer": (NF.peer, {"alpha": 0.5}),
+    "peer_mae": (NF.peer, {"alpha": 0.5, "base": "mae"}),
+    "nl": (NF.negative_learning, {}),
+    "gce_tiny_q": (NF.gce, {"q": 1e-4}),
+    "focal_0.1": (NF.focal, {"gamma": 0.1}),
+}
+RANDOM = {"peer", "peer_mae", "nl"}
+
+
+def call(name, z, y, reduction="mean"):
+    fn, params = ALL[name]
+    extra = {"generator": gen(0)} if name in RANDOM else {}
+    return fn(z, y, reduction=reduction, **params, **extra)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_reductions_are_consistent(name):
+    z, y = batch()
+    none = call(name, z, y, "none")
+    assert none.shape == (64,)
+    torch.testing.assert_close(call(name, z, y, "mean"), none.mean(), rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(call(name, z, y, "sum"), none.sum(), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_dtypes(name):
+    z, y = batch(dtype=torch.float32)
+    assert call(name, z, y).dtype == torch.float32
+    assert call(name, z.double(), y).dtype == torch.float64
+    half = call(name, z.bfloat16(), y, "none")
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, call(name, z.bfloat16().float(), y, "none"), rtol=1e-6, atol=1e-6)
+    # int32 targets work like int64
+    torch.testing.assert_close(call(name, z, y.int()), call(name, z, y))
+
+
+EXTREMES = st.one_of(st.sampled_from([-1e4, -1e3, -88.0, -30.0, 0.0, 30.0, 88.0, 1e3, 1e4]),
+                     st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False))
+
+
+@st.composite
+def logits_and_targets(draw):
+    n, c = draw(st.integers(1, 5)), draw(st.integers(2, 6))
+    values = draw(st.lists(EXTREMES, min_size=n * c, max_size=n * c))
+    target = draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n))
+    return torch.tensor(values).reshape(n, c), torch.tensor(target)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=logits_and_targets(), dtype=st.sampled_from([torch.float32, torch.bfloat16]))
+def test_extreme_logits_are_finite(data, dtype):
+    z0, y = data
+    for name in ALL:
+        z = z0.to(dtype).requires_grad_(True)
+        out = call(name, z, y)
+        out.backward()
+        assert torch.isfinite(out), (name, dtype, z0, y, out)
+        assert torch.isfinite(z.grad.float()).all(), (name, dtype, z0, y, z.grad)
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+Z, Y = batch(n=4, c=3, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("call_,exc,match", [
+    (lambda: NF.gce(Z, Y, q=0.0), ValueError, r"q must be in \(0, 1\]"),
+    (lambda: NF.gce(Z, Y, q=1.5), ValueError, r"q must be in \(0, 1\]"),
+    (lambda: NF.gce(Z, Y, q="0.7"), TypeError, "q"),
+    (lambda: NF.gce(Z, Y, q=0.7, k=1.0), ValueError, "k must be in"),
+    (lambda: NF.gce(Z, Y, q=0.7, k=0.0), ValueError, "k must be in"),
+    (lambda: NF.rce(Z, Y, A=0.0), ValueError, "A must be in"),
+    (lambda: NF.rce(Z, Y, A=1.0), ValueError, "A must be in"),
+    (lambda: NF.sce(Z, Y, A=0.0), ValueError, "A must be in"),
+    (lambda: NF.sce(Z, Y, alpha=-1.0), ValueError, "alpha must be in"),
+    (lambda: NF.nce_rce(Z, Y, beta=-1.0), ValueError, "beta must be in"),
+    (lambda: NF.bootstrap(Z, Y, beta=-0.1), ValueError, r"beta must be in \[0, 1\]"),
+    (lambda: NF.bootstrap(Z, Y, beta=1.1), ValueError, r"beta must be in \[0, 1\]"),
+    (lambda: NF.bootstrap(Z, Y, hard="yes"), TypeError, "hard"),
+    (lambda: NF.focal(Z, Y, gamma=-1.0), ValueError, "gamma must be in"),
+    (lambda: NF.focal(Z, Y, gamma=float("nan")), ValueError, "gamma"),
+    (lambda: NF.cross_entropy(Z, Y, label_smoothing=1.5), ValueError, "label_smoothing"),
+    (lambda: NF.peer(Z, Y, alpha=-0.5), ValueError, "alpha"),
+    (lambda: NF.peer(Z, Y, base="focal"), ValueError, "base"),
+    (lambda: NF.peer(Z, Y, base=3), TypeError, "base"),
+    (lambda: NF.mae(Z, torch.tensor([0, 1, 2, -1])), ValueError, "target"),
+    (lambda: NF.mae(Z, torch.tensor([0, 1, 2, 3])), ValueError, "target"),
+    (lambda: NF.mae(Z, Y.float()), TypeError, "target"),
+    (lambda: NF.mae(Z, Y.bool()), TypeError, "target"),
+    (lambda: NF.mae(Z[0], Y), ValueError, "logits"),
+    (lambda: NF.mae(Z[:, :1], Y), ValueError, "logits"),
+    (lambda: NF.mae(Z, Y[:3]), ValueError, "target"),
+    (lambda: NF.mae(Z.long(), Y), TypeError, "logits"),
+    (lambda: NF.mae(Z.numpy(), Y), TypeError, "logits"),
+    (lambda: NF.mae(Z, Y.tolist()), TypeError, "target"),
+    (lambda: NF.mae(Z, Y, reduction="avg"), ValueError, "reduction"),
+    (lambda: NF.cross_entropy(Z, Y, reduction="avg"), ValueError, "reduction"),
+    (lambda: NF.peer(Z, Y, reduction="avg"), ValueError, "reduction"),
+])
+def test_errors(call_, exc, match):
+    with pytest.raises(exc, match=match):
+        call_()
+
+
+@pytest.mark.parametrize("fn", [NF.cross_entropy, NF.mae, NF.gce, NF.rce, NF.sce, NF.nce, NF.nce_rce, NF.focal,
+                                NF.bootstrap, NF.peer, NF.negative_learning])
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_every_loss_rejects_out_of_range_targets(fn, bad):
+    with pytest.raises(ValueError, match="target"):
+        fn(Z, torch.tensor([0, 1, 2, bad]))
+
+
+def test_check_param():
+    assert NF.check_param("x", 1, low=0.0) == 1.0 and isinstance(NF.check_param("x", 1, low=0.0), float)
+    assert NF.check_param("x", torch.tensor(0.5), low=0.0, high=1.0) == 0.5
+    with pytest.raises(ValueError, match=r"x must be in \(0, 1\), got 1"):
+        NF.check_param("x", 1.0, low=0.0, high=1.0, low_open=True, high_open=True)
+    with pytest.raises(TypeError, match="x must be a real number"):
+        NF.check_param("x", True)
+    with pytest.raises(ValueError, match="x must be in"):
+        NF.check_param("x", float("inf"))
+    assert np.isclose(NF.check_param("x", np.float64(0.25)), 0.25)
