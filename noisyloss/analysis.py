@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .functional import check_param
-from .noise import corrupt, symmetric
+from .noise import check_int, corrupt, symmetric
 from .registry import functional_loss
 
 __all__ = [
@@ -50,14 +50,6 @@ def _resolve(loss: LossLike) -> Callable[..., Tensor]:
     raise TypeError(f"loss must be a spec string like 'gce:q=0.7' or a callable, got {type(loss).__name__}")
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
-
-
 def _per_sample(fn: Callable[..., Tensor], logits: Tensor, target: Tensor) -> Tensor:
     out = fn(logits, target, reduction="none")
     if not isinstance(out, Tensor) or out.shape != target.shape:
@@ -74,8 +66,8 @@ def logits_for_py(p_y: Union[float, np.ndarray, Tensor], num_classes: int, targe
     r"""Logits ``(n, C)`` float64 whose softmax puts :math:`p_y` on class ``target`` and
     :math:`(1-p_y)/(C-1)` on every other class: :math:`z_y = \log p_y`,
     :math:`z_k = \log\frac{1-p_y}{C-1}`.  ``p_y`` (scalar or 1-D) must lie in (0, 1)."""
-    C = _check_int("num_classes", num_classes, 2)
-    target = _check_int("target", target, 0)
+    C = check_int("num_classes", num_classes, 2)
+    target = check_int("target", target, 0)
     if target >= C:
         raise ValueError(f"target must be in [0, {C - 1}], got {target}")
     p = torch.as_tensor(p_y, dtype=torch.float64).detach().cpu().reshape(-1)
@@ -146,8 +138,8 @@ def symmetry_check(
     :math:`z`, i.e. spread ≈ 0; CE, focal and GCE with :math:`q < 1` do not.
     """
     fn = _resolve(loss)
-    C = _check_int("num_classes", num_classes, 2)
-    n = _check_int("n", n, 1)
+    C = check_int("num_classes", num_classes, 2)
+    n = check_int("n", n, 1)
     scale = check_param("scale", scale, low=0.0, low_open=True)
     with torch.no_grad():
         sums = _class_sums(fn, _random_logits(n, C, scale, generator))
@@ -173,7 +165,7 @@ def noisy_risk_decomposition(
     """
     fn = _resolve(loss)
     eta = check_param("eta", eta, low=0.0, high=1.0)
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     with torch.no_grad():
         logits = _random_logits(n, 2, _SCALE, generator)
         clean = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).squeeze(1)

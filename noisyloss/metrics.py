@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .noise import check_int, check_labels
+
 __all__ = ["accuracy", "per_class_accuracy", "ece", "reliability"]
 
 #: tolerance on the row sums of a probability matrix (loose enough for bf16 softmax outputs)
@@ -21,12 +23,9 @@ _PROB_SUM_TOL = 1e-2
 
 
 def _check_labels(labels: object) -> Tensor:
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor of class indices, got dtype {labels.dtype}")
-    if labels.dim() != 1 or labels.numel() == 0:
-        raise ValueError(f"labels must have shape (N,) with N >= 1, got {tuple(labels.shape)}")
+    labels = check_labels("labels", labels)
+    if labels.numel() == 0:
+        raise ValueError("labels must have at least one sample")
     return labels
 
 
@@ -55,11 +54,9 @@ def accuracy(logits_or_pred: Tensor, labels: Tensor) -> float:
 
 def per_class_accuracy(logits_or_pred: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """Accuracy on the samples of each class, ``(C,)`` float64 on CPU; NaN for a class with no sample."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int("num_classes", num_classes, 1)
     pred, labels = _predictions(logits_or_pred, labels)
-    if bool(((labels < 0) | (labels >= num_classes)).any()):
-        raise ValueError(f"labels must be in [0, {num_classes - 1}] (num_classes={num_classes})")
+    check_labels("labels", labels, num_classes)
     total = torch.bincount(labels, minlength=num_classes).double()
     hits = torch.bincount(labels, weights=(pred == labels).double(), minlength=num_classes)
     return (hits / total).cpu()
@@ -69,8 +66,7 @@ def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Dict[str, np
     """Reliability-diagram bins: ``edges`` (``n_bins + 1``), and per bin the mean ``confidence``, the
     ``accuracy`` (both NaN for an empty bin) and the sample ``count``."""
     labels = _check_labels(labels)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    n_bins = check_int("n_bins", n_bins, 1)
     if not isinstance(probs, Tensor):
         raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
     if not probs.is_floating_point() or probs.dim() != 2:

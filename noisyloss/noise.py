@@ -14,6 +14,7 @@ here is ``(C, C)`` float64, nonnegative, with rows summing to 1.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Dict, NamedTuple, Optional, Union
 
 import torch
@@ -30,6 +31,8 @@ __all__ = [
     "cifar100_asymmetric",
     "make_transition",
     "check_transition",
+    "check_int",
+    "check_labels",
     "Corrupted",
     "corrupt",
     "estimate_transition",
@@ -56,12 +59,17 @@ _ROW_SUM_TOL = 1e-6
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
+def check_int(name: str, value: object, low: int) -> int:
+    """Check that ``value`` is an integer (Python or numpy, not bool) ``>= low``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value}")
+    return int(value)
+
+
 def _check_num_classes(num_classes: object) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return num_classes
+    return check_int("num_classes", num_classes, 2)
 
 
 def _check_rate(rate: object) -> float:
@@ -94,16 +102,20 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     return T
 
 
-def _check_labels(name: str, labels: object, num_classes: int) -> Tensor:
+def check_labels(name: str, labels: object, num_classes: Optional[int] = None) -> Tensor:
+    """Check that ``labels`` is a 1-D integer tensor of class indices in ``[0, num_classes)`` (range
+    checked when ``num_classes`` is given); return it as int64."""
     if not isinstance(labels, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor of class indices, got dtype {labels.dtype}")
     if labels.dim() != 1:
         raise ValueError(f"{name} must have shape (N,), got {tuple(labels.shape)}")
-    outside = (labels < 0) | (labels >= num_classes)
-    if bool(outside.any()):
-        raise ValueError(f"{name} must be in [0, {num_classes - 1}] (C={num_classes}), found {labels[outside][0].item()}")
+    if num_classes is not None:
+        outside = (labels < 0) | (labels >= num_classes)
+        if bool(outside.any()):
+            raise ValueError(f"{name} must be in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                             f"found {labels[outside][0].item()}")
     return labels.long()
 
 
@@ -229,7 +241,7 @@ def corrupt(labels: Tensor, T: Union[Tensor, object], generator: Optional[torch.
     ``corrupted`` is ``noisy != labels`` (a label redrawn to its own class is not corrupted).
     """
     T = check_transition(T)
-    labels = _check_labels("labels", labels, T.shape[0])
+    labels = check_labels("labels", labels, T.shape[0])
     device = generator.device if generator is not None else labels.device
     T = T.to(device)
     clean = labels.to(device)
@@ -248,8 +260,8 @@ def estimate_transition(clean: Tensor, noisy: Tensor, num_classes: int) -> Tenso
     Rows of classes that do not occur in ``clean`` are all zero.
     """
     C = _check_num_classes(num_classes)
-    clean = _check_labels("clean", clean, C)
-    noisy = _check_labels("noisy", noisy, C)
+    clean = check_labels("clean", clean, C)
+    noisy = check_labels("noisy", noisy, C)
     if clean.shape != noisy.shape or clean.device != noisy.device:
         raise ValueError(f"clean and noisy must have the same shape and device, got {tuple(clean.shape)} "
                          f"on {clean.device} and {tuple(noisy.shape)} on {noisy.device}")

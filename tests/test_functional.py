@@ -400,3 +400,11 @@ def test_check_param():
     with pytest.raises(ValueError, match="x must be in"):
         NF.check_param("x", float("inf"))
     assert np.isclose(NF.check_param("x", np.float64(0.25)), 0.25)
+
+
+@pytest.mark.parametrize("value", [np.float32(0.5), np.int64(2), np.float64(0.5)])
+def test_check_param_accepts_numpy_scalars(value):
+    """numpy scalars are real numbers (``numbers.Real``), e.g. ``for gamma in np.arange(4)``."""
+    assert NF.check_param("gamma", value, low=0.0) == float(value)
+    z, y = batch(n=4, c=3)
+    torch.testing.assert_close(NF.focal(z, y, gamma=value), NF.focal(z, y, gamma=float(value)))

@@ -32,6 +32,10 @@ def test_symmetric_including_true_class():
     assert 1 - float(T.diagonal().mean()) == pytest.approx(0.4 * 3 / 4)
 
 
+def test_numpy_integer_num_classes():
+    assert torch.equal(N.symmetric(np.int64(4), 0.3), N.symmetric(4, 0.3))
+
+
 def test_pair_flip():
     T = N.pair_flip(3, 0.45)
     expected = np.array([[0.55, 0.45, 0.0], [0.0, 0.55, 0.45], [0.45, 0.0, 0.55]])

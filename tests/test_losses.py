@@ -1,0 +1,241 @@
+"""Module wrappers equal the functional forms, the spec registry, and online label smoothing
+against an independent computation of its soft-label matrix."""
+import numpy as np
+import pytest
+import torch
+
+import noisyloss
+from noisyloss import functional as NF
+from noisyloss import losses as L
+from noisyloss.registry import LOSSES, available_losses, functional_loss, make_loss, parse_spec
+
+ALL_NAMES = {"ce", "ls", "mae", "gce", "rce", "sce", "nce", "nce_rce", "focal", "bootstrap", "peer", "nl", "ols"}
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def batch(n=48, c=5, scale=3.0, seed=0):
+    g = gen(seed)
+    return scale * torch.randn(n, c, generator=g, dtype=torch.float64), torch.randint(0, c, (n,), generator=g)
+
+
+# --------------------------------------------------------------------------------------------
+# modules == functional
+# --------------------------------------------------------------------------------------------
+MODULES = [
+    (L.CrossEntropyLoss(), NF.cross_entropy, {}),
+    (L.CrossEntropyLoss(label_smoothing=0.1), NF.cross_entropy, {"label_smoothing": 0.1}),
+    (L.MAELoss(), NF.mae, {}),
+    (L.GCELoss(q=0.4), NF.gce, {"q": 0.4}),
+    (L.GCELoss(q=0.7, k=0.5), NF.gce, {"q": 0.7, "k": 0.5}),
+    (L.RCELoss(A=-3.0), NF.rce, {"A": -3.0}),
+    (L.SCELoss(alpha=0.2, beta=0.5, A=-2.0), NF.sce, {"alpha": 0.2, "beta": 0.5, "A": -2.0}),
+    (L.NCELoss(), NF.nce, {}),
+    (L.NCERCELoss(alpha=3.0, beta=0.1), NF.nce_rce, {"alpha": 3.0, "beta": 0.1}),
+    (L.FocalLoss(gamma=1.5), NF.focal, {"gamma": 1.5}),
+    (L.BootstrapLoss(beta=0.7, hard=True), NF.bootstrap, {"beta": 0.7, "hard": True}),
+]
+
+
+@pytest.mark.parametrize("module,fn,params", MODULES, ids=lambda x: getattr(x, "__name__", None))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_module_equals_functional(module, fn, params, reduction):
+    z, y = batch()
+    module.reduction = reduction
+    assert torch.equal(module(z, y), fn(z, y, reduction=reduction, **params))
+
+
+def test_random_modules_equal_functional_with_the_same_generator():
+    z, y = batch()
+    g = gen(4)
+    state = g.get_state()
+    peer = L.PeerLoss(alpha=0.3, base="mae", generator=g)
+    nl = L.NegativeLearningLoss(generator=gen(5), reduction="none")
+    assert torch.equal(g.get_state(), state)  # building the module does not advance the generator
+    assert torch.equal(peer(z, y), NF.peer(z, y, alpha=0.3, base="mae", generator=gen(4)))
+    assert torch.equal(nl(z, y), NF.negative_learning(z, y, generator=gen(5), reduction="none"))
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: L.GCELoss(q=0.0), "q"),
+    (lambda: L.GCELoss(q=1.5), "q"),
+    (lambda: L.GCELoss(k=1.0), "k"),
+    (lambda: L.RCELoss(A=0.0), "A"),
+    (lambda: L.SCELoss(A=1.0), "A"),
+    (lambda: L.NCERCELoss(alpha=-1.0), "alpha"),
+    (lambda: L.BootstrapLoss(beta=-0.1), "beta"),
+    (lambda: L.FocalLoss(gamma=-1.0), "gamma"),
+    (lambda: L.PeerLoss(alpha=-0.1), "alpha"),
+    (lambda: L.CrossEntropyLoss(label_smoothing=2.0), "label_smoothing"),
+    (lambda: L.MAELoss(reduction="avg"), "reduction"),
+    (lambda: L.OnlineLabelSmoothing(1), "num_classes"),
+    (lambda: L.OnlineLabelSmoothing(10, alpha=1.5), "alpha"),
+    (lambda: L.OnlineLabelSmoothing(10, smoothing=1.0), "smoothing"),
+    (lambda: L.OnlineLabelSmoothing(10, reduction="avg"), "reduction"),
+])
+def test_modules_validate_at_construction(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_module_repr_shows_parameters():
+    text = repr(L.GCELoss(q=0.3, reduction="sum"))
+    assert "q=0.3" in text and "reduction='sum'" in text
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------
+def test_available_losses_lists_everything():
+    avail = available_losses()
+    assert set(avail) == ALL_NAMES == set(LOSSES)
+    assert "q=0.7" in avail["gce"] and "label_smoothing=0.1" in avail["ls"]
+    assert all(isinstance(v, str) and v for v in avail.values())
+    assert noisyloss.available_losses is available_losses
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("gce:q=0.7", ("gce", {"q": 0.7})),
+    ("gce:q=0.7,k=0.5", ("gce", {"q": 0.7, "k": 0.5})),
+    (" GCE : q = 0.3 , ", ("gce", {"q": 0.3})),
+    ("sce:alpha=0.1,beta=1", ("sce", {"alpha": 0.1, "beta": 1})),
+    ("ls", ("ls", {"label_smoothing": 0.1})),
+    ("ls:eps=0.2", ("ls", {"label_smoothing": 0.2})),
+    ("ce:eps=0.05", ("ce", {"label_smoothing": 0.05})),
+    ("cross_entropy", ("ce", {})),
+    ("negative_learning", ("nl", {})),
+    ("bootstrap:hard=true,beta=0.8", ("bootstrap", {"hard": True, "beta": 0.8})),
+    ("peer:alpha=0.2,base=mae", ("peer", {"alpha": 0.2, "base": "mae"})),
+    ("gce:k=none", ("gce", {"k": None})),
+])
+def test_parse_spec(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec,cls,params", [
+    ("gce:q=0.7", L.GCELoss, {"q": 0.7, "k": None}),
+    ("ls", L.CrossEntropyLoss, {"label_smoothing": 0.1}),
+    ("bootstrap:hard=true", L.BootstrapLoss, {"beta": 0.95, "hard": True}),
+    ("nce_rce:alpha=2", L.NCERCELoss, {"alpha": 2, "beta": 1.0, "A": -4.0}),
+    ("rce:A=-6", L.RCELoss, {"A": -6}),
+])
+def test_make_loss(spec, cls, params):
+    loss = make_loss(spec)
+    assert type(loss) is cls and loss.params == params and loss.reduction == "mean"
+
+
+def test_make_loss_overrides_and_ols():
+    assert make_loss("gce:q=0.7", q=0.5).params["q"] == 0.5
+    assert make_loss("mae", reduction="sum").reduction == "sum"
+    ols = make_loss("ols:alpha=0.2", num_classes=10)
+    assert isinstance(ols, L.OnlineLabelSmoothing) and ols.num_classes == 10 and ols.alpha == 0.2
+
+
+@pytest.mark.parametrize("spec,kwargs,exc,match", [
+    ("huber", {}, ValueError, "unknown loss 'huber'"),
+    ("gce:q", {}, ValueError, "key=value"),
+    ("gce:p=1", {}, ValueError, r"does not take \['p'\]"),
+    ("gce:q=0", {}, ValueError, r"q must be in \(0, 1\]"),
+    ("rce:A=2", {}, ValueError, "A must be in"),
+    ("focal:gamma=abc", {}, TypeError, "gamma"),
+    ("", {}, TypeError, "loss spec"),
+    (None, {}, TypeError, "loss spec"),
+    ("ols", {}, TypeError, "num_classes"),
+    ("mae", {"reduction": "avg"}, ValueError, "reduction"),
+])
+def test_make_loss_errors(spec, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        make_loss(spec, **kwargs)
+
+
+def test_functional_loss():
+    z, y = batch()
+    f = functional_loss("gce:q=0.7,k=0.2")
+    assert torch.equal(f(z, y), NF.gce(z, y, q=0.7, k=0.2))
+    assert torch.equal(f(z, y, reduction="none"), NF.gce(z, y, q=0.7, k=0.2, reduction="none"))
+    assert torch.equal(functional_loss("ls")(z, y), NF.cross_entropy(z, y, label_smoothing=0.1))
+    assert torch.equal(noisyloss.functional_loss("nce_rce")(z, y), NF.nce_rce(z, y))
+    with pytest.raises(ValueError, match="stateful"):
+        functional_loss("ols", num_classes=5)
+
+
+# --------------------------------------------------------------------------------------------
+# online label smoothing
+# --------------------------------------------------------------------------------------------
+def softmax_np(z: torch.Tensor) -> np.ndarray:
+    x = z.double().numpy()
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ols_reference(z: torch.Tensor, y: torch.Tensor, S: np.ndarray, alpha: float) -> np.ndarray:
+    log_p = np.log(softmax_np(z))
+    n = len(y)
+    hard = -log_p[np.arange(n), y.numpy()]
+    soft = -(S[y.numpy()] * log_p).sum(axis=1)
+    return alpha * hard + (1 - alpha) * soft
+
+
+def test_ols_first_epoch_is_label_smoothing_over_other_classes():
+    C, alpha, s = 4, 0.3, 0.2
+    ols = L.OnlineLabelSmoothing(C, alpha=alpha, smoothing=s, reduction="none")
+    S = np.full((C, C), s / (C - 1))
+    np.fill_diagonal(S, 1 - s)
+    np.testing.assert_allclose(ols.soft_labels.numpy(), S, rtol=1e-6)
+    z, y = batch(c=C)
+    np.testing.assert_allclose(ols(z, y).detach().numpy(), ols_reference(z, y, S, alpha), rtol=1e-6)
+
+
+def test_ols_next_epoch_uses_mean_prediction_of_correct_samples():
+    C, alpha = 4, 0.5
+    ols = L.OnlineLabelSmoothing(C, alpha=alpha, smoothing=0.1)
+    S0 = ols.soft_labels.clone().numpy()
+    z1, y1 = batch(n=40, c=C, seed=1)
+    z2, y2 = batch(n=30, c=C, seed=2)
+    # class 3: make sure no sample of it is classified correctly
+    for z, y in ((z1, y1), (z2, y2)):
+        z[y == 3, 3] = -20.0
+    ols.train()
+    for z, y in ((z1, y1), (z2, y2)):
+        ols(z, y)
+    ols.eval()
+    ols(*batch(n=20, c=C, seed=9))  # evaluation batches are not collected
+    ols.next_epoch()
+
+    # independent computation over both training batches
+    p = np.concatenate([softmax_np(z1), softmax_np(z2)])
+    y = np.concatenate([y1.numpy(), y2.numpy()])
+    correct = p.argmax(axis=1) == y
+    expected = S0.copy()
+    for c in range(C):
+        rows = correct & (y == c)
+        if rows.any():
+            expected[c] = p[rows].mean(axis=0)
+    assert not (correct & (y == 3)).any() and all((correct & (y == c)).any() for c in range(3))
+    np.testing.assert_allclose(ols.soft_labels.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ols.soft_labels[3].numpy(), S0[3])  # kept
+
+    # the new matrix is used by the loss, and its gradient is p - (alpha e_y + (1 - alpha) S_y)
+    z, yb = batch(n=16, c=C, seed=3)
+    ols.reduction = "sum"
+    zg = z.clone().requires_grad_(True)
+    out = ols(zg, yb)
+    assert out.item() == pytest.approx(ols_reference(z, yb, expected, alpha).sum(), rel=1e-5)
+    out.backward()
+    target = alpha * np.eye(C)[yb.numpy()] + (1 - alpha) * expected[yb.numpy()]
+    np.testing.assert_allclose(zg.grad.numpy(), softmax_np(z) - target, rtol=1e-5, atol=1e-6)
+
+    # an epoch without any training batch keeps the matrix
+    before = ols.soft_labels.clone()
+    ols.next_epoch()
+    assert torch.equal(ols.soft_labels, before)
+
+
+def test_ols_rejects_wrong_number_of_classes():
+    ols = L.OnlineLabelSmoothing(4)
+    with pytest.raises(ValueError, match="num_classes"):
+        ols(*batch(c=5))
+    with pytest.raises(ValueError, match="target"):
+        ols(torch.zeros(2, 4), torch.tensor([0, 4]))
