@@ -17,6 +17,7 @@ Notation: :math:`p = \mathrm{softmax}(z)`, :math:`p_y` the probability of the la
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
@@ -59,7 +60,7 @@ def check_param(
     Raises ``TypeError`` for non-numbers and ``ValueError`` naming ``name`` and the allowed range
     otherwise.  Returns the value as ``float``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
             value = value.item()
         else:
