@@ -115,13 +115,14 @@ def test_sweep_after_a_truncated_line_appends_cleanly(tmp_path):
 
 def _cli(out: Path) -> list:
     return [sys.executable, "-m", "noisyloss", "run", "--dataset", "digits", "--noise", "sym:0.3",
-            "--loss", "ce", "mae", "--loss", "gce:q=0.7", "--epochs", "12", "--quick", "--device", "cpu",
+            "--loss", "ce", "mae", "--loss", "gce:q=0.7", "--epochs", "10", "--train-subset", "400", "--quick", "--device", "cpu",
             "--no-progress", "--out", str(out)]
 
 
 def test_cli_sweep_resumes_after_sigkill(tmp_path):
     records = tmp_path / "records.jsonl"
-    proc = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny model: one thread is fastest on a busy machine
+    proc = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while not (records.exists() and records.read_text().count("\n") >= 1):
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -132,7 +133,7 @@ def test_cli_sweep_resumes_after_sigkill(tmp_path):
     before = records.read_text().splitlines(keepends=True)
     complete = [line for line in before if line.endswith("\n")]
     assert 1 <= len(complete) < 3, "the sweep finished before it could be killed"
-    done = subprocess.run(_cli(tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cli(tmp_path), capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     after = records.read_text().splitlines(keepends=True)
     assert after[: len(complete)] == complete  # finished runs neither recomputed nor rewritten
