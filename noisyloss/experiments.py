@@ -176,6 +176,9 @@ def _device_name(device: torch.device) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> Optional[str]:
+    """HEAD of the checkout holding this package; ``NOISYLOSS_COMMIT`` wins (a copy without .git)."""
+    if os.environ.get("NOISYLOSS_COMMIT"):
+        return os.environ["NOISYLOSS_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
                              text=True, timeout=5)
