@@ -239,3 +239,18 @@ def test_ols_rejects_wrong_number_of_classes():
         ols(*batch(c=5))
     with pytest.raises(ValueError, match="target"):
         ols(torch.zeros(2, 4), torch.tensor([0, 4]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_ols_extreme_logits_are_finite(dtype):
+    g = gen(6)
+    z = (torch.randint(-1, 2, (64, 6), generator=g) * 1e4).to(dtype)
+    y = torch.randint(0, 6, (64,), generator=g)
+    ols = L.OnlineLabelSmoothing(6)
+    for _ in range(2):  # the second epoch uses soft labels with exact zeros and ones
+        x = z.clone().requires_grad_(True)
+        out = ols(x, y)
+        out.backward()
+        assert torch.isfinite(out) and torch.isfinite(x.grad.float()).all()
+        ols.next_epoch()
+    assert (ols.soft_labels == 0).any()
