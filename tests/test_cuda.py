@@ -22,7 +22,7 @@ def test_cuda_matches_cpu(name, num_classes):
     loss = make_loss(name, reduction="none")
     values, grads = [], []
     for device in ("cpu", "cuda"):
-        x = logits.to(device).requires_grad_(True)
+        x = logits.to(device).detach().requires_grad_(True)
         out = loss(x, target.to(device))
         out.sum().backward()
         values.append(out.detach().cpu())
@@ -39,7 +39,7 @@ def test_cuda_extreme_logits_finite(name, dtype):
     logits = (torch.randint(-1, 2, (256, c)) * 6e4 if dtype == torch.float16 else
               torch.randint(-1, 2, (256, c)) * 1e4).to("cuda", dtype).requires_grad_(True)
     target = torch.randint(0, c, (256,), device="cuda")
-    loss = make_loss(name, num_classes=c) if name == "ols" else make_loss(name)
+    loss = (make_loss(name, num_classes=c) if name == "ols" else make_loss(name)).to("cuda")
     out = loss(logits, target)
     out.backward()
     assert torch.isfinite(out), (name, dtype, out)
