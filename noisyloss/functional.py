@@ -270,7 +270,7 @@ def bootstrap(
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
     log_p, target = _prepare(logits, target, reduction)
     if hard:
-        own = _gather(log_p, log_p.detach().argmax(dim=1))
+        own = log_p.max(dim=1).values  # log p at the argmax; the gradient flows to that entry only
     else:
         own = (log_p.exp() * log_p).sum(dim=1)
     return _reduce(-beta * _gather(log_p, target) - (1.0 - beta) * own, reduction)
@@ -316,8 +316,11 @@ def peer(
     if isinstance(base, str):
         x = logits.float() if logits.dtype in _HALF else logits
         log_p = F.log_softmax(x, dim=1)
+        # One gather for both terms: row m's second column holds log p[m, y_k(i)] for the i with j_i = m.
+        peer_target = torch.empty_like(target).index_copy_(0, j, target[k])
+        both = log_p.gather(1, torch.stack((target, peer_target), dim=1))
         fn = _PEER_BASES[base]
-        loss = fn(_gather(log_p, target)) - alpha * fn(log_p[j, target[k]])
+        loss = fn(both[:, 0]) - alpha * fn(both[:, 1])[j]
     else:
         loss = base(logits, target, reduction="none") - alpha * base(logits[j], target[k], reduction="none")
     return _reduce(loss, reduction)
