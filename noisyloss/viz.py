@@ -1,0 +1,283 @@
+"""Figures for the book: plotly figures with baked-in sliders (work in static HTML, no kernel),
+ipywidgets live versions of the same curves, and small helpers for matrices, calibration and training
+histories.
+
+Every slider figure in the book is built by :func:`slider_figure`: all traces for all parameter
+values are computed up front, and each slider step makes exactly its own traces visible.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .analysis import loss_vs_py
+
+__all__ = [
+    "slider_figure",
+    "loss_curves_figure",
+    "curves_for",
+    "live_loss_curves",
+    "heatmap_figure",
+    "reliability_figure",
+    "history_figure",
+    "bar_figure",
+]
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22")
+
+
+def _round(a, digits: int = 5) -> list:
+    """Arrays as short JSON lists (rounded) to keep each figure small."""
+    return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float, np.floating, np.integer)) else str(value)
+
+
+def slider_figure(
+    values: Sequence,
+    make_traces: Callable[[object], List[go.BaseTraceType]],
+    *,
+    param_name: str,
+    title: str = "",
+    xaxis_title: str = "",
+    yaxis_title: str = "",
+    active: Optional[int] = None,
+    fixed_traces: Sequence[go.BaseTraceType] = (),
+    layout: Optional[dict] = None,
+    subplots: Optional[Tuple[int, int]] = None,
+) -> go.Figure:
+    """A figure with one slider over ``values``.
+
+    ``make_traces(value)`` returns the traces for one parameter value (all computed now); step ``i``
+    of the slider shows exactly the traces of ``values[i]`` plus ``fixed_traces`` (e.g. reference
+    curves).  With ``subplots=(rows, cols)`` a trace may carry ``xaxis``/``yaxis`` names of a
+    ``make_subplots`` grid (use :func:`plotly.subplots.make_subplots` layout conventions).
+    """
+    values = list(values)
+    if not values:
+        raise ValueError("values must be a non-empty sequence of parameter values")
+    active = len(values) // 2 if active is None else active
+    if not 0 <= active < len(values):
+        raise ValueError(f"active must be in [0, {len(values) - 1}], got {active}")
+    if subplots is not None:
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=subplots[0], cols=subplots[1], horizontal_spacing=0.1)
+    else:
+        fig = go.Figure()
+    for trace in fixed_traces:
+        trace.visible = True
+        fig.add_trace(trace)
+    n_fixed = len(fixed_traces)
+    owner: List[int] = []
+    for i, value in enumerate(values):
+        traces = make_traces(value)
+        for trace in traces:
+            trace.visible = i == active
+            fig.add_trace(trace)
+            owner.append(i)
+    steps = []
+    for i, value in enumerate(values):
+        visible = [True] * n_fixed + [o == i for o in owner]
+        steps.append(dict(method="restyle", args=[{"visible": visible}], label=_fmt(value)))
+    fig.update_layout(
+        title=title,
+        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{param_name} = "),
+                      pad=dict(t=50))],
+        template="plotly_white",
+        margin=dict(l=60, r=20, t=60, b=40),
+        height=460,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    if subplots is None:
+        fig.update_xaxes(title_text=xaxis_title)
+        fig.update_yaxes(title_text=yaxis_title)
+    if layout:
+        fig.update_layout(**layout)
+    return fig
+
+
+def curves_for(loss, p_y: np.ndarray, num_classes: int) -> Dict[str, np.ndarray]:
+    """``{"loss": ..., "grad_y": ..., "grad_norm": ...}`` vs ``p_y`` for a spec or callable."""
+    c = loss_vs_py(loss, p_y, num_classes=num_classes)
+    return {"loss": c.loss, "grad_y": c.grad_y, "grad_norm": c.grad_norm}
+
+
+_YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
+
+
+def loss_curves_figure(
+    template: Union[str, Sequence[str]],
+    values: Sequence,
+    *,
+    param_name: str,
+    num_classes: int = 10,
+    include: Sequence[str] = ("loss", "grad_y"),
+    references: Sequence[str] = ("ce", "mae"),
+    points: int = 120,
+    title: str = "",
+    p_min: float = 1e-3,
+) -> go.Figure:
+    """Loss (and gradient) vs the true-class probability ``p_y``, with a slider over a parameter.
+
+    ``template`` is a spec with ``{}`` for the parameter, e.g. ``"gce:q={}"`` (or several such
+    templates, drawn together).  Curves come from :func:`noisyloss.analysis.loss_vs_py`, i.e. autograd
+    through the real loss functions.  ``references`` are drawn dashed and stay fixed.
+    """
+    templates = [template] if isinstance(template, str) else list(template)
+    for key in include:
+        if key not in _YLABEL:
+            raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
+    p = np.linspace(p_min, 1.0 - 1e-6, points)
+    cols = len(include)
+
+    def axes(j: int) -> dict:
+        return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
+
+    fixed = []
+    for r, ref in enumerate(references):
+        cur = curves_for(ref, p, num_classes)
+        for j, key in enumerate(include):
+            fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=ref, legendgroup=ref,
+                                    showlegend=j == 0, line=dict(dash="dash", color="#999999" if r else "#444444",
+                                                                  width=1.5), **axes(j)))
+
+    def make(value) -> list:
+        traces = []
+        for t, tpl in enumerate(templates):
+            spec = tpl.format(value)
+            cur = curves_for(spec, p, num_classes)
+            for j, key in enumerate(include):
+                traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=spec, legendgroup=spec,
+                                         showlegend=j == 0, line=dict(color=PALETTE[t % len(PALETTE)], width=2.5),
+                                         **axes(j)))
+        return traces
+
+    fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed,
+                        subplots=(1, cols) if cols > 1 else None,
+                        xaxis_title="p_y (probability of the labelled class)", yaxis_title=_YLABEL[include[0]])
+    if cols > 1:
+        for j, key in enumerate(include):
+            fig.update_xaxes(title_text="p_y", row=1, col=j + 1)
+            fig.update_yaxes(title_text=_YLABEL[key], row=1, col=j + 1)
+    return fig
+
+
+def live_loss_curves(
+    template: str,
+    values: Sequence[float],
+    *,
+    param_name: str,
+    num_classes: int = 10,
+    include: Sequence[str] = ("loss", "grad_y"),
+    references: Sequence[str] = ("ce", "mae"),
+    points: int = 200,
+):
+    """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a
+    continuous slider recomputes the curves through the real loss on every move."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    lo, hi = float(min(values)), float(max(values))
+    slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
+                                 step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
+    out = widgets.Output()
+    p = np.linspace(1e-3, 1 - 1e-6, points)
+    refs = {ref: curves_for(ref, p, num_classes) for ref in references}
+
+    def draw(value: float) -> None:
+        spec = template.format(round(value, 4))
+        cur = curves_for(spec, p, num_classes)
+        with out:
+            out.clear_output(wait=True)
+            fig, axs = plt.subplots(1, len(include), figsize=(5 * len(include), 3.6), squeeze=False)
+            for ax, key in zip(axs[0], include):
+                for ref, rc in refs.items():
+                    ax.plot(p, rc[key], "--", lw=1, label=ref)
+                ax.plot(p, cur[key], lw=2.5, label=spec)
+                ax.set_xlabel("p_y")
+                ax.set_ylabel(_YLABEL[key])
+                ax.legend(fontsize=8)
+            plt.tight_layout()
+            plt.show()
+
+    widgets.interactive_output(lambda v: draw(v), {"v": slider})
+    return widgets.VBox([slider, out])
+
+
+def heatmap_figure(
+    matrix, labels: Optional[Sequence[str]] = None, *, title: str = "", zmax: Optional[float] = None,
+    text: bool = True,
+) -> go.Figure:
+    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed]."""
+    m = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
+    fig = go.Figure(go.Heatmap(
+        z=_round(m, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0,
+        zmax=zmax if zmax is not None else float(m.max()),
+        text=_round(m, 2) if text and m.shape[0] <= 12 else None,
+        texttemplate="%{text}" if text and m.shape[0] <= 12 else None,
+        hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="observed (noisy) label", yaxis_title="true label",
+                      yaxis_autorange="reversed", template="plotly_white", height=440, width=520,
+                      margin=dict(l=60, r=20, t=60, b=40))
+    return fig
+
+
+def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Reliability diagram") -> go.Figure:
+    """Reliability diagram(s): accuracy vs confidence per bin, from :func:`noisyloss.metrics.reliability`."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line=dict(dash="dash", color="#999999")))
+    for i, (name, rel) in enumerate(reliabilities.items()):
+        edges = np.asarray(rel["edges"])
+        centers = (edges[:-1] + edges[1:]) / 2
+        acc = np.asarray(rel["accuracy"], dtype=np.float64)
+        keep = ~np.isnan(acc)
+        fig.add_trace(go.Scatter(x=_round(centers[keep], 3), y=_round(acc[keep], 4), mode="lines+markers",
+                                 name=name, line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_layout(title=title, xaxis_title="confidence (max probability)", yaxis_title="accuracy",
+                      template="plotly_white", height=420, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    return fig
+
+
+def history_figure(
+    histories: Mapping[str, Sequence[dict]],
+    keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
+    *,
+    title: str = "",
+) -> go.Figure:
+    """Training curves per epoch: one colour per run (e.g. per loss), one dash style per metric key."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    dashes = ("solid", "dot", "dash", "dashdot")
+    fig = go.Figure()
+    for i, (name, hist) in enumerate(histories.items()):
+        for j, key in enumerate(keys):
+            pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
+            if not pts:
+                continue
+            x, y = zip(*pts)
+            fig.add_trace(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", name=f"{name}: {key}",
+                                     legendgroup=name, line=dict(color=PALETTE[i % len(PALETTE)],
+                                                                 dash=dashes[j % len(dashes)])))
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=" / ".join(keys), template="plotly_white",
+                      height=440, yaxis_range=[0, 1.02])
+    return fig
+
+
+def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str = "",
+               yaxis_title: str = "") -> go.Figure:
+    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups)."""
+    fig = go.Figure()
+    for i, (name, vals) in enumerate(groups.items()):
+        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=name,
+                             marker_color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=420)
+    return fig

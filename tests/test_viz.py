@@ -1,0 +1,61 @@
+"""The shared slider helper: one step per value, each step shows exactly its traces, data is the real curve."""
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from noisyloss import viz
+
+
+def test_slider_steps_toggle_exactly_their_traces():
+    values = [0.1, 0.5, 0.9]
+    fixed = [go.Scatter(x=[0, 1], y=[0, 1], name="ref")]
+    fig = viz.slider_figure(values, lambda v: [go.Scatter(x=[0, 1], y=[v, v]), go.Scatter(x=[0], y=[2 * v])],
+                            param_name="a", fixed_traces=fixed, active=2)
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == 3 and fig.layout.sliders[0].active == 2
+    assert [s.label for s in steps] == ["0.1", "0.5", "0.9"]
+    for i, step in enumerate(steps):
+        visible = step.args[0]["visible"]
+        assert visible[0] is True  # the fixed reference stays
+        shown = [k for k, v in enumerate(visible[1:], start=1) if v]
+        assert [fig.data[k].y[0] for k in shown] == pytest.approx([values[i], 2 * values[i]])
+    # the initial state equals the active step
+    assert [bool(t.visible) for t in fig.data] == steps[2].args[0]["visible"]
+
+
+def test_slider_figure_rejects_bad_input():
+    with pytest.raises(ValueError, match="values"):
+        viz.slider_figure([], lambda v: [], param_name="a")
+    with pytest.raises(ValueError, match="active"):
+        viz.slider_figure([1, 2], lambda v: [go.Scatter()], param_name="a", active=5)
+
+
+def test_loss_curves_are_the_formula_and_small():
+    qs = [0.25, 0.5, 1.0]
+    fig = viz.loss_curves_figure("gce:q={}", qs, param_name="q", include=("loss", "grad_y"), points=50)
+    assert len(fig.to_json()) < 1_000_000
+    step = fig.layout.sliders[0].steps[1]  # q = 0.5
+    shown = [fig.data[k] for k, v in enumerate(step.args[0]["visible"]) if v and fig.data[k].name == "gce:q=0.5"]
+    loss_trace, grad_trace = shown
+    p = np.asarray(loss_trace.x)
+    np.testing.assert_allclose(loss_trace.y, (1 - p ** 0.5) / 0.5, atol=2e-4)
+    # dL/dz_y = -p^q (1 - p) for GCE (softmax Jacobian)
+    np.testing.assert_allclose(grad_trace.y, -(p ** 0.5) * (1 - p), atol=2e-4)
+    refs = [t for t in fig.data if t.name == "ce" and t.xaxis in (None, "x")]
+    np.testing.assert_allclose(refs[0].y, -np.log(np.asarray(refs[0].x)), atol=2e-4)
+
+
+def test_heatmap_reliability_history_figures():
+    T = np.array([[0.6, 0.4], [0.0, 1.0]])
+    fig = viz.heatmap_figure(T, ["a", "b"])
+    assert np.allclose(fig.data[0].z, T)
+    rel = {"edges": np.linspace(0, 1, 5), "accuracy": np.array([np.nan, 0.3, 0.6, 0.9]),
+           "confidence": np.array([np.nan, 0.4, 0.6, 0.9]), "count": np.array([0, 3, 3, 3])}
+    fig = viz.reliability_figure({"ce": rel})
+    assert list(fig.data[1].x) == pytest.approx([0.375, 0.625, 0.875])  # empty bin dropped
+    hist = [{"epoch": 1, "test_acc": 0.5, "memorised": None}, {"epoch": 2, "test_acc": 0.7, "memorised": 0.1}]
+    fig = viz.history_figure({"ce": hist})
+    assert list(fig.data[0].y) == [0.5, 0.7] and list(fig.data[1].x) == [2]
+    json.dumps(fig.to_plotly_json(), default=str)
