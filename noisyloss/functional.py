@@ -189,6 +189,24 @@ def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "me
     return _reduce(A * torch.expm1(_gather(log_p, target)), reduction)
 
 
+def _active_plus_rce(
+    active: Callable[[Tensor, Tensor], Tensor],
+    logits: Tensor,
+    target: Tensor,
+    alpha: float,
+    beta: float,
+    A: float,
+    reduction: str,
+) -> Tensor:
+    """:math:`\alpha\cdot` active(log p, log p_y) :math:`+ \beta\cdot\mathrm{RCE}` with validated weights."""
+    alpha = check_param("alpha", alpha, low=0.0)
+    beta = check_param("beta", beta, low=0.0)
+    A = check_param("A", A, high=0.0, high_open=True)
+    log_p, target = _prepare(logits, target, reduction)
+    log_py = _gather(log_p, target)
+    return _reduce(alpha * active(log_p, log_py) + beta * A * torch.expm1(log_py), reduction)
+
+
 def sce(
     logits: Tensor,
     target: Tensor,
@@ -199,12 +217,7 @@ def sce(
     reduction: str = "mean",
 ) -> Tensor:
     r"""Symmetric cross entropy :math:`\alpha\,\mathrm{CE} + \beta\,\mathrm{RCE}` (Wang et al., 2019)."""
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
-    log_p, target = _prepare(logits, target, reduction)
-    log_py = _gather(log_p, target)
-    return _reduce(-alpha * log_py + beta * A * torch.expm1(log_py), reduction)
+    return _active_plus_rce(lambda log_p, log_py: -log_py, logits, target, alpha, beta, A, reduction)
 
 
 def _nce(log_p: Tensor, log_py: Tensor) -> Tensor:
@@ -231,12 +244,7 @@ def nce_rce(
     reduction: str = "mean",
 ) -> Tensor:
     r"""Active-passive loss :math:`\alpha\,\mathrm{NCE} + \beta\,\mathrm{RCE}` (Ma et al., 2020)."""
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
-    log_p, target = _prepare(logits, target, reduction)
-    log_py = _gather(log_p, target)
-    return _reduce(alpha * _nce(log_p, log_py) + beta * A * torch.expm1(log_py), reduction)
+    return _active_plus_rce(_nce, logits, target, alpha, beta, A, reduction)
 
 
 def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str = "mean") -> Tensor:
