@@ -19,6 +19,7 @@ from plotly.io._base_renderers import MimetypeRenderer
 from .analysis import loss_vs_py
 
 __all__ = [
+    "PALETTE",
     "BookRenderer",
     "use_renderer",
     "slider_figure",
@@ -69,6 +70,15 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.floating, np.integer)) else str(value)
 
 
+def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
+    """Give a scatter trace without an explicit colour the palette colour of its position within its
+    slider step, so that the 'same' curve keeps its colour while the slider moves."""
+    if isinstance(trace, go.Scatter) and trace.line.color is None and trace.marker.color is None:
+        colour = PALETTE[position % len(PALETTE)]
+        trace.line.color = colour
+        trace.marker.color = colour
+
+
 def slider_figure(
     values: Sequence,
     make_traces: Callable[[object], List[go.BaseTraceType]],
@@ -107,9 +117,9 @@ def slider_figure(
     n_fixed = len(fixed_traces)
     owner: List[int] = []
     for i, value in enumerate(values):
-        traces = make_traces(value)
-        for trace in traces:
+        for position, trace in enumerate(make_traces(value)):
             trace.visible = i == active
+            _keep_colour(trace, position)
             fig.add_trace(trace)
             owner.append(i)
     steps = []
@@ -153,12 +163,14 @@ def loss_curves_figure(
     points: int = 120,
     title: str = "",
     p_min: float = 1e-3,
+    active: Optional[int] = None,
 ) -> go.Figure:
     """Loss (and gradient) vs the true-class probability ``p_y``, with a slider over a parameter.
 
     ``template`` is a spec with ``{}`` for the parameter, e.g. ``"gce:q={}"`` (or several such
     templates, drawn together).  Curves come from :func:`noisyloss.analysis.loss_vs_py`, i.e. autograd
-    through the real loss functions.  ``references`` are drawn dashed and stay fixed.
+    through the real loss functions.  ``references`` are drawn dashed and stay fixed; ``active`` is
+    the index of the value the slider starts at (default: the middle one).
     """
     templates = [template] if isinstance(template, str) else list(template)
     for key in include:
@@ -189,7 +201,7 @@ def loss_curves_figure(
                                          **axes(j)))
         return traces
 
-    fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed,
+    fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
                         subplots=(1, cols) if cols > 1 else None,
                         xaxis_title="p_y (probability of the labelled class)", yaxis_title=_YLABEL[include[0]])
     if cols > 1:

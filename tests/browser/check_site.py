@@ -48,8 +48,9 @@ return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) =>
 STATE_JS = """
 const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];
 const visible = (gd._fullData || []).filter(t => t.visible === true).map(t => t.index);
-const paths = Array.from(gd.querySelectorAll('.scatterlayer path.js-line, .barlayer path, .heatmaplayer image'))
-  .map(p => p.getAttribute('d') || p.getAttribute('href') || '').join('|');
+const paths = Array.from(gd.querySelectorAll(
+    '.scatterlayer path.js-line, .scatterlayer path.point, .barlayer path, .heatmaplayer image'))
+  .map(p => p.getAttribute('d') + (p.getAttribute('transform') || '') + (p.getAttribute('href') || '')).join('|');
 return {active: gd.layout.sliders[0].active, steps: gd.layout.sliders[0].steps.length,
         visible: visible, paths: paths};
 """
