@@ -198,7 +198,7 @@ def _active_plus_rce(
     A: float,
     reduction: str,
 ) -> Tensor:
-    """:math:`\alpha\cdot` active(log p, log p_y) :math:`+ \beta\cdot\mathrm{RCE}` with validated weights."""
+    r""":math:`\alpha\cdot` active(log p, log p_y) :math:`+ \beta\cdot\mathrm{RCE}` with validated weights."""
     alpha = check_param("alpha", alpha, low=0.0)
     beta = check_param("beta", beta, low=0.0)
     A = check_param("A", A, high=0.0, high_open=True)
