@@ -137,7 +137,8 @@ class RunConfig:
 class RunResult:
     """A finished run: per-epoch ``history``, final ``per_class_acc``, test-set softmax ``test_probs``
     (CPU), ``test_labels`` (CPU), the trained ``model``, the ``data`` and noisy ``labels`` it was
-    trained on, and the JSON-able ``record`` that :func:`sweep` writes."""
+    trained on, the JSON-able ``record`` that :func:`sweep` writes, and the trained ``loss_fn`` (stateful
+    losses such as online label smoothing keep what they learned, e.g. ``loss_fn.soft_labels``)."""
 
     config: RunConfig
     history: List[Dict[str, Any]]
@@ -148,6 +149,7 @@ class RunResult:
     data: ImageData
     labels: NoisyLabels
     record: Dict[str, Any]
+    loss_fn: nn.Module
 
 
 @functools.lru_cache(maxsize=2)
@@ -239,7 +241,8 @@ def run(
         "wall_seconds": time.perf_counter() - start,
         **provenance(device),
     }
-    return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record)
+    return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record,
+                     loss_fn)
 
 
 # ----------------------------------------------------------------------------------------------

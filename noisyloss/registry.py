@@ -32,7 +32,8 @@ LOSSES: Dict[str, Tuple[type, Any, str]] = {
     "ols": (L.OnlineLabelSmoothing, None, "online label smoothing (needs num_classes)"),
 }
 _DEFAULTS: Dict[str, Dict[str, Any]] = {"ls": {"label_smoothing": 0.1}}
-_ALIASES = {"eps": "label_smoothing", "cross_entropy": "ce", "negative_learning": "nl"}
+_ALIASES = {"cross_entropy": "ce", "negative_learning": "nl"}
+_PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothing"}}
 
 
 def _parse_value(text: str) -> Any:
@@ -64,7 +65,7 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq:
             raise ValueError(f"loss spec parameter {item!r} in {spec!r} must look like key=value")
-        key = _ALIASES.get(key.strip(), key.strip())
+        key = _PARAM_ALIASES.get(name, {}).get(key.strip(), key.strip())
         params[key] = _parse_value(value)
     return name, params
 
