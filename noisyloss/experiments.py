@@ -344,3 +344,69 @@ def summary_table(records: Sequence[Dict[str, Any]]) -> str:
     cells = [[_fmt(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def seed_table(
+    records: Sequence[Dict[str, Any]],
+    losses: Sequence[str],
+    noises: Sequence[str],
+    metrics: Sequence[str] = ("test_acc", "memorised"),
+) -> str:
+    """Pivot table over seeds: a row per (loss, metric), a column per noise, cells ``mean ± std``
+    of the final metric over the records with that loss and noise (``-`` where there are none, or the
+    metric is undefined, e.g. ``memorised`` without corrupted labels)."""
+    head = ["loss", "metric"] + list(noises)
+    rows = [head]
+    for loss in losses:
+        for key in metrics:
+            row = [loss, key]
+            for noise in noises:
+                vals = [r["final"][key] for r in records if r["config"]["loss"] == loss
+                        and r["config"]["noise"] == noise and r["final"].get(key) is not None]
+                if vals:
+                    t = torch.tensor(vals, dtype=torch.float64)
+                    std = float(t.std()) if len(vals) > 1 else 0.0
+                    row.append(f"{float(t.mean()):.3f} ± {std:.3f}")
+                else:
+                    row.append("-")
+            rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+#: where the book's GPU records live in the repository, and where Colab fetches them from
+BOOK_RESULTS = Path(__file__).resolve().parent.parent / "book" / "results"
+RESULTS_URL = "https://raw.githubusercontent.com/noisyloss/noisyloss/main/book/results/"
+
+
+def book_results(name: str = "digits_gpu.jsonl") -> List[Dict[str, Any]]:
+    """Records the project's runner wrote on a GPU (``book/results/NAME``): read from the checkout, or,
+    on Colab without one, downloaded once from the repository into the data folder.  ``[]`` when
+    neither is possible (offline and no checkout)."""
+    if "/" in name or "\\" in name:
+        raise ValueError(f"name must be a file name in book/results, got {name!r}")
+    local = BOOK_RESULTS / name
+    if local.is_file():
+        return load_records(local)
+    from .data import DownloadError, data_root, download_file
+
+    cached = data_root(None) / "results" / name
+    if not cached.is_file():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            download_file(RESULTS_URL + name, cached, md5=None)
+        except (DownloadError, OSError):
+            return []
+    return load_records(cached)
+
+
+def provenance_line(records: Sequence[Dict[str, Any]]) -> str:
+    """One line naming where and when records were produced (devices, torch, commits, dates)."""
+    if not records:
+        return "no records"
+    def uniq(key: str) -> str:
+        return ", ".join(sorted({str(r.get(key)) for r in records}))
+    commits = ", ".join(sorted({str(r.get("commit"))[:10] for r in records}))
+    dates = sorted(str(r.get("date")) for r in records)
+    return (f"{len(records)} records written by noisyloss's runner on {uniq('device')} (torch {uniq('torch')}), "
+            f"commit {commits}, {dates[0][:10]} to {dates[-1][:10]}")

@@ -164,3 +164,26 @@ def test_cli_reports_unavailable_data(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("NOISYLOSS_DATA", str(tmp_path / "data"))
     assert main(["run", "--dataset", "cifar10", "--epochs", "1", "--out", str(tmp_path), "--device", "cpu"]) == 1
     assert "data unavailable: could not download" in capsys.readouterr().err
+
+
+def test_seed_table_mean_std_and_missing_cells():
+    from noisyloss.experiments import seed_table
+
+    recs = [{"config": {"loss": "ce", "noise": "sym:0.4"}, "final": {"test_acc": a, "memorised": m}}
+            for a, m in ((0.5, 1.0), (0.7, 0.8))]
+    recs.append({"config": {"loss": "ce", "noise": "clean"}, "final": {"test_acc": 0.9, "memorised": None}})
+    lines = seed_table(recs, ["ce"], ["clean", "sym:0.4"]).splitlines()
+    assert lines[1].split()[:4] == ["ce", "test_acc", "0.900", "±"]
+    assert "0.600 ± 0.141" in lines[1]  # mean 0.6, sample std sqrt(0.02)
+    assert lines[2].split()[2] == "-" and "0.900 ± 0.141" in lines[2]
+
+
+def test_book_results_reads_the_committed_gpu_records():
+    from noisyloss.experiments import book_results, provenance_line
+
+    recs = book_results("digits_gpu.jsonl")
+    assert len(recs) == 120 and all(r["device"].startswith("NVIDIA") for r in recs)
+    line = provenance_line(recs)
+    assert "120 records" in line and "H100" in line and recs[0]["commit"][:10] in line
+    with pytest.raises(ValueError, match="name"):
+        book_results("../x.jsonl")
