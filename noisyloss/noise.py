@@ -36,6 +36,7 @@ __all__ = [
     "Corrupted",
     "corrupt",
     "estimate_transition",
+    "nearest_example_labels",
 ]
 
 CIFAR10_CLASSES = (
@@ -267,3 +268,31 @@ def estimate_transition(clean: Tensor, noisy: Tensor, num_classes: int) -> Tenso
                          f"on {clean.device} and {tuple(noisy.shape)} on {noisy.device}")
     counts = torch.bincount(clean * C + noisy, minlength=C * C).reshape(C, C).double()
     return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def nearest_example_labels(
+    x: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    *,
+    per_class: int = 3,
+    generator: Optional[torch.Generator] = None,
+) -> Tensor:
+    """Image-dependent label noise from a simulated annotator who has seen ``per_class`` example
+    images of each class and labels every image like the most similar example (nearest neighbour of
+    the flattened inputs).  Its mistakes fall on images that look like another class, unlike the
+    class-conditional noise of a transition matrix.  Returns the annotator's labels (int64, on ``x``'s
+    device)."""
+    labels = check_labels("labels", labels, num_classes)
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.shape[0] != labels.shape[0]:
+        raise ValueError("x must be a floating tensor with one row (image) per label")
+    per_class = check_int("per_class", per_class, 1)
+    flat, y = x.flatten(1).cpu(), labels.cpu()
+    examples = []
+    for c in range(num_classes):
+        members = torch.nonzero(y == c).squeeze(1)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} samples, fewer than per_class={per_class}")
+        examples.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    refs = torch.cat(examples)
+    return y[refs][torch.cdist(flat, flat[refs]).argmin(1)].to(x.device)

@@ -191,3 +191,23 @@ def test_estimate_transition_counts_by_hand():
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_nearest_example_labels_follow_the_nearest_example():
+    # class 0 sits near 0, class 1 near 10; image 6 is a class-1 image that looks like class 0
+    x = torch.tensor([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2], [0.05]])
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    for seed in range(20):
+        out = N.nearest_example_labels(x, y, 2, per_class=2, generator=torch.Generator().manual_seed(seed))
+        assert out[3:6].tolist() == [1, 1, 1]
+        if out[6].item() == 0:  # look-alike not drawn as an example: mislabelled, the rest labelled right
+            assert out[:3].tolist() == [0, 0, 0]
+        else:  # drawn as a class-1 example: it keeps its label and pulls its neighbourhood to class 1
+            assert out[6].item() == 1
+        again = N.nearest_example_labels(x, y, 2, per_class=2, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(out, again)
+    flips = [N.nearest_example_labels(x, y, 2, per_class=2, generator=torch.Generator().manual_seed(s))[6].item()
+             for s in range(200)]
+    assert 0.35 < flips.count(0) / 200 < 0.65  # P(look-alike not drawn among 2 of 4) = 1/2
+    with pytest.raises(ValueError, match="per_class"):
+        N.nearest_example_labels(x, y, 2, per_class=5)
