@@ -17,6 +17,7 @@ import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
 from .analysis import loss_vs_py
+from .regression import loss_curve
 
 __all__ = [
     "PALETTE",
@@ -25,6 +26,7 @@ __all__ = [
     "slider_figure",
     "loss_curves_figure",
     "curves_for",
+    "value_and_derivative",
     "live_loss_curves",
     "heatmap_figure",
     "reliability_figure",
@@ -36,7 +38,7 @@ class BookRenderer(MimetypeRenderer):
     """Plotly renderer for the book and for JupyterLab: the plotly JSON mimetype (rendered natively by
     JupyterLab/VS Code) plus an HTML ``<div>`` that draws the figure with a page-level ``Plotly``.
 
-    The built site loads one local ``plotly.min.js`` per page (``book/_ext/plotly_local.py``), so
+    The built site loads one local ``plotly.min.js`` per page (``book/_ext/site_assets.py``), so
     pages work offline and no output carries a 4 MB copy of plotly.js.  On Colab the ``colab``
     renderer is used instead (see :func:`use_renderer`).
     """
@@ -71,8 +73,7 @@ def _fmt(value) -> str:
 
 
 def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
-    """Give a scatter trace without an explicit colour the palette colour of its position within its
-    slider step, so that the 'same' curve keeps its colour while the slider moves."""
+    """Give a scatter trace without an explicit colour the palette colour of ``position``."""
     if isinstance(trace, go.Scatter) and trace.line.color is None and trace.marker.color is None:
         colour = PALETTE[position % len(PALETTE)]
         trace.line.color = colour
@@ -96,7 +97,8 @@ def slider_figure(
 
     ``make_traces(value)`` returns the traces for one parameter value (all computed now); step ``i``
     of the slider shows exactly the traces of ``values[i]`` plus ``fixed_traces`` (e.g. reference
-    curves).  With ``subplots=(rows, cols)`` a trace may carry ``xaxis``/``yaxis`` names of a
+    curves).  Scatter traces without a colour get palette colours by their order within the step,
+    one colour per ``legendgroup``.  With ``subplots=(rows, cols)`` a trace may carry ``xaxis``/``yaxis`` names of a
     ``make_subplots`` grid (use :func:`plotly.subplots.make_subplots` layout conventions).
     """
     values = list(values)
@@ -117,9 +119,12 @@ def slider_figure(
     n_fixed = len(fixed_traces)
     owner: List[int] = []
     for i, value in enumerate(values):
-        for position, trace in enumerate(make_traces(value)):
+        # the k-th curve of every step gets the k-th palette colour (traces of one legendgroup count as
+        # one curve), so that the 'same' curve keeps its colour while the slider moves
+        curves: Dict[object, int] = {}
+        for trace in make_traces(value):
             trace.visible = i == active
-            _keep_colour(trace, position)
+            _keep_colour(trace, curves.setdefault(trace.legendgroup or id(trace), len(curves)))
             fig.add_trace(trace)
             owner.append(i)
     steps = []
@@ -147,6 +152,19 @@ def curves_for(loss, p_y: np.ndarray, num_classes: int) -> Dict[str, np.ndarray]
     """``{"loss": ..., "grad_y": ..., "grad_norm": ...}`` vs ``p_y`` for a spec or callable."""
     c = loss_vs_py(loss, p_y, num_classes=num_classes)
     return {"loss": c.loss, "grad_y": c.grad_y, "grad_norm": c.grad_norm}
+
+
+def value_and_derivative(
+    loss: Union[str, Callable], x: Sequence[float], *, label: str, line: Optional[dict] = None, **params
+) -> List[go.Scatter]:
+    """Two traces of one regression or margin loss for a 1×2 ``subplots`` figure: its value at ``x``
+    (left panel) and its autograd derivative (right panel), from
+    :func:`noisyloss.regression.loss_curve`, as one legend entry (``legendgroup=label``)."""
+    value, derivative = loss_curve(loss, x, **params)
+    xs = _round(x, 6)
+    return [go.Scatter(x=xs, y=_round(value), name=label, legendgroup=label, line=line, xaxis="x", yaxis="y"),
+            go.Scatter(x=xs, y=_round(derivative), name=label, legendgroup=label, showlegend=False, line=line,
+                       xaxis="x2", yaxis="y2")]
 
 
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}

@@ -59,3 +59,24 @@ def test_heatmap_reliability_history_figures():
     fig = viz.history_figure({"ce": hist})
     assert list(fig.data[0].y) == [0.5, 0.7] and list(fig.data[1].x) == [2]
     json.dumps(fig.to_plotly_json(), default=str)
+
+
+def test_value_and_derivative_is_the_loss_and_its_derivative():
+    r = np.linspace(-3, 3, 61)
+    value, derivative = viz.value_and_derivative("huber", r, label="h", delta=0.5)
+    # Huber (delta = 0.5): r^2/2 inside, delta (|r| - delta/2) outside; influence clip(r, -delta, delta)
+    expected = np.where(np.abs(r) <= 0.5, r ** 2 / 2, 0.5 * (np.abs(r) - 0.25))
+    np.testing.assert_allclose(value.y, expected, atol=1e-5)
+    np.testing.assert_allclose(derivative.y, np.clip(r, -0.5, 0.5), atol=1e-5)
+    assert (value.xaxis, value.yaxis, derivative.xaxis, derivative.yaxis) == ("x", "y", "x2", "y2")
+    assert value.legendgroup == derivative.legendgroup == "h" and derivative.showlegend is False
+
+
+def test_slider_colours_one_per_curve_and_stable_across_steps():
+    m = np.linspace(-2, 2, 5)
+    fig = viz.slider_figure([0.0, 2.0], lambda g: viz.value_and_derivative("focal", m, label=f"f{g}", gamma=g)
+                            + viz.value_and_derivative("hinge", m, label=f"h{g}"),
+                            param_name="γ", subplots=(1, 2))
+    colours = [t.line.color for t in fig.data]
+    # per step: focal value + derivative share a colour, hinge gets the next one; both steps alike
+    assert colours == [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2 + [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2
