@@ -1,6 +1,6 @@
 """Real-browser check of the built book: every page loads in headless Chromium without JavaScript
-errors, every plotly figure is drawn, and moving each slider (a mouse click on the slider rail, as a
-reader would) changes the plotted data.
+errors, every formula is typeset by MathJax without a TeX error, every plotly figure is drawn, and
+moving each slider (a mouse click on the slider rail, as a reader would) changes the plotted data.
 
     python tests/browser/check_site.py [_build/html]
 
@@ -56,6 +56,35 @@ return {active: gd.layout.sliders[0].active, steps: gd.layout.sliders[0].steps.l
 """
 
 
+# Resolves once MathJax has typeset the page: formulas (Sphinx marks them with class "math"), how many
+# were typeset, and the TeX errors MathJax drew in their place.
+MATH_JS = """
+const done = arguments[arguments.length - 1];
+const math = Array.from(document.querySelectorAll('.math'));
+if (!math.length) { done({formulas: 0}); return; }
+if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) { done({formulas: math.length, loaded: false}); return; }
+MathJax.startup.promise.then(() => done({
+  formulas: math.length, loaded: true,
+  typeset: math.filter(m => m.querySelector('mjx-container')).length,
+  errors: math.filter(m => m.querySelector('mjx-merror')).map(m => m.textContent.slice(0, 80)),
+}), e => done({formulas: math.length, loaded: true, typeset: 0, errors: [String(e)]}));
+"""
+
+
+def check_math(driver, rel: str) -> Tuple[List[str], List[str], int]:
+    """(passed, failed, number of formulas) for the MathJax typesetting of the open page."""
+    math = driver.execute_async_script(MATH_JS)
+    n = math["formulas"]
+    if not n:
+        return [], [], 0
+    if not math["loaded"]:
+        return [], [f"{rel}: {n} formulas but MathJax did not load"], n
+    problems = [f"{rel}: TeX error in {err!r}" for err in math["errors"]]
+    if math["typeset"] != n:
+        problems.append(f"{rel}: MathJax typeset {math['typeset']} of {n} formulas")
+    return ([] if problems else [f"{rel}: {n} formulas typeset"]), problems, n
+
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -79,6 +108,7 @@ def browser(profile: str) -> webdriver.Chrome:
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ERROR_HOOK})
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
     return driver
 
 
@@ -131,9 +161,9 @@ def move_slider(driver, fig_index: int) -> Tuple[bool, str]:
 
 
 def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[str, int]]:
-    passed, failed = [], []
     driver.get(f"{base}/{rel}")
     wait_for(driver, "return document.readyState === 'complete';")
+    passed, failed, n_math = check_math(driver, rel)
     figures = wait_for(driver, FIGURES_JS, 2.0) or []
     if figures:
         wait_for(driver, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
@@ -152,7 +182,7 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
         failed.append(f"{rel}: JavaScript error: {err}")
     if not js_errors and not console_errors:
         passed.append(f"{rel}: no JavaScript errors")
-    stats = {"figures": len(figures), "sliders": sum(1 for f in figures if f["sliders"]),
+    stats = {"math": n_math, "figures": len(figures), "sliders": sum(1 for f in figures if f["sliders"]),
              "external": len(external)}
     return passed, failed, stats
 
@@ -172,13 +202,13 @@ def main(argv: List[str]) -> int:
     with tempfile.TemporaryDirectory() as profile:
         driver = browser(profile)
         try:
-            print(f"{'page':32s} {'KB':>7s} {'figures':>8s} {'sliders':>8s} {'offline ext.':>12s}")
+            print(f"{'page':32s} {'KB':>7s} {'formulas':>8s} {'figures':>8s} {'sliders':>8s} {'offline ext.':>12s}")
             for rel in pages:
                 p, f, stats = check_page(driver, base, rel)
                 passed += p
                 failed += f
                 size = (root / rel).stat().st_size / 1024
-                print(f"{rel:32s} {size:7.0f} {stats['figures']:8d} {stats['sliders']:8d} {stats['external']:12d}"
+                print(f"{rel:32s} {size:7.0f} {stats['math']:8d} {stats['figures']:8d} {stats['sliders']:8d} {stats['external']:12d}"
                       f"{'' if not f else '  FAIL'}")
         finally:
             driver.quit()
