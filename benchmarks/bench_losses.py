@@ -67,7 +67,7 @@ NAIVE: Dict[str, Callable] = {"mae": naive_mae, "gce": naive_gce, "rce": naive_r
 
 
 def time_fwd_bwd(fns: Dict[str, Callable], logits: torch.Tensor, target: torch.Tensor, min_run_time: float,
-                 rounds: int) -> Dict[str, float]:
+                 rounds: int, threads: int = 1) -> Dict[str, float]:
     """Seconds of one forward+backward for each fn: the fns are timed interleaved, ``rounds`` times
     each, and the best round's median is kept, so a busy machine slows every column alike."""
     steps = {}
@@ -83,7 +83,8 @@ def time_fwd_bwd(fns: Dict[str, Callable], logits: torch.Tensor, target: torch.T
     best = {name: float("inf") for name in fns}
     for _ in range(rounds):
         for name, step in steps.items():
-            t = benchmark.Timer(stmt="step()", globals={"step": step}).blocked_autorange(min_run_time=min_run_time)
+            t = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads).blocked_autorange(
+                min_run_time=min_run_time)
             best[name] = min(best[name], t.median)
     return best
 
@@ -95,12 +96,14 @@ def main(argv: List[str] = None) -> None:
     ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best is kept")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads while timing (default 1, torch.utils.benchmark's default)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"threads {torch.get_num_threads()}, N={args.n}")
+          f"timing threads {args.threads}, N={args.n}")
     worst = 0.0
     for c in args.classes:
         logits = 3 * torch.randn(args.n, c, device=device)
@@ -108,7 +111,7 @@ def main(argv: List[str] = None) -> None:
         fns: Dict[str, Callable] = {"F.cross_entropy": lambda z, t: F.cross_entropy(z, t)}
         fns.update({spec: functional_loss(spec) for spec in SPECS})
         fns.update({"naive " + spec: fn for spec, fn in NAIVE.items()})
-        t = time_fwd_bwd(fns, logits, target, args.min_run_time, args.rounds)
+        t = time_fwd_bwd(fns, logits, target, args.min_run_time, args.rounds, args.threads)
         base = t["F.cross_entropy"]
         print(f"\nC={c}: F.cross_entropy fwd+bwd = {base * 1e6:.1f} us")
         print(f"{'loss':22s} {'us':>9s} {'x CE':>7s} {'one-hot/clip us':>16s} {'x CE':>7s} {'ours/naive':>10s}")
