@@ -12,6 +12,13 @@ All losses are computed from ``log_softmax`` and gather the true-class term, so 
 log space and never produce NaN/Inf for finite logits, even at ``|logit| ~ 1e4``.  Half-precision
 inputs (bf16/fp16) are computed and returned in float32; float64 stays float64.
 
+Each loss is a function of a few per-row statistics of ``log_softmax`` (:math:`\log p` at some
+classes, :math:`\sum_k \log p_k`, :math:`\sum_k p_k \log p_k`, :math:`\max_k \log p_k`); one
+autograd Function computes them and writes their ``N x C`` gradient in place, so no loss allocates
+more ``N x C`` temporaries than ``F.cross_entropy`` (``benchmarks/bench_losses.py`` measures the
+cost).  Gradients are first order: differentiating a gradient again (``create_graph=True``)
+raises an error.
+
 Notation: :math:`p = \mathrm{softmax}(z)`, :math:`p_y` the probability of the labelled class.
 """
 from __future__ import annotations

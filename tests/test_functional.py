@@ -338,6 +338,107 @@ def test_extreme_logits_are_finite(data, dtype):
 
 
 # --------------------------------------------------------------------------------------------
+# the fused backward (row statistics of log_softmax) against plain autograd
+# --------------------------------------------------------------------------------------------
+def ref_stats(z, index, log_sum, entropy, maximum):
+    """The same statistics through plain autograd on naive softmax probabilities."""
+    log_p = torch.log(probs(z))
+    cols = [log_p.gather(1, index)]
+    if log_sum:
+        cols.append(log_p.sum(1, keepdim=True))
+    if entropy:
+        cols.append((log_p.exp() * log_p).sum(1, keepdim=True))
+    if maximum:
+        cols.append(log_p.amax(1, keepdim=True))  # amax splits the gradient between tied maxima
+    return torch.cat(cols, 1)
+
+
+STAT_KINDS = [(False, False, False), (True, False, False), (False, True, False), (False, False, True),
+              (True, True, True)]
+
+
+@pytest.mark.parametrize("log_sum,entropy,maximum", STAT_KINDS)
+def test_row_statistics_match_autograd(log_sum, entropy, maximum):
+    z, y = batch(n=32, c=6)
+    index = torch.stack((y, (y + 1) % 6, y), 1)  # repeated classes must accumulate
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out = NF._row_stats(a, index, log_sum=log_sum, entropy=entropy, max=maximum)
+    expected = ref_stats(b, index, log_sum, entropy, maximum)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    w = torch.rand(out.shape, generator=gen(3), dtype=torch.float64)
+    (out * w).sum().backward()
+    (expected * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x: NF._row_stats(x, index[:4], log_sum=log_sum, entropy=entropy, max=maximum),
+        z[:4].clone().requires_grad_(True))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ["ls", "bootstrap_soft", "bootstrap_hard"])
+def test_losses_reduced_inside_the_fused_function_have_reference_gradients(name, reduction):
+    # these reduce inside the autograd Function, so the mean/sum backward is a separate code path
+    fn, params, ref = REFERENCES[name]
+    z, y = batch()
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out = fn(a, y, reduction=reduction, **params)
+    expected = getattr(ref(b, y), reduction)() if reduction != "none" else ref(b, y)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    w = torch.rand(out.shape, generator=gen(4), dtype=torch.float64)
+    (out * w).sum().backward()
+    (expected * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_hard_bootstrap_splits_the_gradient_between_tied_maxima():
+    # all-equal logits (a zero-initialised last layer): every class is "the" argmax, the hard target
+    # is uniform and its term has zero gradient, so only beta * CE's gradient is left
+    z = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 3])
+    NF.bootstrap(z, y, beta=0.8, hard=True, reduction="sum").backward()
+    torch.testing.assert_close(z.grad, 0.8 * (torch.full((3, 4), 0.25, dtype=torch.float64) - onehot(y, 4)))
+    # two tied maxima share the (1 - beta) pull equally
+    z = torch.tensor([[2.0, 2.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    NF.bootstrap(z, torch.tensor([2]), beta=0.5, hard=True, reduction="sum").backward()
+    p = torch.softmax(z.detach(), 1)
+    expected = 0.5 * (p - onehot(torch.tensor([2]), 3)) + 0.5 * (p - torch.tensor([[0.5, 0.5, 0.0]]).double())
+    torch.testing.assert_close(z.grad, expected)
+
+
+@pytest.mark.parametrize("name", ["mae", "nce", "bootstrap_soft", "bootstrap_hard", "ls"])
+def test_second_backward_with_retain_graph_recomputes(name):
+    # the first backward builds the gradient in place in the saved buffers; a second one must not
+    # see the overwritten values
+    fn, params, _ = REFERENCES[name]
+    z, y = batch()
+    z.requires_grad_(True)
+    loss = fn(z, y, **params)
+    (g1,) = torch.autograd.grad(loss, z, retain_graph=True)
+    g1 = g1.clone()  # the mutation to catch would write the second gradient into the first's buffer
+    (g2,) = torch.autograd.grad(loss, z)
+    torch.testing.assert_close(g1, g2, rtol=0, atol=0)
+
+
+def test_double_backward_is_refused_clearly():
+    z, y = batch(n=4, c=3)
+    z.requires_grad_(True)
+    (g,) = torch.autograd.grad(NF.gce(z, y), z, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+        g.sum().backward()
+
+
+def test_non_contiguous_logits():
+    z, y = batch(n=16, c=5)
+    zt = z.t().contiguous().t().requires_grad_(True)  # column-major (N, C)
+    zc = z.clone().requires_grad_(True)
+    for fn in (NF.mae, NF.nce, lambda a, b: NF.bootstrap(a, b, hard=True), NF.bootstrap):
+        zt.grad = zc.grad = None
+        fn(zt, y).backward()
+        fn(zc, y).backward()
+        torch.testing.assert_close(zt.grad, zc.grad, rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------------
 Z, Y = batch(n=4, c=3, dtype=torch.float32)
