@@ -153,21 +153,22 @@ class _LogSoftmaxStats(torch.autograd.Function):
     r"""A few per-row statistics of :math:`\log p = \mathrm{log\_softmax}(z)`, shape ``(N, K)``.
 
     Columns, in this order: :math:`\log p_{t}` for each column ``t`` of ``index`` ``(N, G)``; then,
-    if asked, :math:`S = \sum_k \log p_k`, :math:`E = \sum_k p_k \log p_k` and
-    :math:`M = \max_k \log p_k`.  Every loss in this module is an ordinary autograd function of these
-    ``N x K`` numbers, so its own formula (clamps, ``expm1``, truncation) is differentiated by
-    autograd on ``N``-sized tensors, while the ``N x C`` part of the chain rule is written out once:
+    if asked, :math:`S = \sum_k \log p_k` and :math:`E = \sum_k p_k \log p_k`.  Every loss in this
+    module is an ordinary autograd function of these ``N x K`` numbers, so its own formula (clamps,
+    ``expm1``, truncation) is differentiated by autograd on ``N``-sized tensors, while the ``N x C``
+    part of the chain rule is written out once:
 
     .. math::
-        \frac{\partial \log p_t}{\partial z} = e_t - p,\quad
-        \frac{\partial S}{\partial z} = 1 - C p,\quad
-        \frac{\partial E}{\partial z} = p \odot (\log p - E),\quad
-        \frac{\partial M}{\partial z} = \bar e_{\arg\max} - p
+        \frac{\partial \log p_t}{\partial z} = e_t - p,\qquad
+        \frac{\partial S}{\partial z} = 1 - C p,\qquad
+        \frac{\partial E}{\partial z} = p \odot (\log p - E).
 
-    (:math:`\bar e_{\arg\max}` splits evenly between tied maxima, as ``amax`` does).  The backward
-    builds :math:`\partial L/\partial z` in the buffer of the saved ``log p`` with in-place
-    operations: no ``N x C`` temporaries beyond it, which on CPU is what makes the composite losses
-    cost about as much as the fused ``F.cross_entropy``.  First-order only (``once_differentiable``).
+    The statistics come from the shifted logits :math:`t = z - \max_k z_k` and :math:`s = \sum_k e^{t_k}`
+    (:math:`\log p = t - \log s`, as ``log_softmax`` computes it); ``log p`` itself is never
+    materialised.  :math:`e^t` is computed in place in the buffer of ``t`` (unless :math:`E` needs
+    both), and the backward writes :math:`\partial L/\partial z` in place into that buffer, so a loss
+    allocates one ``N x C`` buffer (two with :math:`E`) where ``F.cross_entropy`` allocates three.
+    First-order only (``once_differentiable``).
     """
 
     @staticmethod
@@ -177,29 +178,36 @@ class _LogSoftmaxStats(torch.autograd.Function):
         index: Optional[Tensor],
         want_sum: bool,
         want_ent: bool,
-        want_max: bool,
         weights: Optional[Tensor],
         reduction: str,
     ) -> Tensor:
-        log_p = F.log_softmax(x, dim=1)
+        t = x - x.amax(dim=1, keepdim=True)
         cols = []
         if index is not None:
-            cols.append(log_p.gather(1, index))
+            cols.append(t.gather(1, index))
         if want_sum:
-            cols.append(log_p.sum(dim=1, keepdim=True))
-        p = None
+            cols.append(t.sum(dim=1, keepdim=True))
         if want_ent:
-            p = log_p.exp()
-            # a batched dot product through BLAS: faster on CPU than (p * log_p).sum(1) or vecdot
-            cols.append(torch.bmm(p.unsqueeze(1), log_p.unsqueeze(2)).squeeze(2))
-        if want_max:
-            cols.append(log_p.amax(dim=1, keepdim=True))
-        out = cols[0] if len(cols) == 1 else torch.cat(cols, dim=1)
-        ctx.save_for_backward(x, index, out, weights)
+            e = t.exp()
+            s = e.sum(dim=1, keepdim=True)
+            # sum_k e_k t_k as a batched dot product through BLAS (faster on CPU than (e * t).sum(1))
+            cols.append(torch.bmm(e.unsqueeze(1), t.unsqueeze(2)).squeeze(2) / s)
+        else:
+            e = t.exp_()
+            s = e.sum(dim=1, keepdim=True)
+            t = None
+        log_s = s.log()
+        out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
+        # log p_t = t_t - log s; S = sum t - C log s; E = sum(e t)/s - log s
+        shift = torch.full((1, out.shape[1]), 1.0, dtype=out.dtype, device=out.device)
+        if want_sum:
+            shift[0, out.shape[1] - 1 - int(want_ent)] = x.shape[1]
+        out = out - log_s * shift
+        ctx.save_for_backward(x, index, out, weights, s)
         # Intermediates kept on ctx (not saved tensors): the first backward consumes them in place;
         # a second backward (retain_graph=True) recomputes them from x.
-        ctx.log_p, ctx.p = log_p, p
-        ctx.flags = (want_sum, want_ent, want_max, reduction)
+        ctx.e, ctx.t = e, t
+        ctx.flags = (want_sum, want_ent, reduction)
         if weights is None:
             return out
         return _reduce(torch.mv(out, weights), reduction)
@@ -207,18 +215,18 @@ class _LogSoftmaxStats(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        x, index, out, weights = ctx.saved_tensors
-        want_sum, want_ent, want_max, reduction = ctx.flags
+        x, index, out, weights, s = ctx.saved_tensors
+        want_sum, want_ent, reduction = ctx.flags
         n = x.shape[0]
         if weights is not None:
             # gradient w.r.t. each statistic: (N, K), or (K,) when the loss was reduced (the same
             # for every row, so the N x C updates below broadcast a scalar)
             g = g.unsqueeze(1) * weights if reduction == "none" else g * weights / (n if reduction == "mean" else 1)
-        log_p, p = ctx.log_p, ctx.p
-        ctx.log_p = ctx.p = None
-        if log_p is None:
-            log_p = F.log_softmax(x, dim=1)
-            p = log_p.exp() if want_ent else None
+        e, t = ctx.e, ctx.t
+        ctx.e = ctx.t = None
+        if e is None:
+            t = x - x.amax(dim=1, keepdim=True)
+            e = t.exp() if want_ent else t.exp_()
 
         def column(j: int) -> Tensor:  # (N, 1) or a 0-dim tensor, both broadcast against (N, C)
             return g[:, j : j + 1] if g.dim() == 2 else g[j]
@@ -231,27 +239,18 @@ class _LogSoftmaxStats(torch.autograd.Function):
             c = column(col)
             a = a - x.shape[1] * c
             col += 1
+        r = s.reciprocal()  # p = e / s
         if want_ent:
             ge = column(col)
-            a = a - ge * out[:, col : col + 1]
-            col += 1
-        mask = None
-        if want_max:
-            gm = column(col)
-            a = a - gm
-            # float mask of the (tied) maxima: eq into a float buffer avoids bool->float copies
-            mask = torch.eq(log_p, out[:, col : col + 1], out=torch.empty_like(log_p))
-        if want_ent:
-            grad = log_p.mul_(ge).add_(a).mul_(p)  # p * (a + ge * log p)
+            # p * (a + ge (log p - E)) = e * (r (a - ge (E + log s)) + r ge t)
+            grad = t.mul_(r * ge).add_(r * (a - ge * (out[:, col : col + 1] + s.log()))).mul_(e)
         else:
-            grad = log_p.exp_().mul_(a)
-        if mask is not None:
-            grad.addcmul_(mask, gm / mask.sum(dim=1, keepdim=True))
+            grad = e.mul_(r * a)
         if c is not None:
             grad.add_(c)
         if n_idx:
             grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
-        return grad, None, None, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def _row_stats(
@@ -260,7 +259,6 @@ def _row_stats(
     *,
     log_sum: bool = False,
     entropy: bool = False,
-    max: bool = False,
     weights: Optional[Sequence[float]] = None,
     reduction: str = "none",
 ) -> Tensor:
@@ -272,7 +270,23 @@ def _row_stats(
     if index is not None and index.dim() == 1:
         index = index.unsqueeze(1)
     w = None if weights is None else torch.tensor(weights, dtype=x.dtype, device=x.device)
-    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, max, w, reduction)
+    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, w, reduction)
+
+
+def _argmax_rows(x: Tensor) -> Tensor:
+    """``x.argmax(dim=1)`` (the first of tied maxima).  On CPU computed as ``amax``, an equality mask
+    and a matrix-vector product with the column positions, because torch's CPU ``argmax``/``max``
+    reductions are not vectorised and cost 2-3x this; rows with a tied (or NaN) maximum fall back
+    to ``argmax``."""
+    if x.device.type != "cpu" or x.shape[1] > 2**24:
+        return x.argmax(dim=1)
+    with torch.no_grad():
+        mask = torch.eq(x, x.amax(dim=1, keepdim=True), out=torch.empty_like(x))
+        idx = torch.mv(mask, torch.arange(x.shape[1], dtype=x.dtype))
+        odd = mask.sum(dim=1) != 1
+        if bool(odd.any()):
+            idx[odd] = x[odd].argmax(dim=1).to(idx.dtype)
+        return idx.long()
 
 
 def _log_py(logits: Tensor, target: Tensor, reduction: str) -> Tensor:
@@ -430,9 +444,11 @@ def bootstrap(
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
     x, target = _validated(logits, target, reduction)
-    # hard: max_k log p_k, log p at the predicted class (tied maxima share the gradient);
-    # soft: sum_k p_k log p_k = -H(p).
-    return _row_stats(x, target, entropy=not hard, max=hard, weights=(-beta, beta - 1.0), reduction=reduction)
+    # hard: log p at the predicted class (the first of tied maxima); soft: sum_k p_k log p_k = -H(p).
+    if hard:
+        index = torch.stack((target, _argmax_rows(x.detach())), dim=1)
+        return _row_stats(x, index, weights=(-beta, beta - 1.0), reduction=reduction)
+    return _row_stats(x, target, entropy=True, weights=(-beta, beta - 1.0), reduction=reduction)
 
 
 def _permutation(n: int, device: torch.device, generator: Optional[torch.Generator]) -> Tensor:
