@@ -92,7 +92,8 @@ def _check_reduction(reduction: str) -> None:
 
 
 def _out_of_range(target: Tensor, num_classes: int) -> bool:
-    lo, hi = torch.aminmax(target)  # one reduction instead of two comparisons, an or and an any
+    # one reduction instead of two comparisons, an or and an any; one host transfer
+    lo, hi = torch.stack(torch.aminmax(target)).tolist() if target.is_cuda else torch.aminmax(target)
     return int(lo) < 0 or int(hi) >= num_classes
 
 
@@ -178,10 +179,14 @@ class _LogSoftmaxStats(torch.autograd.Function):
         index: Optional[Tensor],
         want_sum: bool,
         want_ent: bool,
+        want_argmax: bool,
         weights: Optional[Tensor],
         reduction: str,
     ) -> Tensor:
         t = x - x.amax(dim=1, keepdim=True)
+        if want_argmax:  # one more gathered class: the row's argmax, where t == 0
+            top = _argmax_of_shifted(t, x).unsqueeze(1)
+            index = top if index is None else torch.cat((index, top), dim=1)
         cols = []
         if index is not None:
             cols.append(t.gather(1, index))
@@ -250,7 +255,7 @@ class _LogSoftmaxStats(torch.autograd.Function):
             grad.add_(c)
         if n_idx:
             grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 def _row_stats(
@@ -259,6 +264,7 @@ def _row_stats(
     *,
     log_sum: bool = False,
     entropy: bool = False,
+    argmax: bool = False,
     weights: Optional[Sequence[float]] = None,
     reduction: str = "none",
 ) -> Tensor:
@@ -270,23 +276,22 @@ def _row_stats(
     if index is not None and index.dim() == 1:
         index = index.unsqueeze(1)
     w = None if weights is None else torch.tensor(weights, dtype=x.dtype, device=x.device)
-    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, w, reduction)
+    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, w, reduction)
 
 
-def _argmax_rows(x: Tensor) -> Tensor:
-    """``x.argmax(dim=1)`` (the first of tied maxima).  On CPU computed as ``amax``, an equality mask
-    and a matrix-vector product with the column positions, because torch's CPU ``argmax``/``max``
-    reductions are not vectorised and cost 2-3x this; rows with a tied (or NaN) maximum fall back
-    to ``argmax``."""
+def _argmax_of_shifted(t: Tensor, x: Tensor) -> Tensor:
+    """``x.argmax(dim=1)`` (the first of tied maxima) given ``t = x - x.amax(1)``, which is exactly 0
+    at the maxima.  On CPU an equality mask and a matrix-vector product with the column positions,
+    because torch's CPU ``argmax``/``max`` reductions are not vectorised and cost 2-3x this; rows with
+    a tied (or NaN) maximum fall back to ``argmax``."""
     if x.device.type != "cpu" or x.shape[1] > 2**24:
         return x.argmax(dim=1)
-    with torch.no_grad():
-        mask = torch.eq(x, x.amax(dim=1, keepdim=True), out=torch.empty_like(x))
-        idx = torch.mv(mask, torch.arange(x.shape[1], dtype=x.dtype))
-        odd = mask.sum(dim=1) != 1
-        if bool(odd.any()):
-            idx[odd] = x[odd].argmax(dim=1).to(idx.dtype)
-        return idx.long()
+    mask = torch.eq(t, 0.0, out=torch.empty_like(t))
+    idx = torch.mv(mask, torch.arange(x.shape[1], dtype=x.dtype))
+    odd = mask.sum(dim=1) != 1
+    if bool(odd.any()):
+        idx[odd] = x[odd].argmax(dim=1).to(idx.dtype)
+    return idx.long()
 
 
 def _log_py(logits: Tensor, target: Tensor, reduction: str) -> Tensor:
@@ -446,8 +451,7 @@ def bootstrap(
     x, target = _validated(logits, target, reduction)
     # hard: log p at the predicted class (the first of tied maxima); soft: sum_k p_k log p_k = -H(p).
     if hard:
-        index = torch.stack((target, _argmax_rows(x.detach())), dim=1)
-        return _row_stats(x, index, weights=(-beta, beta - 1.0), reduction=reduction)
+        return _row_stats(x, target, argmax=True, weights=(-beta, beta - 1.0), reduction=reduction)
     return _row_stats(x, target, entropy=True, weights=(-beta, beta - 1.0), reduction=reduction)
 
 
