@@ -7,7 +7,11 @@ what the log-space, gather-based implementations save.
     python benchmarks/bench_losses.py                 # CPU, N=4096, C=10 and C=100
     python benchmarks/bench_losses.py --device cuda   # on a GPU
 
-Target: every loss <= 1.5x F.cross_entropy.
+Target: every loss <= 1.5x F.cross_entropy.  Timing uses one torch thread unless ``--threads`` says
+otherwise (torch.utils.benchmark's default); every column is timed in the same process, interleaved,
+so the ratios are side by side.  Absolute times on CPU also depend on the C allocator: a process in
+which glibc returns freed buffers to the kernel pays page faults on every new N x C buffer, which
+penalises losses that need two such buffers (soft bootstrap) more than those with one.
 """
 from __future__ import annotations
 
