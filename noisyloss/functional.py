@@ -12,8 +12,8 @@ All losses are computed from ``log_softmax`` and gather the true-class term, so 
 log space and never produce NaN/Inf for finite logits, even at ``|logit| ~ 1e4``.  Half-precision
 inputs (bf16/fp16) are computed and returned in float32; float64 stays float64.
 
-Each loss is a function of a few per-row statistics of ``log_softmax`` (:math:`\log p` at some
-classes, :math:`\sum_k \log p_k`, :math:`\sum_k p_k \log p_k`, :math:`\max_k \log p_k`); one
+Each loss is a function of a few per-row statistics of ``log_softmax`` (:math:`\log p` at the label,
+a peer or complementary label or the argmax, :math:`\sum_k \log p_k`, :math:`\sum_k p_k \log p_k`); one
 autograd Function computes them and writes their ``N x C`` gradient in place, so no loss allocates
 more ``N x C`` temporaries than ``F.cross_entropy`` (``benchmarks/bench_losses.py`` measures the
 cost).  Gradients are first order: differentiating a gradient again (``create_graph=True``)
@@ -153,8 +153,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 class _LogSoftmaxStats(torch.autograd.Function):
     r"""A few per-row statistics of :math:`\log p = \mathrm{log\_softmax}(z)`, shape ``(N, K)``.
 
-    Columns, in this order: :math:`\log p_{t}` for each column ``t`` of ``index`` ``(N, G)``; then,
-    if asked, :math:`S = \sum_k \log p_k` and :math:`E = \sum_k p_k \log p_k`.  Every loss in this
+    Columns, in this order: :math:`\log p_{t}` for each column ``t`` of ``index`` ``(N, G)`` (and, with
+    ``want_argmax``, at the row's argmax, the first of tied maxima); then, if asked,
+    :math:`S = \sum_k \log p_k` and :math:`E = \sum_k p_k \log p_k`.  Every loss in this
     module is an ordinary autograd function of these ``N x K`` numbers, so its own formula (clamps,
     ``expm1``, truncation) is differentiated by autograd on ``N``-sized tensors, while the ``N x C``
     part of the chain rule is written out once:
@@ -168,7 +169,8 @@ class _LogSoftmaxStats(torch.autograd.Function):
     (:math:`\log p = t - \log s`, as ``log_softmax`` computes it); ``log p`` itself is never
     materialised.  :math:`e^t` is computed in place in the buffer of ``t`` (unless :math:`E` needs
     both), and the backward writes :math:`\partial L/\partial z` in place into that buffer, so a loss
-    allocates one ``N x C`` buffer (two with :math:`E`) where ``F.cross_entropy`` allocates three.
+    allocates one ``N x C`` buffer (two with :math:`E`, plus a short-lived mask to find the argmax)
+    where ``F.cross_entropy`` allocates three.
     First-order only (``once_differentiable``).
     """
 
