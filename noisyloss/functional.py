@@ -185,6 +185,10 @@ class _LogSoftmaxStats(torch.autograd.Function):
         weights: Optional[Tensor],
         reduction: str,
     ) -> Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            # autocast would run bmm/mv in half precision: the statistics are float32 by design
+            with torch.autocast(x.device.type, enabled=False):
+                return _LogSoftmaxStats.forward(ctx, x, index, want_sum, want_ent, want_argmax, weights, reduction)
         t = x - x.amax(dim=1, keepdim=True)
         if want_argmax:  # one more gathered class: the row's argmax, where t == 0
             top = _argmax_of_shifted(t, x).unsqueeze(1)

@@ -420,6 +420,22 @@ def test_second_backward_with_retain_graph_recomputes(name):
     torch.testing.assert_close(g1, g2, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_autocast_does_not_lower_the_precision(name):
+    # under CPU autocast, bmm/mv would run in bf16 (a 3e-3 relative error for soft bootstrap)
+    fn, params, _ = REFERENCES[name]
+    z, y = batch(n=256, c=100, scale=10.0, dtype=torch.float32)
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    ref = fn(a, y, reduction="none", **params)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fn(b, y, reduction="none", **params)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+    ref.sum().backward()
+    out.sum().backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7)
+
+
 def test_double_backward_is_refused_clearly():
     z, y = batch(n=4, c=3)
     z.requires_grad_(True)
