@@ -193,31 +193,21 @@ class _LogSoftmaxStats(torch.autograd.Function):
         if want_argmax:  # one more gathered class: the row's argmax, where t == 0
             top = _argmax_of_shifted(t, x).unsqueeze(1)
             index = top if index is None else torch.cat((index, top), dim=1)
-        cols = []
-        if index is not None:
-            cols.append(t.gather(1, index))
-        if want_sum:
-            cols.append(t.sum(dim=1, keepdim=True))
-        if want_ent:
-            e = t.exp()
-            s = e.sum(dim=1, keepdim=True)
-            # sum_k e_k t_k as a batched dot product through BLAS (faster on CPU than (e * t).sum(1))
-            cols.append(torch.bmm(e.unsqueeze(1), t.unsqueeze(2)).squeeze(2) / s)
-        else:
-            e = t.exp_()
-            s = e.sum(dim=1, keepdim=True)
-            t = None
+        picked = None if index is None else t.gather(1, index)
+        t_sum = t.sum(dim=1, keepdim=True) if want_sum else None
+        e, et, s = _exp_parts(t, want_ent)
         log_s = s.log()
-        out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
-        # log p_t = t_t - log s; S = sum t - C log s; E = sum(e t)/s - log s
-        shift = torch.full((1, out.shape[1]), 1.0, dtype=out.dtype, device=out.device)
+        # log p_k = t_k - log s;  S = sum_k t_k - C log s;  E = sum_k e_k t_k / s - log s
+        cols = [] if picked is None else [picked.sub_(log_s)]
         if want_sum:
-            shift[0, out.shape[1] - 1 - int(want_ent)] = x.shape[1]
-        out = out - log_s * shift
+            cols.append(t_sum.sub_(log_s, alpha=x.shape[1]))
+        if want_ent:
+            cols.append(et.sum(dim=1, keepdim=True).div_(s).sub_(log_s))
+        out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
         ctx.save_for_backward(x, index, out, weights, s)
         # Intermediates kept on ctx (not saved tensors): the first backward consumes them in place;
         # a second backward (retain_graph=True) recomputes them from x.
-        ctx.e, ctx.t = e, t
+        ctx.e, ctx.et = e, et
         ctx.flags = (want_sum, want_ent, reduction)
         if weights is None:
             return out
@@ -233,11 +223,10 @@ class _LogSoftmaxStats(torch.autograd.Function):
             # gradient w.r.t. each statistic: (N, K), or (K,) when the loss was reduced (the same
             # for every row, so the N x C updates below broadcast a scalar)
             g = g.unsqueeze(1) * weights if reduction == "none" else g * weights / (n if reduction == "mean" else 1)
-        e, t = ctx.e, ctx.t
-        ctx.e = ctx.t = None
+        e, et = ctx.e, ctx.et
+        ctx.e = ctx.et = None
         if e is None:
-            t = x - x.amax(dim=1, keepdim=True)
-            e = t.exp() if want_ent else t.exp_()
+            e, et, _ = _exp_parts(x - x.amax(dim=1, keepdim=True), want_ent)
 
         def column(j: int) -> Tensor:  # (N, 1) or a 0-dim tensor, both broadcast against (N, C)
             return g[:, j : j + 1] if g.dim() == 2 else g[j]
@@ -253,8 +242,8 @@ class _LogSoftmaxStats(torch.autograd.Function):
         r = s.reciprocal()  # p = e / s
         if want_ent:
             ge = column(col)
-            # p * (a + ge (log p - E)) = e * (r (a - ge (E + log s)) + r ge t)
-            grad = t.mul_(r * ge).add_(r * (a - ge * (out[:, col : col + 1] + s.log()))).mul_(e)
+            # p * (a + ge (log p - E)) = r (a - ge (E + log s)) e + r ge (e t): two in-place passes
+            grad = et.mul_(r * ge).addcmul_(e, r * (a - ge * (out[:, col : col + 1] + s.log())))
         else:
             grad = e.mul_(r * a)
         if c is not None:
@@ -262,6 +251,16 @@ class _LogSoftmaxStats(torch.autograd.Function):
         if n_idx:
             grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
         return grad, None, None, None, None, None, None
+
+
+def _exp_parts(t: Tensor, with_et: bool) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    """``(e, e * t, s)`` with ``e = exp(t)`` and ``s`` its row sums, consuming the buffer of ``t``:
+    ``exp`` is taken in place unless ``e * t`` is wanted, which then overwrites ``t``."""
+    if not with_et:
+        e = t.exp_()
+        return e, None, e.sum(dim=1, keepdim=True)
+    e = t.exp()
+    return e, t.mul_(e), e.sum(dim=1, keepdim=True)
 
 
 def _row_stats(
