@@ -186,7 +186,8 @@ class _LogSoftmaxStats(torch.autograd.Function):
         reduction: str,
     ) -> Tensor:
         if torch.is_autocast_enabled(x.device.type):
-            # autocast would run bmm/mv in half precision: the statistics are float32 by design
+            # autocast would run the matrix-vector products (the weighted loss, the argmax positions)
+            # in half precision: the statistics are float32 by design
             with torch.autocast(x.device.type, enabled=False):
                 return _LogSoftmaxStats.forward(ctx, x, index, want_sum, want_ent, want_argmax, weights, reduction)
         t = x - x.amax(dim=1, keepdim=True)

@@ -52,3 +52,17 @@ def test_generator_on_cuda_reproducible():
     runs = [noisyloss.functional.peer(logits, target, generator=torch.Generator("cuda").manual_seed(3))
             for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_cuda_autocast_keeps_float32_statistics(name):
+    # mv is on CUDA autocast's float16 list: the fused statistics must run with autocast disabled
+    torch.manual_seed(2)
+    logits = (8 * torch.randn(512, 100, device="cuda")).requires_grad_(True)
+    target = torch.randint(0, 100, (512,), device="cuda")
+    loss = make_loss(name)
+    ref = loss(logits, target)
+    with torch.autocast("cuda", dtype=torch.float16):
+        out = loss(logits, target)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
