@@ -153,7 +153,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 class _LogSoftmaxStats(torch.autograd.Function):
     r"""A few per-row statistics of :math:`\log p = \mathrm{log\_softmax}(z)`, shape ``(N, K)``.
 
-    Columns, in this order: :math:`\log p_{t}` for each column ``t`` of ``index`` ``(N, G)`` (and, with
+    Columns, in this order: :math:`\log p_{t}` for each column ``t`` of ``index`` ``(N, G)``, ``G >= 1`` (and, with
     ``want_argmax``, at the row's argmax, the first of tied maxima); then, if asked,
     :math:`S = \sum_k \log p_k` and :math:`E = \sum_k p_k \log p_k`.  Every loss in this
     module is an ordinary autograd function of these ``N x K`` numbers, so its own formula (clamps,
@@ -178,7 +178,7 @@ class _LogSoftmaxStats(torch.autograd.Function):
     def forward(
         ctx,
         x: Tensor,
-        index: Optional[Tensor],
+        index: Tensor,
         want_sum: bool,
         want_ent: bool,
         want_argmax: bool,
@@ -193,13 +193,13 @@ class _LogSoftmaxStats(torch.autograd.Function):
         t = x - x.amax(dim=1, keepdim=True)
         if want_argmax:  # one more gathered class: the row's argmax, where t == 0
             top = _argmax_of_shifted(t, x).unsqueeze(1)
-            index = top if index is None else torch.cat((index, top), dim=1)
-        picked = None if index is None else t.gather(1, index)
+            index = torch.cat((index, top), dim=1)
+        picked = t.gather(1, index)
         t_sum = t.sum(dim=1, keepdim=True) if want_sum else None
         e, et, s = _exp_parts(t, want_ent)
         log_s = s.log()
         # log p_k = t_k - log s;  S = sum_k t_k - C log s;  E = sum_k e_k t_k / s - log s
-        cols = [] if picked is None else [picked.sub_(log_s)]
+        cols = [picked.sub_(log_s)]
         if want_sum:
             cols.append(t_sum.sub_(log_s, alpha=x.shape[1]))
         if want_ent:
@@ -232,9 +232,9 @@ class _LogSoftmaxStats(torch.autograd.Function):
         def column(j: int) -> Tensor:  # (N, 1) or a 0-dim tensor, both broadcast against (N, C)
             return g[:, j : j + 1] if g.dim() == 2 else g[j]
 
-        n_idx = 0 if index is None else index.shape[1]
+        n_idx = index.shape[1]
         col = n_idx
-        a = -g[..., :n_idx].sum(dim=-1, keepdim=g.dim() == 2) if n_idx else g.new_zeros(())  # coefficient of p
+        a = -g[..., :n_idx].sum(dim=-1, keepdim=g.dim() == 2)  # coefficient of p
         c = None
         if want_sum:
             c = column(col)
@@ -249,8 +249,7 @@ class _LogSoftmaxStats(torch.autograd.Function):
             grad = e.mul_(r * a)
         if c is not None:
             grad.add_(c)
-        if n_idx:
-            grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
+        grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
         return grad, None, None, None, None, None, None
 
 
@@ -266,7 +265,7 @@ def _exp_parts(t: Tensor, with_et: bool) -> Tuple[Tensor, Optional[Tensor], Tens
 
 def _row_stats(
     x: Tensor,
-    index: Optional[Tensor] = None,
+    index: Tensor,
     *,
     log_sum: bool = False,
     entropy: bool = False,
@@ -279,7 +278,7 @@ def _row_stats(
     With ``weights`` (one per column) the result is the loss ``stats @ weights`` reduced by
     ``reduction``: a linear loss then needs no autograd graph of its own.
     """
-    if index is not None and index.dim() == 1:
+    if index.dim() == 1:
         index = index.unsqueeze(1)
     w = None if weights is None else torch.tensor(weights, dtype=x.dtype, device=x.device)
     return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, w, reduction)
@@ -493,13 +492,11 @@ def peer(
         raise ValueError(f"base must be one of {tuple(_PEER_BASES)} or a callable, got {base!r}")
     if not isinstance(base, str) and not callable(base):
         raise TypeError(f"base must be a str or callable, got {type(base).__name__}")
-    _check_reduction(reduction)
-    target = check_inputs(logits, target)
+    x, target = _validated(logits, target, reduction)
     n = logits.shape[0]
     j = _permutation(n, logits.device, generator)
     k = _permutation(n, logits.device, generator)
     if isinstance(base, str):
-        x = logits.float() if logits.dtype in _HALF else logits
         # One pass for both terms: row m's second column holds log p[m, y_k(i)] for the i with j_i = m.
         peer_target = torch.empty_like(target).index_copy_(0, j, target[k])
         both = _row_stats(x, torch.stack((target, peer_target), dim=1))
