@@ -169,9 +169,13 @@ class _LogSoftmaxStats(torch.autograd.Function):
     (:math:`\log p = t - \log s`, as ``log_softmax`` computes it); ``log p`` itself is never
     materialised.  :math:`e^t` is computed in place in the buffer of ``t`` (unless :math:`E` needs
     both), and the backward writes :math:`\partial L/\partial z` in place into that buffer, so a loss
-    allocates one ``N x C`` buffer (two with :math:`E`, plus a short-lived mask to find the argmax)
-    where ``F.cross_entropy`` allocates three.
-    First-order only (``once_differentiable``).
+    allocates one ``N x C`` buffer where ``F.cross_entropy`` allocates three; the second one that
+    :math:`E` needs, and the mask that finds the argmax, reuse a scratch buffer (:func:`_take_scratch`).
+
+    With ``weights`` (a tuple of floats, one per column) the Function returns the loss
+    :math:`\sum_j w_j\,\mathrm{stat}_j` reduced by ``reduction`` instead of the statistics: a loss
+    linear in them (bootstrapping, label smoothing, peer loss with a CE base) then needs no autograd
+    graph of its own.  First-order only (``once_differentiable``).
     """
 
     @staticmethod
@@ -182,84 +186,130 @@ class _LogSoftmaxStats(torch.autograd.Function):
         want_sum: bool,
         want_ent: bool,
         want_argmax: bool,
-        weights: Optional[Tensor],
+        weights: Optional[Tuple[float, ...]],
         reduction: str,
     ) -> Tensor:
         if torch.is_autocast_enabled(x.device.type):
-            # autocast would run the matrix-vector products (the weighted loss, the argmax positions)
-            # in half precision: the statistics are float32 by design
+            # autocast would run the matrix-vector product that finds the argmax in half precision:
+            # the statistics are float32 by design
             with torch.autocast(x.device.type, enabled=False):
                 return _LogSoftmaxStats.forward(ctx, x, index, want_sum, want_ent, want_argmax, weights, reduction)
+        n, c = x.shape
         t = x - x.amax(dim=1, keepdim=True)
         if want_argmax:  # one more gathered class: the row's argmax, where t == 0
-            top = _argmax_of_shifted(t, x).unsqueeze(1)
-            index = torch.cat((index, top), dim=1)
-        picked = t.gather(1, index)
-        t_sum = t.sum(dim=1, keepdim=True) if want_sum else None
+            index = torch.cat((index, _argmax_of_shifted(t, x).unsqueeze(1)), dim=1)
+        cols = [t.gather(1, index)]
+        if want_sum:
+            cols.append(t.sum(dim=1, keepdim=True))
         e, et, s = _exp_parts(t, want_ent)
         log_s = s.log()
-        # log p_k = t_k - log s;  S = sum_k t_k - C log s;  E = sum_k e_k t_k / s - log s
-        cols = [picked.sub_(log_s)]
+        r = s.reciprocal()  # p = r e
+        # log p_k = t_k - log s;  S = sum_k t_k - C log s;  E = h - log s with h = sum_k p_k t_k
+        cols[0].sub_(log_s)
         if want_sum:
-            cols.append(t_sum.sub_(log_s, alpha=x.shape[1]))
+            cols[1].sub_(log_s, alpha=c)
+        h = None
         if want_ent:
-            cols.append(et.sum(dim=1, keepdim=True).div_(s).sub_(log_s))
-        out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
-        ctx.save_for_backward(x, index, out, weights, s)
+            h = et.sum(dim=1, keepdim=True).mul_(r).mul_(_LN2)
+            cols.append(h - log_s)
         # Intermediates kept on ctx (not saved tensors): the first backward consumes them in place;
         # a second backward (retain_graph=True) recomputes them from x.
         ctx.e, ctx.et = e, et
-        ctx.flags = (want_sum, want_ent, reduction)
+        ctx.flags = (want_sum, want_ent, weights, reduction)
         if weights is None:
+            out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
+            ctx.save_for_backward(x, index, r, h, out)
             return out
-        return _reduce(torch.mv(out, weights), reduction)
+        # a loss linear in the statistics, reduced here: sum_j w_j stat_j
+        ctx.save_for_backward(x, index, r, h)
+        loss = cols[0].mul_(weights[0]) if index.shape[1] == 1 else torch.mv(cols[0], cols[0].new_tensor(weights[: index.shape[1]]))
+        for w, col in zip(weights[index.shape[1]:], cols[1:]):
+            loss = loss.add_(col, alpha=w)
+        return _reduce(loss.view(n), reduction)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        x, index, out, weights, s = ctx.saved_tensors
-        want_sum, want_ent, reduction = ctx.flags
-        n = x.shape[0]
-        if weights is not None:
-            # gradient w.r.t. each statistic: (N, K), or (K,) when the loss was reduced (the same
-            # for every row, so the N x C updates below broadcast a scalar)
-            g = g.unsqueeze(1) * weights if reduction == "none" else g * weights / (n if reduction == "mean" else 1)
+        x, index, r, h, *out = ctx.saved_tensors
+        want_sum, want_ent, weights, reduction = ctx.flags
+        n, c = x.shape
+        n_idx = index.shape[1]
         e, et = ctx.e, ctx.et
         ctx.e = ctx.et = None
         if e is None:
             e, et, _ = _exp_parts(x - x.amax(dim=1, keepdim=True), want_ent)
-
-        def column(j: int) -> Tensor:  # (N, 1) or a 0-dim tensor, both broadcast against (N, C)
-            return g[:, j : j + 1] if g.dim() == 2 else g[j]
-
-        n_idx = index.shape[1]
-        col = n_idx
-        a = -g[..., :n_idx].sum(dim=-1, keepdim=g.dim() == 2)  # coefficient of p
-        c = None
-        if want_sum:
-            c = column(col)
-            a = a - x.shape[1] * c
-            col += 1
-        r = s.reciprocal()  # p = e / s
+        if weights is None:
+            # dL/d(statistic), one column each, (N, 1)
+            g_idx = g[:, :n_idx]
+            g_sum = g[:, n_idx : n_idx + 1] if want_sum else None
+            g_ent = g[:, -1:] if want_ent else None
+            a = -g_idx if n_idx == 1 else -g_idx.sum(dim=1, keepdim=True)  # coefficient of p
+            if want_sum:
+                a = a.sub_(g_sum, alpha=c)
+        else:
+            # a linear loss: dL/d(statistic) = w_j times dL/d(row loss), a scalar when reduced
+            g = g.unsqueeze(1) if reduction == "none" else g / n if reduction == "mean" else g
+            g_idx = g * g.new_tensor(weights[:n_idx]) if n_idx > 1 else g * weights[0]
+            g_sum = g * weights[n_idx] if want_sum else None
+            g_ent = g * weights[-1] if want_ent else None
+            a = g * -(sum(weights[:n_idx]) + (c * weights[n_idx] if want_sum else 0.0))
         if want_ent:
-            ge = column(col)
-            # p * (a + ge (log p - E)) = r (a - ge (E + log s)) e + r ge (e t): two in-place passes
-            grad = et.mul_(r * ge).addcmul_(e, r * (a - ge * (out[:, col : col + 1] + s.log())))
+            # p * (a + g_ent (log p - E)) = r (a - g_ent h) e + r g_ent ln2 (e t log2(e)): two in-place passes
+            rg = r * g_ent
+            grad = et.mul_(rg * _LN2).addcmul_(e, r * a - rg * h)
+            _give_scratch(e)
         else:
             grad = e.mul_(r * a)
-        if c is not None:
-            grad.add_(c)
-        grad.scatter_add_(1, index, g[:, :n_idx] if g.dim() == 2 else g[:n_idx].expand(n, n_idx))
+        if want_sum:
+            grad.add_(g_sum)
+        grad.scatter_add_(1, index, g_idx.expand(n, n_idx))
         return grad, None, None, None, None, None, None
 
 
+_LN2 = math.log(2.0)
+_LOG2E = 1.0 / _LN2
+
+#: One reusable CPU buffer per dtype for the Function's internal ``N x C`` intermediates (``exp`` next
+#: to ``e * t``, the argmax mask), which never leave it.  glibc's malloc returns freed blocks of this
+#: size to the kernel and every fresh one then costs a page fault per 4 KiB (on a VM, 2-3x the
+#: arithmetic of the whole loss); torch caches CUDA memory itself, so this is CPU only.
+_SCRATCH: Dict[torch.dtype, Tensor] = {}
+
+
+def _take_scratch(like: Tensor) -> Tensor:
+    """An uninitialised tensor shaped like the contiguous ``like``; hand it back with
+    :func:`_give_scratch` once nothing reads it any more."""
+    if like.device.type != "cpu":
+        return torch.empty_like(like)
+    flat = _SCRATCH.pop(like.dtype, None)  # taken out: a second caller meanwhile allocates its own
+    if flat is None or flat.numel() < like.numel():
+        return torch.empty_like(like)
+    return flat[: like.numel()].view(like.shape)
+
+
+def _give_scratch(buf: Tensor) -> None:
+    if buf.device.type == "cpu":
+        kept = _SCRATCH.get(buf.dtype)
+        if kept is None or kept.numel() <= buf.numel():
+            _SCRATCH[buf.dtype] = buf.view(-1)
+
+
 def _exp_parts(t: Tensor, with_et: bool) -> Tuple[Tensor, Optional[Tensor], Tensor]:
-    """``(e, e * t, s)`` with ``e = exp(t)`` and ``s`` its row sums, consuming the buffer of ``t``:
-    ``exp`` is taken in place unless ``e * t`` is wanted, which then overwrites ``t``."""
+    """``(e, e * t * log2(e), s)`` with ``e = exp(t)`` and ``s`` its row sums, consuming the buffer of
+    ``t``: ``exp`` is taken in place unless the product is wanted, which then overwrites ``t`` and ``e``
+    goes to a scratch buffer (see :func:`_take_scratch`).
+
+    ``e`` is computed as ``exp2(t * log2(e))``: torch's CPU ``exp`` is the slow, 1-ulp kernel (3.5x
+    the time of ``exp2`` here), which would make the exponential alone cost half of a whole
+    ``F.cross_entropy``.  The rounding of ``t * log2(e)`` costs a few ulp in ``e`` (relative error
+    below 1e-6 where ``p > 1e-3``, as large as ``softmax``'s own), and none in ``log p``, which is
+    gathered from ``t`` itself.
+    """
+    t.mul_(_LOG2E)  # t in bits (the product e * t stays in bits: callers scale its row sums by ln 2)
     if not with_et:
-        e = t.exp_()
+        e = t.exp2_()
         return e, None, e.sum(dim=1, keepdim=True)
-    e = t.exp()
+    e = torch.exp2(t, out=_take_scratch(t))
     return e, t.mul_(e), e.sum(dim=1, keepdim=True)
 
 
@@ -280,8 +330,7 @@ def _row_stats(
     """
     if index.dim() == 1:
         index = index.unsqueeze(1)
-    w = None if weights is None else torch.tensor(weights, dtype=x.dtype, device=x.device)
-    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, w, reduction)
+    return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, None if weights is None else tuple(weights), reduction)
 
 
 def _argmax_of_shifted(t: Tensor, x: Tensor) -> Tensor:
@@ -291,9 +340,10 @@ def _argmax_of_shifted(t: Tensor, x: Tensor) -> Tensor:
     a tied (or NaN) maximum fall back to ``argmax``."""
     if x.device.type != "cpu" or x.shape[1] > 2**24:
         return x.argmax(dim=1)
-    mask = torch.eq(t, 0.0, out=torch.empty_like(t))
+    mask = torch.eq(t, 0.0, out=_take_scratch(t))
     idx = torch.mv(mask, torch.arange(x.shape[1], dtype=x.dtype))
     odd = mask.sum(dim=1) != 1
+    _give_scratch(mask)
     if bool(odd.any()):
         idx[odd] = x[odd].argmax(dim=1).to(idx.dtype)
     return idx.long()
@@ -499,9 +549,14 @@ def peer(
     if isinstance(base, str):
         # One pass for both terms: row m's second column holds log p[m, y_k(i)] for the i with j_i = m.
         peer_target = torch.empty_like(target).index_copy_(0, j, target[k])
-        both = _row_stats(x, torch.stack((target, peer_target), dim=1))
+        index = torch.stack((target, peer_target), dim=1)
+        # A reduced loss sums the peer terms, so they need not be put back in the order of i.
+        if base == "ce" and reduction != "none":  # linear in log p: -log p_y + alpha log p_peer
+            return _row_stats(x, index, weights=(-1.0, alpha), reduction=reduction)
+        both = _row_stats(x, index)
         fn = _PEER_BASES[base]
-        loss = fn(both[:, 0]) - alpha * fn(both[:, 1])[j]
+        pair = fn(both[:, 1])
+        loss = fn(both[:, 0]) - alpha * (pair[j] if reduction == "none" else pair)
     else:
         loss = base(logits, target, reduction="none") - alpha * base(logits[j], target[k], reduction="none")
     return _reduce(loss, reduction)
