@@ -216,13 +216,15 @@ class _LogSoftmaxStats(torch.autograd.Function):
         # a second backward (retain_graph=True) recomputes them from x.
         ctx.e, ctx.et = e, et
         ctx.flags = (want_sum, want_ent, weights, reduction)
-        if weights is None:
-            out = torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
-            ctx.save_for_backward(x, index, r, h, out)
-            return out
-        # a loss linear in the statistics, reduced here: sum_j w_j stat_j
         ctx.save_for_backward(x, index, r, h)
-        loss = cols[0].mul_(weights[0]) if index.shape[1] == 1 else torch.mv(cols[0], cols[0].new_tensor(weights[: index.shape[1]]))
+        if weights is None:
+            return torch.cat(cols, dim=1) if len(cols) > 1 else cols[0]
+        # a loss linear in the statistics, reduced here: sum_j w_j stat_j
+        if index.shape[1] == 1:
+            loss = cols[0].mul_(weights[0])
+        else:  # the weights of the gathered columns, kept for the backward's scatter
+            ctx.w_idx = cols[0].new_tensor(weights[: index.shape[1]])
+            loss = torch.mv(cols[0], ctx.w_idx)
         for w, col in zip(weights[index.shape[1]:], cols[1:]):
             loss = loss.add_(col, alpha=w)
         return _reduce(loss.view(n), reduction)
@@ -230,7 +232,7 @@ class _LogSoftmaxStats(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        x, index, r, h, *out = ctx.saved_tensors
+        x, index, r, h = ctx.saved_tensors
         want_sum, want_ent, weights, reduction = ctx.flags
         n, c = x.shape
         n_idx = index.shape[1]
@@ -249,7 +251,7 @@ class _LogSoftmaxStats(torch.autograd.Function):
         else:
             # a linear loss: dL/d(statistic) = w_j times dL/d(row loss), a scalar when reduced
             g = g.unsqueeze(1) if reduction == "none" else g / n if reduction == "mean" else g
-            g_idx = g * g.new_tensor(weights[:n_idx]) if n_idx > 1 else g * weights[0]
+            g_idx = g * ctx.w_idx if n_idx > 1 else g * weights[0]
             g_sum = g * weights[n_idx] if want_sum else None
             g_ent = g * weights[-1] if want_ent else None
             a = g * -(sum(weights[:n_idx]) + (c * weights[n_idx] if want_sum else 0.0))
