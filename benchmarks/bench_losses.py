@@ -4,19 +4,26 @@ Also times the "one-hot / clip" style that circulating implementations use (soft
 probabilities, multiply by a one-hot matrix) for the losses that have such a form, so the table shows
 what the log-space, gather-based implementations save.
 
-    python benchmarks/bench_losses.py                 # CPU, N=4096, C=10 and C=100
+    python benchmarks/bench_losses.py                 # CPU, N=4096, C=10 and C=100, 1 and all threads
     python benchmarks/bench_losses.py --device cuda   # on a GPU
 
-Target: every loss <= 1.5x F.cross_entropy.  Timing uses one torch thread unless ``--threads`` says
-otherwise (torch.utils.benchmark's default); every column is timed in the same process, interleaved,
-so the ratios are side by side.  Absolute times on CPU also depend on the C allocator: a process in
-which glibc returns freed buffers to the kernel pays page faults on every new N x C buffer, which
-penalises losses that need two such buffers (soft bootstrap) more than those with one.
+Target: every loss <= 1.5x F.cross_entropy.  Every column is timed in the same process, interleaved
+(``--rounds`` rounds, the best kept), so a busy machine slows every column alike.
+
+The C allocator: glibc returns freed blocks of an ``N x C`` buffer's size to the kernel, and a new
+one then pays a page fault per 4 KiB, which on a VM can cost more than the loss's arithmetic
+(``F.cross_entropy`` allocates three such buffers per call and often takes ~100 faults).  By default
+the script re-runs itself with glibc's trimming and mmap thresholds raised (``--malloc steady``), so
+the table compares arithmetic; ``--malloc default`` times the allocator as it comes.  The
+``faults`` column gives the page faults per call either way.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Dict, List
+import os
+import resource
+import sys
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +78,10 @@ NAIVE: Dict[str, Callable] = {"mae": naive_mae, "gce": naive_gce, "rce": naive_r
 
 
 def time_fwd_bwd(fns: Dict[str, Callable], logits: torch.Tensor, target: torch.Tensor, min_run_time: float,
-                 rounds: int, threads: int = 1) -> Dict[str, float]:
-    """Seconds of one forward+backward for each fn: the fns are timed interleaved, ``rounds`` times
-    each, and the best round's median is kept, so a busy machine slows every column alike."""
+                 rounds: int, threads: int = 1) -> Dict[str, Tuple[float, float]]:
+    """``(seconds, page faults)`` of one forward+backward for each fn: the fns are timed interleaved,
+    ``rounds`` times each, and the best round's median is kept, so a busy machine slows every column
+    alike."""
     steps = {}
     for name, fn in fns.items():
         x = logits.detach().clone().requires_grad_(True)
@@ -85,12 +93,21 @@ def time_fwd_bwd(fns: Dict[str, Callable], logits: torch.Tensor, target: torch.T
         step()
         steps[name] = step
     best = {name: float("inf") for name in fns}
+    faults = {}
     for _ in range(rounds):
         for name, step in steps.items():
             t = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads).blocked_autorange(
                 min_run_time=min_run_time)
             best[name] = min(best[name], t.median)
-    return best
+    for name, step in steps.items():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            step()
+        faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+    return {name: (best[name], faults[name]) for name in fns}
+
+
+_STEADY = {"MALLOC_TRIM_THRESHOLD_": str(2**30), "MALLOC_MMAP_THRESHOLD_": str(2**30)}
 
 
 def main(argv: List[str] = None) -> None:
@@ -98,36 +115,49 @@ def main(argv: List[str] = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
-    ap.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best is kept")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads while timing (default 1, torch.utils.benchmark's default)")
+    ap.add_argument("--min-run-time", type=float, default=0.05, help="seconds per measurement")
+    ap.add_argument("--rounds", type=int, default=8, help="interleaved rounds; the best is kept")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="torch thread counts to time (default: 1 and all of this machine's)")
+    ap.add_argument("--malloc", choices=["steady", "default"], default="steady",
+                    help="steady: re-run with glibc's trimming off (see above); default: as it comes")
     args = ap.parse_args(argv)
+    if (args.malloc == "steady" and sys.platform.startswith("linux") and argv is None
+            and any(os.environ.get(k) != v for k, v in _STEADY.items())):
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **_STEADY})
     device = torch.device(args.device)
+    threads = args.threads or sorted({1, torch.get_num_threads()})
     torch.manual_seed(0)
+    steady = all(os.environ.get(k) == v for k, v in _STEADY.items())
     print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, device {device}"
-          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"timing threads {args.threads}, N={args.n}")
-    worst = 0.0
-    for c in args.classes:
-        logits = 3 * torch.randn(args.n, c, device=device)
-        target = torch.randint(0, c, (args.n,), device=device)
-        fns: Dict[str, Callable] = {"F.cross_entropy": lambda z, t: F.cross_entropy(z, t)}
-        fns.update({spec: functional_loss(spec) for spec in SPECS})
-        fns.update({"naive " + spec: fn for spec, fn in NAIVE.items()})
-        t = time_fwd_bwd(fns, logits, target, args.min_run_time, args.rounds, args.threads)
-        base = t["F.cross_entropy"]
-        print(f"\nC={c}: F.cross_entropy fwd+bwd = {base * 1e6:.1f} us")
-        print(f"{'loss':22s} {'us':>9s} {'x CE':>7s} {'one-hot/clip us':>16s} {'x CE':>7s} {'ours/naive':>10s}")
-        for spec in SPECS:
-            ours = t[spec]
-            worst = max(worst, ours / base)
-            line = f"{spec:22s} {ours * 1e6:9.1f} {ours / base:7.2f}"
-            if spec in NAIVE:
-                tn = t["naive " + spec]
-                line += f" {tn * 1e6:16.1f} {tn / base:7.2f} {ours / tn:10.2f}"
-            print(line)
-    print(f"\nworst ratio to F.cross_entropy: {worst:.2f}x (target <= 1.5x): {'OK' if worst <= 1.5 else 'MISSED'}")
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, N={args.n}, "
+          f"malloc {'steady (glibc trimming off)' if steady else 'as it comes'}")
+    worst: Dict[int, float] = {}
+    for nthreads in threads:
+        for c in args.classes:
+            logits = 3 * torch.randn(args.n, c, device=device)
+            target = torch.randint(0, c, (args.n,), device=device)
+            fns: Dict[str, Callable] = {"F.cross_entropy": lambda z, t: F.cross_entropy(z, t)}
+            fns.update({spec: functional_loss(spec) for spec in SPECS})
+            fns.update({"naive " + spec: fn for spec, fn in NAIVE.items()})
+            t = time_fwd_bwd(fns, logits, target, args.min_run_time, args.rounds, nthreads)
+            base, base_faults = t["F.cross_entropy"]
+            print(f"\nthreads {nthreads}, C={c}: F.cross_entropy fwd+bwd = {base * 1e6:.1f} us, "
+                  f"{base_faults:.0f} page faults per call")
+            print(f"{'loss':22s} {'us':>9s} {'x CE':>7s} {'faults':>7s} {'one-hot/clip us':>16s} {'x CE':>7s} "
+                  f"{'ours/naive':>10s}")
+            for spec in SPECS:
+                ours, faults = t[spec]
+                worst[nthreads] = max(worst.get(nthreads, 0.0), ours / base)
+                line = f"{spec:22s} {ours * 1e6:9.1f} {ours / base:7.2f} {faults:7.0f}"
+                if spec in NAIVE:
+                    tn = t["naive " + spec][0]
+                    line += f" {tn * 1e6:16.1f} {tn / base:7.2f} {ours / tn:10.2f}"
+                print(line)
+    print()
+    for nthreads, w in worst.items():
+        print(f"threads {nthreads}: worst ratio to F.cross_entropy {w:.2f}x (target <= 1.5x): "
+              f"{'OK' if w <= 1.5 else 'MISSED'}")
 
 
 if __name__ == "__main__":
