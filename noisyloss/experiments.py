@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +45,13 @@ __all__ = [
     "sweep",
     "grid",
     "load_records",
+    "save_record",
     "summary_table",
+    "seed_stats",
+    "seed_table",
+    "book_results",
     "provenance",
+    "provenance_line",
 ]
 
 #: peak learning rate of the triangular schedule when ``RunConfig.lr`` is None
@@ -294,16 +299,31 @@ def _append(path: Path, record: Dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def save_record(out_path: Union[str, os.PathLike], record: Dict[str, Any]) -> bool:
+    """Append ``record`` (e.g. ``run(cfg).record``) to a records file unless a record with its key is
+    already there, so that :func:`sweep` skips that run; returns whether it was appended."""
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if any(rec.get("key") == record["key"] for rec in load_records(path)):
+        return False
+    _repair_tail(path)
+    _append(path, record)
+    return True
+
+
 def sweep(
     configs: Iterable[RunConfig],
     out_path: Union[str, os.PathLike],
     *,
     device: Union[str, torch.device, None] = None,
     progress: bool = True,
+    callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
 ) -> List[Dict[str, Any]]:
     """Run every config not yet recorded in ``out_path``, appending one JSON line per finished run.
 
-    Returns the records of all ``configs`` in order (read back for those already done).
+    ``callback(cfg, entry)`` is called after every epoch of the runs trained now (not of those read
+    back), e.g. to draw live curves.  Returns the records of all ``configs`` in order (read back for
+    those already done).
     """
     device = default_device() if device is None else torch.device(device)
     path = Path(out_path)
@@ -315,7 +335,8 @@ def sweep(
         cfg = cfg.resolved(device)
         key = cfg.key()
         if key not in done:
-            done[key] = run(cfg, device=device, progress=progress).record
+            on_epoch = None if callback is None else functools.partial(callback, cfg)
+            done[key] = run(cfg, device=device, progress=progress, callback=on_epoch).record
             _append(path, done[key])
         out.append(done[key])
     return out
@@ -346,6 +367,22 @@ def summary_table(records: Sequence[Dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
+def seed_stats(records: Sequence[Dict[str, Any]], metric: str = "test_acc") -> Dict[Tuple[str, str], Tuple[float, float, int]]:
+    """``{(noise, loss): (mean, std, n)}`` of the final ``metric`` over seeds, the numbers behind
+    :func:`seed_table` (``std`` is the sample standard deviation, ddof=1, and 0 for a single seed).
+    Records without the metric (``None``, e.g. ``memorised`` without corrupted labels) are skipped."""
+    groups: Dict[Tuple[str, str], List[float]] = {}
+    for r in records:
+        value = r["final"].get(metric)
+        if value is not None:
+            groups.setdefault((r["config"]["noise"], r["config"]["loss"]), []).append(float(value))
+    out = {}
+    for key, vals in groups.items():
+        t = torch.tensor(vals, dtype=torch.float64)
+        out[key] = (float(t.mean()), float(t.std()) if len(vals) > 1 else 0.0, len(vals))
+    return out
+
+
 def seed_table(
     records: Sequence[Dict[str, Any]],
     losses: Sequence[str],
@@ -354,22 +391,14 @@ def seed_table(
 ) -> str:
     """Pivot table over seeds: a row per (loss, metric), a column per noise, cells ``mean ± std``
     of the final metric over the records with that loss and noise (``-`` where there are none, or the
-    metric is undefined, e.g. ``memorised`` without corrupted labels)."""
+    metric is undefined, e.g. ``memorised`` without corrupted labels); see :func:`seed_stats`."""
     head = ["loss", "metric"] + list(noises)
     rows = [head]
+    stats = {key: seed_stats(records, key) for key in metrics}
     for loss in losses:
         for key in metrics:
-            row = [loss, key]
-            for noise in noises:
-                vals = [r["final"][key] for r in records if r["config"]["loss"] == loss
-                        and r["config"]["noise"] == noise and r["final"].get(key) is not None]
-                if vals:
-                    t = torch.tensor(vals, dtype=torch.float64)
-                    std = float(t.std()) if len(vals) > 1 else 0.0
-                    row.append(f"{float(t.mean()):.3f} ± {std:.3f}")
-                else:
-                    row.append("-")
-            rows.append(row)
+            cells = [stats[key].get((noise, loss)) for noise in noises]
+            rows.append([loss, key] + ["-" if c is None else f"{c[0]:.3f} ± {c[1]:.3f}" for c in cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 

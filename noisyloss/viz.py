@@ -334,11 +334,22 @@ def history_figure(
 
 
 def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str = "",
-               yaxis_title: str = "") -> go.Figure:
-    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups)."""
+               yaxis_title: str = "", errors: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
+    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups).
+
+    ``errors`` (optional, same keys and lengths as ``groups``) draws symmetric error bars, e.g. the
+    standard deviation over seeds from :func:`noisyloss.experiments.seed_stats`.
+    """
+    if errors is not None:
+        if set(errors) - set(groups):
+            raise ValueError(f"errors has groups that groups lacks: {sorted(set(errors) - set(groups))}")
+        for name, err in errors.items():
+            if len(err) != len(groups[name]):
+                raise ValueError(f"errors[{name!r}] has {len(err)} values, groups[{name!r}] has {len(groups[name])}")
     fig = go.Figure()
     for i, (name, vals) in enumerate(groups.items()):
-        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=name,
+        err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
+        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=name, error_y=err,
                              marker_color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=420)
     return fig

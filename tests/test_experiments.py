@@ -113,6 +113,29 @@ def test_sweep_after_a_truncated_line_appends_cleanly(tmp_path):
     assert len(lines) == 2 and json.loads(lines[0]) == done[0]
 
 
+def test_sweep_calls_back_per_epoch_and_skips_saved_runs(tmp_path):
+    path = tmp_path / "records.jsonl"
+    ce, mae = E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST)
+    live = E.run(ce, device="cpu", progress=False)
+    assert E.save_record(path, live.record) and not E.save_record(path, live.record)  # once per key
+    seen = []
+    out = E.sweep([ce, mae], path, device="cpu", progress=False,
+                  callback=lambda cfg, entry: seen.append((cfg.loss, entry["epoch"])))
+    assert seen == [("mae", 1), ("mae", 2)]  # ce was saved, so only mae trains
+    assert out[0] == json.loads(json.dumps(live.record)) and out[1]["history"][-1]["epoch"] == 2
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_seed_stats_are_the_numbers_of_seed_table():
+    recs = [{"config": {"loss": "ce", "noise": "sym:0.4"}, "final": {"test_acc": a, "memorised": m}}
+            for a, m in ((0.5, 1.0), (0.7, None), (0.9, 0.6))]
+    stats = E.seed_stats(recs)
+    mean, std, n = stats["sym:0.4", "ce"]
+    assert n == 3 and mean == pytest.approx(0.7) and std == pytest.approx(0.2)  # sample std, ddof=1
+    assert E.seed_stats(recs, "memorised")["sym:0.4", "ce"] == pytest.approx((0.8, 0.4 / 2 ** 0.5, 2))
+    assert f"{mean:.3f} ± {std:.3f}" in E.seed_table(recs, ["ce"], ["sym:0.4"])
+
+
 def _cli(out: Path) -> list:
     return [sys.executable, "-m", "noisyloss", "run", "--dataset", "digits", "--noise", "sym:0.3",
             "--loss", "ce", "mae", "--loss", "gce:q=0.7", "--epochs", "10", "--train-subset", "400", "--quick", "--device", "cpu",

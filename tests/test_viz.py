@@ -80,3 +80,14 @@ def test_slider_colours_one_per_curve_and_stable_across_steps():
     colours = [t.line.color for t in fig.data]
     # per step: focal value + derivative share a colour, hinge gets the next one; both steps alike
     assert colours == [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2 + [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2
+
+
+def test_bar_figure_error_bars():
+    fig = viz.bar_figure({"ce": [0.5, 0.7], "mae": [0.9, 0.8]}, ["sym:0.2", "sym:0.4"],
+                         errors={"ce": [0.01, 0.123456]})
+    assert list(fig.data[0].error_y.array) == [0.01, 0.1235] and fig.data[0].error_y.type == "data"
+    assert fig.data[1].error_y.array is None  # no errors given for mae
+    with pytest.raises(ValueError, match="errors"):
+        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"ce": [0.1]})
+    with pytest.raises(ValueError, match="errors"):
+        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"gce": [0.1, 0.2]})
