@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +42,7 @@ __all__ = [
     "RunResult",
     "DEFAULT_LR",
     "make_labels",
+    "labels_digest",
     "run",
     "sweep",
     "grid",
@@ -77,6 +79,10 @@ class RunConfig:
     ``None``: defaults for the dataset (``mlp`` on digits, ``cnn`` on CIFAR; ``DEFAULT_LR``).
     ``train_subset``: train on this many images (a fixed random subset, the same for every seed).
     ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
+    ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
+    process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
+    ``sweep(label_sets={name: labels})``, and the record keeps the name and a digest of them.
+    ``noise`` must then be ``"clean"``: the custom labels are the noise.
     """
 
     dataset: str = "digits"
@@ -90,6 +96,7 @@ class RunConfig:
     train_subset: Optional[int] = None
     augment: bool = True
     quick: Optional[bool] = None
+    label_set: Optional[str] = None
 
     def __post_init__(self) -> None:
         try:
@@ -108,6 +115,13 @@ class RunConfig:
             make_transition(self.noise, num_classes)
         except (TypeError, ValueError) as err:
             raise ValueError(f"noise: {err}") from None
+        if self.label_set is not None:
+            if not isinstance(self.label_set, str) or not self.label_set:
+                raise ValueError(f"label_set must be a non-empty name or None, got {self.label_set!r}")
+            if self.noise != "clean":
+                raise ValueError(f"noise must be 'clean' with label_set={self.label_set!r}: its labels are the noise")
+            if self.dataset.startswith("cifar10n-"):
+                raise ValueError(f"label_set cannot replace the human labels of {self.dataset}; use dataset='cifar10'")
         _check_int("epochs", self.epochs, 1)
         _check_int("batch_size", self.batch_size, 2)
         _check_int("seed", self.seed, 0)
@@ -134,8 +148,12 @@ class RunConfig:
         )
 
     def key(self) -> str:
-        """Identity of a run in a records file: the resolved config as canonical JSON."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Identity of a run in a records file: the resolved config as canonical JSON (``label_set``
+        only when set, so that records written before it existed keep their keys)."""
+        fields = dataclasses.asdict(self)
+        if fields["label_set"] is None:
+            del fields["label_set"]
+        return json.dumps(fields, sort_keys=True)
 
 
 @dataclass
@@ -208,6 +226,24 @@ def provenance(device: torch.device) -> Dict[str, Any]:
 
 
 
+def labels_digest(labels: Tensor) -> str:
+    """A short fingerprint of a label tensor (SHA-1 of its int64 values), stored in records."""
+    return hashlib.sha1(labels.detach().cpu().long().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _with_train_labels(data: ImageData, labels: Tensor, name: str) -> ImageData:
+    """``data`` training on ``labels`` (checked against it) instead of its own training labels."""
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"train_labels for label set {name!r} must be an integer tensor of class indices")
+    n = len(data.y_train_clean)
+    if labels.shape != (n,):
+        raise ValueError(f"train_labels for label set {name!r} must have shape ({n},) like {data.name}'s "
+                         f"training set, got {tuple(labels.shape)}")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= data.num_classes):
+        raise ValueError(f"train_labels for label set {name!r} must be in [0, {data.num_classes - 1}]")
+    return dataclasses.replace(data, y_train=labels.to(data.y_train.device, torch.long))
+
+
 def run(
     cfg: RunConfig,
     *,
@@ -215,13 +251,21 @@ def run(
     progress: bool = True,
     callback: Optional[Callable[[Dict[str, Any]], None]] = None,
     data: Optional[ImageData] = None,
+    train_labels: Optional[Tensor] = None,
 ) -> RunResult:
-    """Train one configuration.  ``data`` overrides loading ``cfg.dataset`` (e.g. preloaded data)."""
+    """Train one configuration.  ``data`` overrides loading ``cfg.dataset`` (e.g. preloaded data);
+    ``train_labels`` (one per training image of the full dataset) are the labels of ``cfg.label_set``
+    and must be given exactly when it is set."""
     device = default_device() if device is None else torch.device(device)
     cfg = cfg.resolved(device)
+    if (cfg.label_set is None) != (train_labels is None):
+        raise ValueError("train_labels and RunConfig.label_set go together: name the custom labels in "
+                         "label_set so that the record says what the run trained on")
     start = time.perf_counter()
     if data is None:
         data = _cached_dataset(cfg.dataset, device, cfg.quick)
+    if train_labels is not None:
+        data = _with_train_labels(data, train_labels, cfg.label_set)
     if cfg.train_subset is not None:
         data = data.subset(cfg.train_subset, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(cfg.seed)  # model init and the random draws of peer / NL losses
@@ -246,6 +290,8 @@ def run(
         "wall_seconds": time.perf_counter() - start,
         **provenance(device),
     }
+    if train_labels is not None:
+        record["labels_digest"] = labels_digest(train_labels)
     return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record,
                      loss_fn)
 
@@ -318,13 +364,20 @@ def sweep(
     device: Union[str, torch.device, None] = None,
     progress: bool = True,
     callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
+    label_sets: Optional[Mapping[str, Tensor]] = None,
 ) -> List[Dict[str, Any]]:
     """Run every config not yet recorded in ``out_path``, appending one JSON line per finished run.
 
     ``callback(cfg, entry)`` is called after every epoch of the runs trained now (not of those read
-    back), e.g. to draw live curves.  Returns the records of all ``configs`` in order (read back for
-    those already done).
+    back), e.g. to draw live curves.  ``label_sets`` maps each ``cfg.label_set`` to its training
+    labels; a recorded run whose labels differ from them (by digest) raises ``ValueError`` rather
+    than being reused.  Returns the records of all ``configs`` in order (read back for those already
+    done).
     """
+    configs, label_sets = list(configs), dict(label_sets or {})
+    missing = sorted({c.label_set for c in configs if c.label_set is not None} - set(label_sets))
+    if missing:
+        raise ValueError(f"label_sets lacks the labels of label_set {missing}")
     device = default_device() if device is None else torch.device(device)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,10 +387,15 @@ def sweep(
     for cfg in configs:
         cfg = cfg.resolved(device)
         key = cfg.key()
+        labels = None if cfg.label_set is None else label_sets[cfg.label_set]
         if key not in done:
             on_epoch = None if callback is None else functools.partial(callback, cfg)
-            done[key] = run(cfg, device=device, progress=progress, callback=on_epoch).record
+            done[key] = run(cfg, device=device, progress=progress, callback=on_epoch, train_labels=labels).record
             _append(path, done[key])
+        elif labels is not None and done[key].get("labels_digest") != labels_digest(labels):
+            raise ValueError(f"{path} has a run of label_set {cfg.label_set!r} trained on other labels "
+                             f"(digest {done[key].get('labels_digest')}, now {labels_digest(labels)}): "
+                             "rename the label set or use another records file")
         out.append(done[key])
     return out
 

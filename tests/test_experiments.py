@@ -23,7 +23,8 @@ FAST = dict(dataset="digits", epochs=2, train_subset=300, quick=True)
 @pytest.mark.parametrize("field, value", [
     ("dataset", "mnist"), ("loss", "xyz"), ("loss", "gce:q=2"), ("loss", "gce:p=1"), ("noise", "bogus:0.1"),
     ("noise", 0.4), ("epochs", 0), ("epochs", 2.0), ("batch_size", 1), ("lr", -0.1), ("lr", True),
-    ("model", "resnet"), ("seed", -1), ("train_subset", 0), ("augment", "yes"), ("quick", 1),
+    ("model", "resnet"), ("seed", -1), ("train_subset", 0), ("augment", "yes"), ("quick", 1), ("label_set", ""),
+    ("label_set", 3),
 ])
 def test_runconfig_rejects_bad_fields_by_name(field, value):
     with pytest.raises(ValueError, match=field):
@@ -43,6 +44,20 @@ def test_resolved_defaults_and_key():
     assert (digits.model, digits.quick) == ("mlp", False)
     assert json.loads(digits.key())["model"] == "mlp"
     assert digits.key() != E.RunConfig(quick=True).resolved("cpu").key()
+
+
+def test_label_set_needs_clean_noise_and_a_dataset_without_human_labels():
+    with pytest.raises(ValueError, match="noise must be 'clean'"):
+        E.RunConfig(label_set="annotator", noise="sym:0.2")
+    with pytest.raises(ValueError, match="label_set"):
+        E.RunConfig(dataset="cifar10n-worse", label_set="annotator")
+
+
+def test_keys_of_records_written_before_label_set_existed_are_unchanged():
+    rec = E.book_results("digits_gpu.jsonl")[0]
+    assert "label_set" not in rec["config"]
+    assert E.RunConfig(**rec["config"]).key() == rec["key"]
+    assert json.loads(E.RunConfig(label_set="a").key())["label_set"] == "a"
 
 
 def test_grid_is_the_full_product():
@@ -134,6 +149,62 @@ def test_seed_stats_are_the_numbers_of_seed_table():
     assert n == 3 and mean == pytest.approx(0.7) and std == pytest.approx(0.2)  # sample std, ddof=1
     assert E.seed_stats(recs, "memorised")["sym:0.4", "ce"] == pytest.approx((0.8, 0.4 / 2 ** 0.5, 2))
     assert f"{mean:.3f} ± {std:.3f}" in E.seed_table(recs, ["ce"], ["sym:0.4"])
+
+
+def _annotator(flip_every: int = 3) -> torch.Tensor:
+    """Digits training labels with every ``flip_every``-th one moved to the next class."""
+    clean = load_dataset("digits", device="cpu").y_train_clean.clone()
+    clean[::flip_every] = (clean[::flip_every] + 1) % 10
+    return clean
+
+
+def test_run_on_a_named_label_set_records_it_and_trains_on_those_labels():
+    labels = _annotator()
+    clean = load_dataset("digits", device="cpu").y_train_clean
+    cfg = E.RunConfig(label_set="annotator", **FAST)
+    res = E.run(cfg, device="cpu", progress=False, train_labels=labels)
+    rec = res.record
+    assert rec["config"]["label_set"] == "annotator" and rec["labels_digest"] == E.labels_digest(labels)
+    assert json.loads(rec["key"])["label_set"] == "annotator"
+    # a 300-image subset of labels that are wrong for every third image
+    sub_clean = res.data.y_train_clean
+    assert torch.equal(res.labels.corrupted, res.labels.labels != sub_clean) and len(sub_clean) == 300
+    assert rec["final"]["noise_rate"] == pytest.approx(float((res.labels.labels != sub_clean).double().mean()))
+    assert 0.2 < rec["final"]["noise_rate"] < 0.47  # about 1/3 of 300
+    assert float((labels != clean).double().mean()) == pytest.approx(1 / 3, abs=0.01)
+    assert E.labels_digest(labels) != E.labels_digest(clean)
+
+
+@pytest.mark.parametrize("label_set, make, exc, match", [
+    ("a", None, ValueError, "train_labels and RunConfig.label_set go together"),
+    (None, lambda n: torch.zeros(n, dtype=torch.long), ValueError, "go together"),
+    ("a", lambda n: torch.zeros(5, dtype=torch.long), ValueError, "shape"),
+    ("a", lambda n: torch.zeros(n), TypeError, "integer"),
+    ("a", lambda n: torch.full((n,), 10), ValueError, r"\[0, 9\]"),
+])
+def test_run_rejects_mismatched_train_labels(label_set, make, exc, match):
+    n = len(load_dataset("digits", device="cpu").y_train_clean)
+    with pytest.raises(exc, match=match):
+        E.run(E.RunConfig(label_set=label_set, **FAST), device="cpu", progress=False,
+              train_labels=None if make is None else make(n))
+
+
+def test_sweep_over_label_sets_resumes_and_refuses_changed_labels(tmp_path):
+    path = tmp_path / "records.jsonl"
+    configs = [E.RunConfig(label_set=name, **FAST) for name in ("every3", "every5")]
+    sets = {"every3": _annotator(3), "every5": _annotator(5)}
+    trained = []
+    first = E.sweep(configs, path, device="cpu", progress=False, label_sets=sets,
+                    callback=lambda cfg, entry: trained.append(cfg.label_set))
+    assert trained == ["every3"] * 2 + ["every5"] * 2
+    assert first[0]["final"]["noise_rate"] > first[1]["final"]["noise_rate"]
+    again = E.sweep(iter(configs), path, device="cpu", progress=False, label_sets=sets,
+                    callback=lambda cfg, entry: trained.append(cfg.label_set))
+    assert again == first and len(trained) == 4  # nothing trained again
+    with pytest.raises(ValueError, match="other labels"):
+        E.sweep(configs, path, device="cpu", progress=False, label_sets={"every3": _annotator(4), "every5": sets["every5"]})
+    with pytest.raises(ValueError, match="label_sets lacks"):
+        E.sweep(configs, path, device="cpu", progress=False, label_sets={"every3": sets["every3"]})
 
 
 def _cli(out: Path) -> list:
