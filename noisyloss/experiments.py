@@ -48,6 +48,7 @@ __all__ = [
     "grid",
     "load_records",
     "save_record",
+    "record_noise",
     "summary_table",
     "seed_stats",
     "seed_table",
@@ -411,11 +412,17 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def record_noise(record: Dict[str, Any]) -> str:
+    """What a record trained on: its ``label_set`` name when it has one, else its ``noise`` spec (the
+    column or group that :func:`summary_table`, :func:`seed_stats` and :func:`seed_table` use)."""
+    return record["config"].get("label_set") or record["config"]["noise"]
+
+
 def summary_table(records: Sequence[Dict[str, Any]]) -> str:
     """Plain-text table: one row per record with the final metrics."""
     head = ("dataset", "noise", "loss", "seed", "epochs", "test_acc", "fit_clean", "memorised", "corrected", "s")
     rows = [head] + [
-        (r["config"]["dataset"], r["config"]["noise"], r["config"]["loss"], r["config"]["seed"],
+        (r["config"]["dataset"], record_noise(r), r["config"]["loss"], r["config"]["seed"],
          r["config"]["epochs"], r["final"]["test_acc"], r["final"]["fit_clean"], r["final"]["memorised"],
          r["final"]["corrected"], f"{r['wall_seconds']:.1f}")
         for r in records
@@ -428,12 +435,13 @@ def summary_table(records: Sequence[Dict[str, Any]]) -> str:
 def seed_stats(records: Sequence[Dict[str, Any]], metric: str = "test_acc") -> Dict[Tuple[str, str], Tuple[float, float, int]]:
     """``{(noise, loss): (mean, std, n)}`` of the final ``metric`` over seeds, the numbers behind
     :func:`seed_table` (``std`` is the sample standard deviation, ddof=1, and 0 for a single seed).
-    Records without the metric (``None``, e.g. ``memorised`` without corrupted labels) are skipped."""
+    ``noise`` is :func:`record_noise` (a label set's name for runs on one).  Records without the
+    metric (``None``, e.g. ``memorised`` without corrupted labels) are skipped."""
     groups: Dict[Tuple[str, str], List[float]] = {}
     for r in records:
         value = r["final"].get(metric)
         if value is not None:
-            groups.setdefault((r["config"]["noise"], r["config"]["loss"]), []).append(float(value))
+            groups.setdefault((record_noise(r), r["config"]["loss"]), []).append(float(value))
     out = {}
     for key, vals in groups.items():
         t = torch.tensor(vals, dtype=torch.float64)

@@ -198,6 +198,10 @@ def test_sweep_over_label_sets_resumes_and_refuses_changed_labels(tmp_path):
                     callback=lambda cfg, entry: trained.append(cfg.label_set))
     assert trained == ["every3"] * 2 + ["every5"] * 2
     assert first[0]["final"]["noise_rate"] > first[1]["final"]["noise_rate"]
+    # tables group runs by label set, not by their (clean) noise spec
+    stats = E.seed_stats(first)
+    assert set(stats) == {("every3", "ce"), ("every5", "ce")} and stats["every3", "ce"][2] == 1
+    assert "every5" in E.summary_table(first) and "every3" in E.seed_table(first, ["ce"], ["every3", "every5"])
     again = E.sweep(iter(configs), path, device="cpu", progress=False, label_sets=sets,
                     callback=lambda cfg, entry: trained.append(cfg.label_set))
     assert again == first and len(trained) == 4  # nothing trained again
