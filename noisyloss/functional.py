@@ -279,8 +279,8 @@ _SCRATCH: Dict[torch.dtype, Tensor] = {}
 
 
 def _take_scratch(like: Tensor) -> Tensor:
-    """An uninitialised tensor shaped like the contiguous ``like``; hand it back with
-    :func:`_give_scratch` once nothing reads it any more."""
+    """An uninitialised tensor of ``like``'s shape and dtype (row-major on CPU, whatever ``like``'s
+    strides); hand it back with :func:`_give_scratch` once nothing reads it any more."""
     if like.device.type != "cpu":
         return torch.empty_like(like)
     flat = _SCRATCH.pop(like.dtype, None)  # taken out: a second caller meanwhile allocates its own
