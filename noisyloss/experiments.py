@@ -32,7 +32,7 @@ from . import __version__
 from .data import ImageData, dataset_info, load_dataset
 from .metrics import ece
 from .models import MODELS, make_model
-from .noise import corrupt, make_transition
+from .noise import check_labels, corrupt, make_transition
 from .registry import make_loss, parse_spec
 from .runtime import default_device, quick_mode
 from .train import NoisyLabels, fit
@@ -234,15 +234,12 @@ def labels_digest(labels: Tensor) -> str:
 
 def _with_train_labels(data: ImageData, labels: Tensor, name: str) -> ImageData:
     """``data`` training on ``labels`` (checked against it) instead of its own training labels."""
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"train_labels for label set {name!r} must be an integer tensor of class indices")
+    labels = check_labels("train_labels", labels, data.num_classes)
     n = len(data.y_train_clean)
     if labels.shape != (n,):
         raise ValueError(f"train_labels for label set {name!r} must have shape ({n},) like {data.name}'s "
                          f"training set, got {tuple(labels.shape)}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= data.num_classes):
-        raise ValueError(f"train_labels for label set {name!r} must be in [0, {data.num_classes - 1}]")
-    return dataclasses.replace(data, y_train=labels.to(data.y_train.device, torch.long))
+    return dataclasses.replace(data, y_train=labels.to(data.y_train.device))
 
 
 def run(
