@@ -122,13 +122,12 @@ def main(argv: List[str] = None) -> None:
     ap.add_argument("--malloc", choices=["steady", "default"], default="steady",
                     help="steady: re-run with glibc's trimming off (see above); default: as it comes")
     args = ap.parse_args(argv)
-    if (args.malloc == "steady" and sys.platform.startswith("linux") and argv is None
-            and any(os.environ.get(k) != v for k, v in _STEADY.items())):
+    steady = all(os.environ.get(k) == v for k, v in _STEADY.items())
+    if args.malloc == "steady" and sys.platform.startswith("linux") and argv is None and not steady:
         os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **_STEADY})
     device = torch.device(args.device)
     threads = args.threads or sorted({1, torch.get_num_threads()})
     torch.manual_seed(0)
-    steady = all(os.environ.get(k) == v for k, v in _STEADY.items())
     print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, N={args.n}, "
           f"malloc {'steady (glibc trimming off)' if steady else 'as it comes'}")
