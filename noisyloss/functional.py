@@ -15,14 +15,22 @@ inputs (bf16/fp16) are computed and returned in float32; float64 stays float64.
 Each loss is a function of a few per-row statistics of ``log_softmax`` (:math:`\log p` at the label,
 a peer or complementary label or the argmax, :math:`\sum_k \log p_k`, :math:`\sum_k p_k \log p_k`); one
 autograd Function computes them and writes their ``N x C`` gradient in place, so no loss allocates
-more ``N x C`` temporaries than ``F.cross_entropy`` (``benchmarks/bench_losses.py`` measures the
-cost).  Gradients are first order: differentiating a gradient again (``create_graph=True``)
-raises an error.
+more ``N x C`` temporaries than ``F.cross_entropy``.  Gradients are first order: differentiating a
+gradient again (``create_graph=True``) raises an error.
+
+Two backends compute the statistics, with the same numbers (the tests hold both to the same
+references): on CPU float32/float64 tensors, fused C kernels (``_native.c``, built with the system C
+compiler on first use, see :mod:`noisyloss._native`) that also evaluate each loss's formula and its
+derivative per row, so that a loss is one kernel forward and one backward, like
+``F.cross_entropy`` (``benchmarks/bench_losses.py`` measures the cost); elsewhere (CUDA, no
+compiler, ``NOISYLOSS_NATIVE=0``) torch operations, :class:`_LogSoftmaxStats`.  Each loss below
+names its C formula next to its torch code.
 
 Notation: :math:`p = \mathrm{softmax}(z)`, :math:`p_y` the probability of the labelled class.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import numbers
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -30,6 +38,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import _native
 
 __all__ = [
     "cross_entropy",
@@ -268,6 +278,76 @@ class _LogSoftmaxStats(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
+_NATIVE_FN = {torch.float32: "f32", torch.float64: "f64"}
+_NATIVE_CTYPE = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
+
+
+class _NativeRows(torch.autograd.Function):
+    """The row statistics of :class:`_LogSoftmaxStats` (``formula = STATS``), or a whole loss built
+    on them, by the fused kernels of ``_native.c`` (CPU, float32/float64): ``_native.LINEAR``
+    (``params``: one weight per statistic) or one of the formulas there, each the C twin of its
+    loss's torch code below, which computes the row losses and their derivatives by the statistics
+    in the forward, and reduces them, so that the loss needs no autograd graph of its own.
+    First-order only."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
+                reduction: str) -> Tensor:
+        x, index = x.contiguous(), index.contiguous()
+        n, c = x.shape
+        k = index.shape[1] + sum(bool(flags & f) for f in (_native.ARGMAX, _native.SUM, _native.ENT))
+        if k > _native.MAX_COLS:
+            raise ValueError(f"at most {_native.MAX_COLS} statistics per row, got {k}")
+        fused = formula != _native.STATS
+        out, p = x.new_empty(n, k), torch.empty_like(x)
+        aux = x.new_empty(n, _native.AUX + (k if fused else 0))  # per row; see _native.c
+        amax = torch.empty(n, dtype=torch.long) if flags & _native.ARGMAX else None
+        res = x.new_empty(n if reduction == "none" else ()) if fused else None
+        prm = (_NATIVE_CTYPE[x.dtype] * len(params))(*params) if fused else None
+        getattr(_native.library(), "nl_rows_" + _NATIVE_FN[x.dtype])(
+            x.data_ptr(), n, c, index.data_ptr(), index.shape[1], flags, out.data_ptr(), k, p.data_ptr(),
+            aux.data_ptr(), _ptr(amax), formula, prm, _native.REDUCTION[reduction], _ptr(res),
+            torch.get_num_threads())
+        ctx.p, ctx.conf = p, (flags, fused, reduction)
+        ctx.save_for_backward(x, index, out, aux, amax)
+        return res if fused else out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: the kernel's gradient is no autograd graph
+            raise RuntimeError("noisyloss losses are first order: their gradient cannot be differentiated "
+                               "again (create_graph=True / double backward is not supported)")
+        x, index, out, aux, amax = ctx.saved_tensors
+        flags, fused, reduction = ctx.conf
+        p, ctx.p = ctx.p, None  # the first backward turns p into the gradient; a second recomputes it
+        have_p = p is not None
+        if not have_p:
+            p = torch.empty_like(x)
+        g = g.to(x.dtype)
+        item = x.element_size()
+        if not fused:  # dL/d(statistics)
+            G, ldg, gs, stride = g.contiguous(), out.shape[1], None, 0
+        else:  # dL/d(row loss) times the rows' derivatives, kept in aux
+            G, ldg = None, aux.shape[1]
+            gs, stride = (g.contiguous(), 1) if reduction == "none" else (
+                (g / x.shape[0] if reduction == "mean" else g).reshape(1), 0)
+        getattr(_native.library(), "nl_grad_" + _NATIVE_FN[x.dtype])(
+            x.data_ptr(), x.shape[0], x.shape[1], index.data_ptr(), index.shape[1], flags, out.data_ptr(),
+            out.shape[1], p.data_ptr(), int(have_p), aux.data_ptr(), _ptr(amax), aux.shape[1],
+            G.data_ptr() if G is not None else aux.data_ptr() + _native.AUX * item, ldg, _ptr(gs), stride,
+            torch.get_num_threads())
+        return p, None, None, None, None, None
+
+
+def _ptr(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def _fused(x: Tensor, index: Tensor, formula: int, params: Sequence[float], reduction: str, flags: int = 0) -> Tensor:
+    """A loss computed whole by the native kernels (``_native.usable(x)`` must hold)."""
+    return _NativeRows.apply(x, index.unsqueeze(1), flags, formula, tuple(float(v) for v in params), reduction)
+
+
 _LN2 = math.log(2.0)
 _LOG2E = 1.0 / _LN2
 
@@ -332,6 +412,11 @@ def _row_stats(
     """
     if index.dim() == 1:
         index = index.unsqueeze(1)
+    if _native.usable(x):
+        flags = (_native.SUM if log_sum else 0) | (_native.ENT if entropy else 0) | (_native.ARGMAX if argmax else 0)
+        if weights is None:
+            return _NativeRows.apply(x, index, flags, _native.STATS, (), "none")
+        return _NativeRows.apply(x, index, flags, _native.LINEAR, tuple(weights), reduction)
     return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, None if weights is None else tuple(weights), reduction)
 
 
@@ -349,12 +434,6 @@ def _argmax_of_shifted(t: Tensor, x: Tensor) -> Tensor:
     if bool(odd.any()):
         idx[odd] = x[odd].argmax(dim=1).to(idx.dtype)
     return idx.long()
-
-
-def _log_py(logits: Tensor, target: Tensor, reduction: str) -> Tensor:
-    """Validated :math:`\\log p_y`, shape ``(N,)``, differentiable w.r.t. ``logits``."""
-    x, target = _validated(logits, target, reduction)
-    return _row_stats(x, target).squeeze(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +462,10 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     The L1 distance :math:`\lVert e_y - p\rVert_1 = 2(1 - p_y)` is twice this value; with this
     convention ``gce(q=1) == mae`` exactly.  Symmetric: :math:`\sum_k L(f(x), k) = C - 1`.
     """
-    return _reduce(-torch.expm1(_log_py(logits, target, reduction)), reduction)
+    x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        return _fused(x, target, _native.CE_RCE, (0.0, 1.0, -1.0), reduction)
+    return _reduce(-torch.expm1(_row_stats(x, target).squeeze(1)), reduction)
 
 
 def gce(
@@ -396,11 +478,16 @@ def gce(
     :math:`p_y \le k` get the constant :math:`(1-k^q)/q` and hence no gradient.
     """
     q = check_param("q", q, low=0.0, high=1.0, low_open=True)
-    log_py = _log_py(logits, target, reduction)
-    loss = -torch.expm1(q * log_py) / q
     if k is not None:
         k = check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
         const = -math.expm1(q * math.log(k)) / q
+    x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        trunc = (1.0, math.log(k), const) if k is not None else (0.0, 0.0, 0.0)
+        return _fused(x, target, _native.GCE, (q,) + trunc, reduction)
+    log_py = _row_stats(x, target).squeeze(1)
+    loss = -torch.expm1(q * log_py) / q
+    if k is not None:
         loss = torch.where(log_py <= math.log(k), torch.full_like(loss, const), loss)
     return _reduce(loss, reduction)
 
@@ -413,7 +500,10 @@ def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "me
     :math:`\lVert e_y - p\rVert_1`.
     """
     A = check_param("A", A, high=0.0, high_open=True)
-    return _reduce(A * torch.expm1(_log_py(logits, target, reduction)), reduction)
+    x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        return _fused(x, target, _native.CE_RCE, (0.0, 1.0, A), reduction)
+    return _reduce(A * torch.expm1(_row_stats(x, target).squeeze(1)), reduction)
 
 
 def _active_plus_rce(
@@ -430,6 +520,9 @@ def _active_plus_rce(
     beta = check_param("beta", beta, low=0.0)
     A = check_param("A", A, high=0.0, high_open=True)
     x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        formula, flags = (_native.NCE_RCE, _native.SUM) if active == "nce" else (_native.CE_RCE, 0)
+        return _fused(x, target, formula, (alpha, beta, A), reduction, flags)
     stats = _row_stats(x, target, log_sum=active == "nce")
     log_py = stats[:, 0]
     first = _nce(log_py, stats[:, 1]) if active == "nce" else -log_py
@@ -460,6 +553,8 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     Values in [0, 1]; symmetric: :math:`\sum_k L(f(x), k) = 1`.
     """
     x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        return _fused(x, target, _native.NCE_RCE, (1.0, 0.0, -1.0), reduction, _native.SUM)
     stats = _row_stats(x, target, log_sum=True)
     return _reduce(_nce(stats[:, 0], stats[:, 1]), reduction)
 
@@ -484,7 +579,10 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     smallest normal float so that the gradient stays finite when :math:`p_y` rounds to 1.
     """
     gamma = check_param("gamma", gamma, low=0.0)
-    log_py = _log_py(logits, target, reduction)
+    x, target = _validated(logits, target, reduction)
+    if _native.usable(x):
+        return _fused(x, target, _native.FOCAL, (gamma, torch.finfo(x.dtype).tiny), reduction)
+    log_py = _row_stats(x, target).squeeze(1)
     one_minus = -torch.expm1(log_py)
     if 0.0 < gamma < 1.0:
         one_minus = one_minus.clamp_min(torch.finfo(one_minus.dtype).tiny)
@@ -550,8 +648,11 @@ def peer(
     k = _permutation(n, logits.device, generator)
     if isinstance(base, str):
         # One pass for both terms: row m's second column holds log p[m, y_k(i)] for the i with j_i = m.
-        peer_target = torch.empty_like(target).index_copy_(0, j, target[k])
-        index = torch.stack((target, peer_target), dim=1)
+        if _native.usable(x):  # index_copy_ and stack below cost 3x the loss's kernels at C=10
+            index, target = torch.empty(n, 2, dtype=torch.long), target.contiguous()
+            _native.library().nl_peer_index(target.data_ptr(), j.data_ptr(), k.data_ptr(), n, index.data_ptr())
+        else:
+            index = torch.stack((target, torch.empty_like(target).index_copy_(0, j, target[k])), dim=1)
         # A reduced loss sums the peer terms, so they need not be put back in the order of i.
         if base == "ce" and reduction != "none":  # linear in log p: -log p_y + alpha log p_peer
             return _row_stats(x, index, weights=(-1.0, alpha), reduction=reduction)
@@ -574,15 +675,19 @@ def negative_learning(
     r"""Negative learning :math:`-\log(1 - p_{\bar y})` with a complementary label :math:`\bar y`
     drawn uniformly from the classes other than ``y`` (Kim et al., 2019, NLNL).
 
-    Computed as ``-log(-expm1(log p_ybar))``.  Where :math:`p_{\bar y} > 0.999` the rounding inside
-    ``log_softmax`` would dominate (and give ``log 0`` once :math:`p_{\bar y}` rounds to 1), so those
-    rows use the exact form :math:`\mathrm{logsumexp}_k z_k - \mathrm{logsumexp}_{k \ne \bar y} z_k`.
+    The native kernels compute :math:`\log(1 - p_{\bar y}) = \log\sum_{k \ne \bar y} e^{z_k} -
+    \mathrm{logsumexp}_k z_k` exactly in every row.  The torch path computes ``-log(-expm1(log
+    p_ybar))``; where :math:`p_{\bar y} > 0.999` the rounding inside ``log_softmax`` would dominate
+    (and give ``log 0`` once :math:`p_{\bar y}` rounds to 1), so those rows use the exact form
+    :math:`\mathrm{logsumexp}_k z_k - \mathrm{logsumexp}_{k \ne \bar y} z_k`.
     """
     x, target = _validated(logits, target, reduction)
     n, c = x.shape
     gen_device = generator.device if generator is not None else x.device
     shift = torch.randint(1, c, (n,), generator=generator, device=gen_device).to(x.device)
     comp = (target + shift) % c
+    if _native.usable(x):  # the kernel computes log(1 - p_ybar) exactly in every row
+        return _fused(x, comp, _native.NEG, (), reduction, _native.COMP)
     log_pbar = _row_stats(x, comp).squeeze(1)
     risky = log_pbar > math.log(0.999)
     loss = -torch.log(-torch.expm1(torch.where(risky, torch.full_like(log_pbar, -1.0), log_pbar)))

@@ -1,6 +1,12 @@
 """Every functional loss against an independent float64 formula written from the softmax
-probabilities, its limits and special cases, autograd, extreme logits, reductions and input errors."""
+probabilities, its limits and special cases, autograd, extreme logits, reductions and input errors.
+
+Every test runs twice: on the native CPU kernels (``_native.c``) and on the pure-torch path (the
+one CUDA tensors and machines without a C compiler take), so the two are held to the same
+references."""
 import math
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +14,23 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from noisyloss import _native
 from noisyloss import functional as NF
+
+
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def backend(request, monkeypatch):
+    if request.param == "native" and _native.library() is None:
+        pytest.skip(f"native kernels unavailable: {_native.status()}")
+    monkeypatch.setattr(_native, "enabled", request.param == "native")
+    return request.param
+
+
+@pytest.fixture
+def torch_path(backend):
+    """For tests of the torch path's own machinery (scratch buffers, exp2): once, on that path."""
+    if backend != "torch":
+        pytest.skip("tests the pure-torch path")
 
 
 def gen(seed: int) -> torch.Generator:
@@ -164,10 +186,11 @@ def test_combinations():
                                0.2 * NF.cross_entropy(z, y, **kw) + 3.0 * NF.rce(z, y, A=-6.0, **kw))
     torch.testing.assert_close(NF.nce_rce(z, y, alpha=0.5, beta=2.0, A=-1.0, **kw),
                                0.5 * NF.nce(z, y, **kw) + 2.0 * NF.rce(z, y, A=-1.0, **kw))
-    torch.testing.assert_close(NF.focal(z, y, gamma=0.0, **kw), NF.cross_entropy(z, y, **kw), rtol=1e-14, atol=0)
+    # -log p_y = log s - t_y: both sides round log s (~2 here) differently, so a few ulp of it
+    ulps = dict(rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(NF.focal(z, y, gamma=0.0, **kw), NF.cross_entropy(z, y, **kw), **ulps)
     for hard in (False, True):
-        torch.testing.assert_close(NF.bootstrap(z, y, beta=1.0, hard=hard, **kw), NF.cross_entropy(z, y, **kw),
-                                   rtol=1e-14, atol=0)
+        torch.testing.assert_close(NF.bootstrap(z, y, beta=1.0, hard=hard, **kw), NF.cross_entropy(z, y, **kw), **ulps)
 
 
 def test_soft_bootstrap_is_ce_plus_entropy():
@@ -385,7 +408,7 @@ def test_losses_reduced_inside_the_fused_function_have_reference_gradients(name,
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_argmax_of_shifted_logits_is_argmax_including_ties_and_nan(dtype):
+def test_argmax_of_shifted_logits_is_argmax_including_ties_and_nan(dtype, torch_path):
     z = torch.randn(500, 37, generator=gen(5), dtype=dtype)
     z[3] = 0.0  # all tied: the first class
     z[7, 4] = z[7, 20] = 50.0  # two tied maxima
@@ -438,7 +461,7 @@ def test_autocast_does_not_lower_the_precision(name):
 
 
 @pytest.mark.parametrize("with_et", [False, True])
-def test_exp2_based_probabilities_are_float32_accurate(with_et):
+def test_exp2_based_probabilities_are_float32_accurate(with_et, torch_path):
     # exp(t) is taken as exp2(t * log2(e)), 3.5x faster than torch.exp on CPU: p = e / s must stay
     # within a few float32 ulp (6e-8) of float64 softmax, at large logits too
     z, _ = batch(n=512, c=100, scale=10.0)
@@ -468,7 +491,7 @@ def test_peer_reduced_inside_has_the_gradient_of_the_per_sample_losses(base):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
 
 
-def test_interleaved_graphs_keep_their_own_scratch_buffers():
+def test_interleaved_graphs_keep_their_own_scratch_buffers(torch_path):
     # soft bootstrap keeps exp(t) in the shared scratch buffer until its backward, and hard bootstrap
     # borrows it for its argmax mask: graphs alive at the same time must not share it
     z, y = batch(n=300, c=40, dtype=torch.float32)
@@ -489,7 +512,7 @@ def test_interleaved_graphs_keep_their_own_scratch_buffers():
         torch.testing.assert_close(x.grad, g, rtol=0, atol=0)
 
 
-def test_the_scratch_buffer_is_reused_across_calls():
+def test_the_scratch_buffer_is_reused_across_calls(torch_path):
     z, y = batch(n=300, c=40, dtype=torch.float32)
     z.requires_grad_(True)
     NF.bootstrap(z, y).backward()
@@ -499,10 +522,11 @@ def test_the_scratch_buffer_is_reused_across_calls():
 
 
 def test_double_backward_is_refused_clearly():
+    # the torch path refuses at the second backward, the native one already at create_graph=True
     z, y = batch(n=4, c=3)
     z.requires_grad_(True)
-    (g,) = torch.autograd.grad(NF.gce(z, y), z, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable|first order"):
+        (g,) = torch.autograd.grad(NF.gce(z, y), z, create_graph=True)
         g.sum().backward()
 
 
@@ -588,3 +612,75 @@ def test_check_param_accepts_numpy_scalars(value):
     assert NF.check_param("gamma", value, low=0.0) == float(value)
     z, y = batch(n=4, c=3)
     torch.testing.assert_close(NF.focal(z, y, gamma=value), NF.focal(z, y, gamma=float(value)))
+
+
+# --------------------------------------------------------------------------------------------
+# the native kernels: present where a compiler is, equal to the torch path, and a clean fallback
+# --------------------------------------------------------------------------------------------
+def test_native_kernels_are_built_where_a_compiler_exists():
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert _native.library() is not None, _native.status()
+        assert _native.status() == "native kernels loaded"
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES) + ["peer", "nl"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_and_torch_paths_agree(name, dtype):
+    if _native.library() is None:
+        pytest.skip(_native.status())
+    z, y = batch(n=300, c=13, scale=4.0, dtype=dtype)
+    outs = []
+    for enabled in (True, False):
+        _native.enabled = enabled
+        x = z.clone().requires_grad_(True)
+        out = call(name, x, y, reduction="none")
+        out.sum().backward()
+        outs.append((out.detach(), x.grad))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
+    if name == "nl" and dtype == torch.float32:  # torch's -log(-expm1(log p)) loses ~ulp/(1 - p) as p -> 1,
+        tol = dict(rtol=1e-4, atol=1e-5)         # the kernel's log(1 - p) is exact
+    torch.testing.assert_close(outs[0][0], outs[1][0], **tol)
+    torch.testing.assert_close(outs[0][1], outs[1][1], **tol)
+
+
+def test_native_multithreaded_rows_equal_one_thread(backend):
+    if backend != "native":
+        pytest.skip("tests the native kernels")
+    z, y = batch(n=5000, c=30, dtype=torch.float32)  # above the kernels' one-thread grain
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for nt in (1, 2):
+            torch.set_num_threads(nt)
+            x = z.clone().requires_grad_(True)
+            loss = NF.sce(x, y) + NF.bootstrap(x, y, hard=True) + NF.nce(x, y)
+            loss.backward()
+            grads.append((loss.detach(), x.grad))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_native_build_failure_warns_and_falls_back(monkeypatch, tmp_path):
+    z, y = batch(n=20, c=4)
+    expected = NF.gce(z, y, q=0.5)
+    monkeypatch.setattr(_native, "_tried", False)
+    monkeypatch.setattr(_native, "_lib", None)
+    monkeypatch.setattr(_native, "_why", _native._why)
+    monkeypatch.setenv("NOISYLOSS_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a compiler that always fails
+    with pytest.warns(RuntimeWarning, match="native build failed"):
+        assert _native.library() is None
+    assert "native build failed" in _native.status()
+    torch.testing.assert_close(NF.gce(z, y, q=0.5), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_native_can_be_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setattr(_native, "_tried", False)
+    monkeypatch.setattr(_native, "_lib", None)
+    monkeypatch.setattr(_native, "_why", _native._why)
+    monkeypatch.setenv("NOISYLOSS_NATIVE", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _native.library() is None
+    assert _native.status() == "disabled by NOISYLOSS_NATIVE=0"
