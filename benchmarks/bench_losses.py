@@ -128,6 +128,8 @@ def main(argv: List[str] = None) -> None:
     device = torch.device(args.device)
     threads = args.threads or sorted({1, torch.get_num_threads()})
     torch.manual_seed(0)
+    from noisyloss import _native
+    print(f"losses' CPU backend: {_native.status()}")
     print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, N={args.n}, "
           f"malloc {'steady (glibc trimming off)' if steady else 'as it comes'}")
