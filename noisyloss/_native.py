@@ -33,9 +33,9 @@ __all__ = ["library", "usable", "status", "cache_dir"]
 # as in _native.c
 ARGMAX, SUM, ENT, COMP = 1, 2, 4, 8  # statistics
 STATS, LINEAR, CE_RCE, NCE_RCE, GCE, FOCAL, NEG = -1, 0, 1, 2, 3, 4, 5  # fused row losses
-MAX_COLS, AUX = 16, 5
+MAX_COLS = 16
 REDUCTION = {"none": 0, "mean": 1, "sum": 2}
-_ABI = 4
+_ABI = 6
 
 #: ``False`` sends every loss down its pure-torch path (the tests compare the two)
 enabled = True
@@ -105,15 +105,14 @@ def _build(cc: List[str]) -> Path:
 
 def _declare(lib: ctypes.CDLL) -> None:
     P, I, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    for suffix in ("f32", "f64"):
-        # x, n, c, idx, g, flags, out, k_out, p, aux, amax, formula, prm, reduction, res, nthreads
-        getattr(lib, f"nl_rows_{suffix}").argtypes = [P, I, I, P, I, INT, P, I, P, P, P, INT, P, INT, P, INT]
-        getattr(lib, f"nl_rows_{suffix}").restype = None
-        # x, n, c, idx, g, flags, out, k_out, p, have_p, aux, amax, la, G, ldg, gs, gs_stride, nthreads
-        getattr(lib, f"nl_grad_{suffix}").argtypes = [P, I, I, P, I, INT, P, I, P, INT, P, P, I, P, I, P, I, INT]
-        getattr(lib, f"nl_grad_{suffix}").restype = None
-    lib.nl_peer_index.argtypes = [P, P, P, I, P]
-    lib.nl_peer_index.restype = None
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        # x, n, c, idx, g, flags, out, k, formula, prm, reduction, res, G, grad, scale, nthreads
+        getattr(lib, f"nl_rows_{suffix}").argtypes = [P, I, I, P, I, INT, P, I, INT, P, INT, P, P, P, real, INT]
+        getattr(lib, f"nl_rows_{suffix}").restype = I  # -1, or the position of an index not in [0, c)
+    lib.nl_peer_index.argtypes = [P, P, P, I, I, P]  # target, j, k, n, c, out
+    lib.nl_peer_index.restype = I
+    lib.nl_comp_index.argtypes = [P, P, I, I, P]  # target, shift, n, c, out
+    lib.nl_comp_index.restype = I
 
 
 def library() -> Optional[ctypes.CDLL]:

@@ -21,9 +21,10 @@ gradient again (``create_graph=True``) raises an error.
 Two backends compute the statistics, with the same numbers (the tests hold both to the same
 references): on CPU float32/float64 tensors, fused C kernels (``_native.c``, built with the system C
 compiler on first use, see :mod:`noisyloss._native`) that also evaluate each loss's formula and its
-derivative per row, so that a loss is one kernel forward and one backward, like
-``F.cross_entropy`` (``benchmarks/bench_losses.py`` measures the cost); elsewhere (CUDA, no
-compiler, ``NOISYLOSS_NATIVE=0``) torch operations, :class:`_LogSoftmaxStats`.  Each loss below
+derivative per row; when the logits require a gradient the same kernel call writes it too, and the
+backward only scales it by the upstream gradient, so a training step reads the logits once
+(``benchmarks/bench_losses.py`` measures the cost against ``F.cross_entropy``); elsewhere (CUDA,
+no compiler, ``NOISYLOSS_NATIVE=0``) torch operations, :class:`_LogSoftmaxStats`.  Each loss below
 names its C formula next to its torch code.
 
 Notation: :math:`p = \mathrm{softmax}(z)`, :math:`p_y` the probability of the labelled class.
@@ -107,8 +108,17 @@ def _out_of_range(target: Tensor, num_classes: int) -> bool:
     return int(lo) < 0 or int(hi) >= num_classes
 
 
-def check_inputs(logits: Tensor, target: Tensor) -> Tensor:
-    """Validate ``(logits, target)`` and return ``target`` as int64 (no copy when already int64)."""
+def _target_error(target: Tensor, position: int, num_classes: int) -> ValueError:
+    """The error for an out-of-range class index, at ``position`` of the flattened ``target``."""
+    bad = target.reshape(-1)[position].item()
+    return ValueError(f"target values must be in [0, {num_classes - 1}] (C={num_classes}), found {bad}")
+
+
+def check_inputs(logits: Tensor, target: Tensor, *, check_range: bool = True) -> Tensor:
+    """Validate ``(logits, target)`` and return ``target`` as int64 (no copy when already int64).
+
+    ``check_range=False`` leaves out the check that every target is in ``[0, C)``, for callers that
+    hand the targets to the native kernels, which check it as they read them."""
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if not isinstance(target, Tensor):
@@ -126,9 +136,9 @@ def check_inputs(logits: Tensor, target: Tensor) -> Tensor:
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits are on {logits.device}")
     num_classes = logits.shape[1]
-    if target.numel() and _out_of_range(target, num_classes):
-        bad = target[(target < 0) | (target >= num_classes)][0].item()
-        raise ValueError(f"target values must be in [0, {num_classes - 1}] (C={num_classes}), found {bad}")
+    if check_range and target.numel() and _out_of_range(target, num_classes):
+        bad = ((target < 0) | (target >= num_classes)).nonzero()[0, 0].item()
+        raise _target_error(target, bad, num_classes)
     return target.long()
 
 
@@ -137,6 +147,19 @@ def _validated(logits: Tensor, target: Tensor, reduction: str) -> Tuple[Tensor, 
     _check_reduction(reduction)
     target = check_inputs(logits, target)
     return (logits.float() if logits.dtype in _HALF else logits), target
+
+
+def _validated_native(logits: Tensor, target: Tensor, reduction: str) -> Tuple[Tensor, Tensor, bool]:
+    """:func:`_validated` for a loss with a native path: ``(logits, target, native)``, ``native``
+    whether the kernels take the logits (:func:`noisyloss._native.usable`); they check the range
+    of the targets themselves, as they read them (``_native_call``)."""
+    _check_reduction(reduction)
+    target = check_inputs(logits, target, check_range=False)
+    x = logits.float() if logits.dtype in _HALF else logits
+    native = _native.usable(x)
+    if not native:
+        check_inputs(x, target)
+    return x, target, native
 
 
 def _prepare(logits: Tensor, target: Tensor, reduction: str) -> Tuple[Tensor, Tensor]:
@@ -280,6 +303,27 @@ class _LogSoftmaxStats(torch.autograd.Function):
 
 _NATIVE_FN = {torch.float32: "f32", torch.float64: "f64"}
 _NATIVE_CTYPE = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
+_NATIVE_PARAMS: Dict[Tuple[torch.dtype, Tuple[float, ...]], ctypes.Array] = {}
+#: the statistics' columns after the gathered ones, for each combination of ARGMAX, SUM and ENT
+_NCOLS = tuple(bin(f).count("1") for f in range(8))
+
+
+def _native_call(x: Tensor, index: Tensor, flags: int, k: int, formula: int, params: Tuple[float, ...],
+                 reduction: str, out: Optional[Tensor] = None, res: Optional[Tensor] = None,
+                 G: Optional[Tensor] = None, grad: Optional[Tensor] = None) -> None:
+    """One call of ``nl_rows`` (see ``_native.c`` for its modes) on contiguous tensors."""
+    prm = _NATIVE_PARAMS.get((x.dtype, params))
+    if prm is None:  # the parameters as a C array, kept: a training loop passes the same ones each step
+        if len(_NATIVE_PARAMS) > 256:
+            _NATIVE_PARAMS.clear()
+        prm = _NATIVE_PARAMS[x.dtype, params] = (_NATIVE_CTYPE[x.dtype] * max(len(params), 1))(*params)
+    n, c = x.shape
+    bad = getattr(_native.library(), "nl_rows_" + _NATIVE_FN[x.dtype])(
+        x.data_ptr(), n, c, index.data_ptr(), 1 if index.dim() == 1 else index.shape[1], flags, _ptr(out), k,
+        formula, prm, _native.REDUCTION[reduction], _ptr(res), _ptr(G), _ptr(grad),
+        1.0 / n if reduction == "mean" and n else 1.0, torch.get_num_threads())
+    if bad >= 0:
+        raise _target_error(index, bad, c)
 
 
 class _NativeRows(torch.autograd.Function):
@@ -287,29 +331,29 @@ class _NativeRows(torch.autograd.Function):
     on them, by the fused kernels of ``_native.c`` (CPU, float32/float64): ``_native.LINEAR``
     (``params``: one weight per statistic) or one of the formulas there, each the C twin of its
     loss's torch code below, which computes the row losses and their derivatives by the statistics
-    in the forward, and reduces them, so that the loss needs no autograd graph of its own.
-    First-order only."""
+    and reduces them, so that the loss needs no autograd graph of its own.
+
+    A loss whose input requires a gradient gets that gradient from the same kernel call as its
+    value (for an upstream gradient of 1; the backward scales it by the actual one, or hands it
+    over as is when that is 1): one pass over the logits for a training step, where
+    ``F.cross_entropy`` makes two.  The statistics' backward, and a second backward
+    (``retain_graph=True``), recompute from ``x``; nothing else is kept.  First-order only."""
 
     @staticmethod
     def forward(ctx, x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
                 reduction: str) -> Tensor:
         x, index = x.contiguous(), index.contiguous()
-        n, c = x.shape
-        k = index.shape[1] + sum(bool(flags & f) for f in (_native.ARGMAX, _native.SUM, _native.ENT))
+        n = x.shape[0]
+        k = (1 if index.dim() == 1 else index.shape[1]) + _NCOLS[flags & 7]
         if k > _native.MAX_COLS:
             raise ValueError(f"at most {_native.MAX_COLS} statistics per row, got {k}")
         fused = formula != _native.STATS
-        out, p = x.new_empty(n, k), torch.empty_like(x)
-        aux = x.new_empty(n, _native.AUX + (k if fused else 0))  # per row; see _native.c
-        amax = torch.empty(n, dtype=torch.long) if flags & _native.ARGMAX else None
+        grad = torch.empty_like(x) if fused and ctx.needs_input_grad[0] else None
+        out = None if fused else x.new_empty(n, k)
         res = x.new_empty(n if reduction == "none" else ()) if fused else None
-        prm = (_NATIVE_CTYPE[x.dtype] * len(params))(*params) if fused else None
-        getattr(_native.library(), "nl_rows_" + _NATIVE_FN[x.dtype])(
-            x.data_ptr(), n, c, index.data_ptr(), index.shape[1], flags, out.data_ptr(), k, p.data_ptr(),
-            aux.data_ptr(), _ptr(amax), formula, prm, _native.REDUCTION[reduction], _ptr(res),
-            torch.get_num_threads())
-        ctx.p, ctx.conf = p, (flags, fused, reduction)
-        ctx.save_for_backward(x, index, out, aux, amax)
+        _native_call(x, index, flags, k, formula, params, reduction, out=out, res=res, grad=grad)
+        ctx.grad, ctx.conf = grad, (flags, k, formula, params, reduction)
+        ctx.save_for_backward(x, index)
         return res if fused else out
 
     @staticmethod
@@ -317,26 +361,23 @@ class _NativeRows(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True: the kernel's gradient is no autograd graph
             raise RuntimeError("noisyloss losses are first order: their gradient cannot be differentiated "
                                "again (create_graph=True / double backward is not supported)")
-        x, index, out, aux, amax = ctx.saved_tensors
-        flags, fused, reduction = ctx.conf
-        p, ctx.p = ctx.p, None  # the first backward turns p into the gradient; a second recomputes it
-        have_p = p is not None
-        if not have_p:
-            p = torch.empty_like(x)
+        x, index = ctx.saved_tensors
+        flags, k, formula, params, reduction = ctx.conf
+        grad, ctx.grad = ctx.grad, None  # handed over once (it becomes x.grad); a second backward recomputes
         g = g.to(x.dtype)
-        item = x.element_size()
-        if not fused:  # dL/d(statistics)
-            G, ldg, gs, stride = g.contiguous(), out.shape[1], None, 0
-        else:  # dL/d(row loss) times the rows' derivatives, kept in aux
-            G, ldg = None, aux.shape[1]
-            gs, stride = (g.contiguous(), 1) if reduction == "none" else (
-                (g / x.shape[0] if reduction == "mean" else g).reshape(1), 0)
-        getattr(_native.library(), "nl_grad_" + _NATIVE_FN[x.dtype])(
-            x.data_ptr(), x.shape[0], x.shape[1], index.data_ptr(), index.shape[1], flags, out.data_ptr(),
-            out.shape[1], p.data_ptr(), int(have_p), aux.data_ptr(), _ptr(amax), aux.shape[1],
-            G.data_ptr() if G is not None else aux.data_ptr() + _native.AUX * item, ldg, _ptr(gs), stride,
-            torch.get_num_threads())
-        return p, None, None, None, None, None
+        if formula == _native.STATS:  # dL/d(statistics) -> dL/dx
+            grad = torch.empty_like(x)
+            _native_call(x, index, flags, k, formula, params, "none", G=g.contiguous(), grad=grad)
+            return grad, None, None, None, None, None
+        if grad is None:
+            grad = torch.empty_like(x)
+            res = x.new_empty(x.shape[0] if reduction == "none" else ())
+            _native_call(x, index, flags, k, formula, params, reduction, res=res, grad=grad)
+        if reduction == "none":
+            grad.mul_(g.unsqueeze(1))
+        elif g.item() != 1.0:
+            grad.mul_(g)
+        return grad, None, None, None, None, None
 
 
 def _ptr(t: Optional[Tensor]) -> Optional[int]:
@@ -345,7 +386,7 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
 
 def _fused(x: Tensor, index: Tensor, formula: int, params: Sequence[float], reduction: str, flags: int = 0) -> Tensor:
     """A loss computed whole by the native kernels (``_native.usable(x)`` must hold)."""
-    return _NativeRows.apply(x, index.unsqueeze(1), flags, formula, tuple(float(v) for v in params), reduction)
+    return _NativeRows.apply(x, index, flags, formula, tuple(params), reduction)
 
 
 _LN2 = math.log(2.0)
@@ -410,13 +451,13 @@ def _row_stats(
     With ``weights`` (one per column) the result is the loss ``stats @ weights`` reduced by
     ``reduction``: a linear loss then needs no autograd graph of its own.
     """
-    if index.dim() == 1:
-        index = index.unsqueeze(1)
     if _native.usable(x):
         flags = (_native.SUM if log_sum else 0) | (_native.ENT if entropy else 0) | (_native.ARGMAX if argmax else 0)
         if weights is None:
             return _NativeRows.apply(x, index, flags, _native.STATS, (), "none")
         return _NativeRows.apply(x, index, flags, _native.LINEAR, tuple(weights), reduction)
+    if index.dim() == 1:
+        index = index.unsqueeze(1)
     return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, None if weights is None else tuple(weights), reduction)
 
 
@@ -448,9 +489,10 @@ def cross_entropy(
     the values equal :func:`torch.nn.functional.cross_entropy` with validated inputs.
     """
     eps = check_param("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    x, target = _validated(logits, target, reduction)
     if eps == 0.0:
+        x, target = _validated(logits, target, reduction)
         return F.cross_entropy(x, target, reduction=reduction)
+    x, target, _ = _validated_native(logits, target, reduction)  # the kernels check the targets
     # (1 - eps) * (-log p_y) + eps * mean_k(-log p_k), the definition torch uses; row statistics
     # instead of torch's composite label-smoothing path, which costs 1.5x plain CE on CPU.
     return _row_stats(x, target, log_sum=True, weights=(eps - 1.0, -eps / x.shape[1]), reduction=reduction)
@@ -462,8 +504,8 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     The L1 distance :math:`\lVert e_y - p\rVert_1 = 2(1 - p_y)` is twice this value; with this
     convention ``gce(q=1) == mae`` exactly.  Symmetric: :math:`\sum_k L(f(x), k) = C - 1`.
     """
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         return _fused(x, target, _native.CE_RCE, (0.0, 1.0, -1.0), reduction)
     return _reduce(-torch.expm1(_row_stats(x, target).squeeze(1)), reduction)
 
@@ -481,8 +523,8 @@ def gce(
     if k is not None:
         k = check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
         const = -math.expm1(q * math.log(k)) / q
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         trunc = (1.0, math.log(k), const) if k is not None else (0.0, 0.0, 0.0)
         return _fused(x, target, _native.GCE, (q,) + trunc, reduction)
     log_py = _row_stats(x, target).squeeze(1)
@@ -500,8 +542,8 @@ def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "me
     :math:`\lVert e_y - p\rVert_1`.
     """
     A = check_param("A", A, high=0.0, high_open=True)
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         return _fused(x, target, _native.CE_RCE, (0.0, 1.0, A), reduction)
     return _reduce(A * torch.expm1(_row_stats(x, target).squeeze(1)), reduction)
 
@@ -519,8 +561,8 @@ def _active_plus_rce(
     alpha = check_param("alpha", alpha, low=0.0)
     beta = check_param("beta", beta, low=0.0)
     A = check_param("A", A, high=0.0, high_open=True)
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         formula, flags = (_native.NCE_RCE, _native.SUM) if active == "nce" else (_native.CE_RCE, 0)
         return _fused(x, target, formula, (alpha, beta, A), reduction, flags)
     stats = _row_stats(x, target, log_sum=active == "nce")
@@ -552,8 +594,8 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
 
     Values in [0, 1]; symmetric: :math:`\sum_k L(f(x), k) = 1`.
     """
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         return _fused(x, target, _native.NCE_RCE, (1.0, 0.0, -1.0), reduction, _native.SUM)
     stats = _row_stats(x, target, log_sum=True)
     return _reduce(_nce(stats[:, 0], stats[:, 1]), reduction)
@@ -579,8 +621,8 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     smallest normal float so that the gradient stays finite when :math:`p_y` rounds to 1.
     """
     gamma = check_param("gamma", gamma, low=0.0)
-    x, target = _validated(logits, target, reduction)
-    if _native.usable(x):
+    x, target, native = _validated_native(logits, target, reduction)
+    if native:
         return _fused(x, target, _native.FOCAL, (gamma, torch.finfo(x.dtype).tiny), reduction)
     log_py = _row_stats(x, target).squeeze(1)
     one_minus = -torch.expm1(log_py)
@@ -603,7 +645,7 @@ def bootstrap(
     beta = check_param("beta", beta, low=0.0, high=1.0)
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
-    x, target = _validated(logits, target, reduction)
+    x, target, _ = _validated_native(logits, target, reduction)  # the kernels check the targets
     # hard: log p at the predicted class (the first of tied maxima); soft: sum_k p_k log p_k = -H(p).
     if hard:
         return _row_stats(x, target, argmax=True, weights=(-beta, beta - 1.0), reduction=reduction)
@@ -611,8 +653,9 @@ def bootstrap(
 
 
 def _permutation(n: int, device: torch.device, generator: Optional[torch.Generator]) -> Tensor:
-    gen_device = generator.device if generator is not None else device
-    return torch.randperm(n, generator=generator, device=gen_device).to(device)
+    if generator is None or generator.device == device:
+        return torch.randperm(n, generator=generator, device=device)
+    return torch.randperm(n, generator=generator, device=generator.device).to(device)
 
 
 #: per-sample base losses of peer loss, as functions of log p_y
@@ -642,15 +685,21 @@ def peer(
         raise ValueError(f"base must be one of {tuple(_PEER_BASES)} or a callable, got {base!r}")
     if not isinstance(base, str) and not callable(base):
         raise TypeError(f"base must be a str or callable, got {type(base).__name__}")
-    x, target = _validated(logits, target, reduction)
-    n = logits.shape[0]
+    if isinstance(base, str):
+        x, target, native = _validated_native(logits, target, reduction)
+    else:
+        (x, target), native = _validated(logits, target, reduction), False
+    n, c = x.shape
     j = _permutation(n, logits.device, generator)
     k = _permutation(n, logits.device, generator)
     if isinstance(base, str):
         # One pass for both terms: row m's second column holds log p[m, y_k(i)] for the i with j_i = m.
-        if _native.usable(x):  # index_copy_ and stack below cost 3x the loss's kernels at C=10
+        if native:  # index_copy_ and stack below cost 3x the loss's kernels at C=10
             index, target = torch.empty(n, 2, dtype=torch.long), target.contiguous()
-            _native.library().nl_peer_index(target.data_ptr(), j.data_ptr(), k.data_ptr(), n, index.data_ptr())
+            bad = _native.library().nl_peer_index(target.data_ptr(), j.data_ptr(), k.data_ptr(), n, c,
+                                                  index.data_ptr())
+            if bad >= 0:
+                raise _target_error(target, bad, c)
         else:
             index = torch.stack((target, torch.empty_like(target).index_copy_(0, j, target[k])), dim=1)
         # A reduced loss sums the peer terms, so they need not be put back in the order of i.
@@ -681,13 +730,19 @@ def negative_learning(
     (and give ``log 0`` once :math:`p_{\bar y}` rounds to 1), so those rows use the exact form
     :math:`\mathrm{logsumexp}_k z_k - \mathrm{logsumexp}_{k \ne \bar y} z_k`.
     """
-    x, target = _validated(logits, target, reduction)
+    x, target, native = _validated_native(logits, target, reduction)
     n, c = x.shape
     gen_device = generator.device if generator is not None else x.device
-    shift = torch.randint(1, c, (n,), generator=generator, device=gen_device).to(x.device)
-    comp = (target + shift) % c
-    if _native.usable(x):  # the kernel computes log(1 - p_ybar) exactly in every row
+    shift = torch.randint(1, c, (n,), generator=generator, device=gen_device)
+    if gen_device != x.device:
+        shift = shift.to(x.device)
+    if native:  # the kernel computes log(1 - p_ybar) exactly in every row
+        comp, target = torch.empty_like(target), target.contiguous()
+        bad = _native.library().nl_comp_index(target.data_ptr(), shift.data_ptr(), n, c, comp.data_ptr())
+        if bad >= 0:
+            raise _target_error(target, bad, c)
         return _fused(x, comp, _native.NEG, (), reduction, _native.COMP)
+    comp = (target + shift) % c
     log_pbar = _row_stats(x, comp).squeeze(1)
     risky = log_pbar > math.log(0.999)
     loss = -torch.log(-torch.expm1(torch.where(risky, torch.full_like(log_pbar, -1.0), log_pbar)))

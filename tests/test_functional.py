@@ -121,24 +121,31 @@ REFERENCES = {
 }
 
 
+# the native kernels transpose blocks of 64 rows up to 12 classes and work row by row above: both
+# layouts, full and partial blocks
+SHAPES = [(64, 7), (70, 12), (150, 40)]
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCES))
-def test_value_and_gradient_match_reference(name):
+@pytest.mark.parametrize("n,c", SHAPES)
+def test_value_and_gradient_match_reference(name, n, c):
     fn, params, ref = REFERENCES[name]
-    z, y = batch()
+    z, y = batch(n=n, c=c)
     a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
     out, expected = fn(a, y, reduction="none", **params), ref(b, y)
-    assert out.dtype == torch.float64 and out.shape == (64,)
+    assert out.dtype == torch.float64 and out.shape == (n,)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
-    w = torch.rand(64, generator=gen(1), dtype=torch.float64)  # a random cotangent
+    w = torch.rand(n, generator=gen(1), dtype=torch.float64)  # a random cotangent
     (out * w).sum().backward()
     (expected * w).sum().backward()
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
-def test_gradcheck(name):
+@pytest.mark.parametrize("c", [4, 20])
+def test_gradcheck(name, c):
     fn, params, _ = REFERENCES[name]
-    z, y = batch(n=6, c=4, scale=1.5, seed=2)
+    z, y = batch(n=6, c=c, scale=1.5, seed=2)
     assert torch.autograd.gradcheck(lambda x: fn(x, y, reduction="none", **params), z.requires_grad_(True))
 
 
@@ -342,7 +349,7 @@ EXTREMES = st.one_of(st.sampled_from([-1e4, -1e3, -88.0, -30.0, 0.0, 30.0, 88.0,
 
 @st.composite
 def logits_and_targets(draw):
-    n, c = draw(st.integers(1, 5)), draw(st.integers(2, 6))
+    n, c = draw(st.integers(1, 5)), draw(st.sampled_from([2, 3, 5, 6, 13, 17]))
     values = draw(st.lists(EXTREMES, min_size=n * c, max_size=n * c))
     target = draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n))
     return torch.tensor(values).reshape(n, c), torch.tensor(target)
@@ -375,9 +382,10 @@ def ref_stats(z, index, log_sum, entropy):
 
 
 @pytest.mark.parametrize("log_sum,entropy", [(False, False), (True, False), (False, True), (True, True)])
-def test_row_statistics_match_autograd(log_sum, entropy):
-    z, y = batch(n=32, c=6)
-    index = torch.stack((y, (y + 1) % 6, y), 1)  # repeated classes must accumulate
+@pytest.mark.parametrize("c", [6, 30])
+def test_row_statistics_match_autograd(log_sum, entropy, c):
+    z, y = batch(n=32, c=c)
+    index = torch.stack((y, (y + 1) % c, y), 1)  # repeated classes must accumulate
     a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
     out = NF._row_stats(a, index, log_sum=log_sum, entropy=entropy)
     expected = ref_stats(b, index, log_sum, entropy)
@@ -441,6 +449,21 @@ def test_second_backward_with_retain_graph_recomputes(name):
     g1 = g1.clone()  # the mutation to catch would write the second gradient into the first's buffer
     (g2,) = torch.autograd.grad(loss, z)
     torch.testing.assert_close(g1, g2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_gradients_of_several_losses_accumulate(reduction):
+    # the native forward computes the gradient and hands its buffer over as x.grad: a later
+    # backward must add to it, not be aliased with it
+    z, y = batch(n=100, c=10)
+    x = z.clone().requires_grad_(True)
+    loss_a, loss_b = NF.gce(x, y, reduction=reduction), NF.nce(x, y, reduction=reduction)
+    loss_a.sum().backward()
+    g_a = x.grad.clone()
+    (2.0 * loss_b.sum()).backward()
+    b = z.clone().requires_grad_(True)
+    (2.0 * NF.nce(b, y, reduction=reduction).sum()).backward()
+    torch.testing.assert_close(x.grad, g_a + b.grad, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -590,8 +613,11 @@ def test_errors(call_, exc, match):
                                 NF.bootstrap, NF.peer, NF.negative_learning])
 @pytest.mark.parametrize("bad", [-1, 3])
 def test_every_loss_rejects_out_of_range_targets(fn, bad):
-    with pytest.raises(ValueError, match="target"):
+    # the native kernels check the targets as they read them, the torch path beforehand: same error
+    with pytest.raises(ValueError, match=rf"target values must be in \[0, 2\] \(C=3\), found {bad}$"):
         fn(Z, torch.tensor([0, 1, 2, bad]))
+    with pytest.raises(ValueError, match=rf"found {bad}$"):  # float64, a larger batch, the bad one last
+        fn(torch.zeros(300, 3, dtype=torch.float64), torch.tensor([1] * 299 + [bad]))
 
 
 def test_check_param():
@@ -625,35 +651,38 @@ def test_native_kernels_are_built_where_a_compiler_exists():
 
 @pytest.mark.parametrize("name", sorted(REFERENCES) + ["peer", "nl"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_native_and_torch_paths_agree(name, dtype):
+@pytest.mark.parametrize("c,reduction", [(10, "mean"), (13, "none")])
+def test_native_and_torch_paths_agree(name, dtype, c, reduction):
     if _native.library() is None:
         pytest.skip(_native.status())
-    z, y = batch(n=300, c=13, scale=4.0, dtype=dtype)
+    z, y = batch(n=300, c=c, scale=4.0, dtype=dtype)
     outs = []
     for enabled in (True, False):
         _native.enabled = enabled
         x = z.clone().requires_grad_(True)
-        out = call(name, x, y, reduction="none")
-        out.sum().backward()
+        out = call(name, x, y, reduction=reduction)
+        (out.sum() * 3.0).backward()  # an upstream gradient other than 1
         outs.append((out.detach(), x.grad))
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
+    tol = dict(rtol=1e-5, atol=3e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=3e-14)
     if name == "nl" and dtype == torch.float32:  # torch's -log(-expm1(log p)) loses ~ulp/(1 - p) as p -> 1,
         tol = dict(rtol=1e-4, atol=1e-5)         # the kernel's log(1 - p) is exact
     torch.testing.assert_close(outs[0][0], outs[1][0], **tol)
     torch.testing.assert_close(outs[0][1], outs[1][1], **tol)
 
 
-def test_native_multithreaded_rows_equal_one_thread(backend):
+@pytest.mark.parametrize("c", [10, 30])
+def test_native_multithreaded_rows_equal_one_thread(backend, c):
     if backend != "native":
         pytest.skip("tests the native kernels")
-    z, y = batch(n=5000, c=30, dtype=torch.float32)  # above the kernels' one-thread grain
+    z, y = batch(n=5000, c=c, dtype=torch.float32)  # above the kernels' one-thread grain
     threads = torch.get_num_threads()
     grads = []
     try:
         for nt in (1, 2):
             torch.set_num_threads(nt)
             x = z.clone().requires_grad_(True)
-            loss = NF.sce(x, y) + NF.bootstrap(x, y, hard=True) + NF.nce(x, y)
+            loss = (NF.sce(x, y) + NF.bootstrap(x, y, hard=True) + NF.nce(x, y) + NF.bootstrap(x, y)
+                    + NF.negative_learning(x, y, generator=gen(1)))
             loss.backward()
             grads.append((loss.detach(), x.grad))
     finally:
