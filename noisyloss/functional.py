@@ -135,11 +135,15 @@ def check_inputs(logits: Tensor, target: Tensor, *, check_range: bool = True) ->
         )
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits are on {logits.device}")
-    num_classes = logits.shape[1]
-    if check_range and target.numel() and _out_of_range(target, num_classes):
+    if check_range:
+        _check_range(target, logits.shape[1])
+    return target.long()
+
+
+def _check_range(target: Tensor, num_classes: int) -> None:
+    if target.numel() and _out_of_range(target, num_classes):
         bad = ((target < 0) | (target >= num_classes)).nonzero()[0, 0].item()
         raise _target_error(target, bad, num_classes)
-    return target.long()
 
 
 def _validated(logits: Tensor, target: Tensor, reduction: str) -> Tuple[Tensor, Tensor]:
@@ -158,7 +162,7 @@ def _validated_native(logits: Tensor, target: Tensor, reduction: str) -> Tuple[T
     x = logits.float() if logits.dtype in _HALF else logits
     native = _native.usable(x)
     if not native:
-        check_inputs(x, target)
+        _check_range(target, x.shape[1])
     return x, target, native
 
 
@@ -340,21 +344,30 @@ class _NativeRows(torch.autograd.Function):
     (``retain_graph=True``), recompute from ``x``; nothing else is kept.  First-order only."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
-                reduction: str) -> Tensor:
-        x, index = x.contiguous(), index.contiguous()
+    def run(x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...], reduction: str,
+            with_grad: bool) -> Tuple[Tensor, Optional[Tensor], int]:
+        """The forward's kernel call: ``(statistics or loss, gradient or None, number of statistics)``."""
         n = x.shape[0]
         k = (1 if index.dim() == 1 else index.shape[1]) + _NCOLS[flags & 7]
         if k > _native.MAX_COLS:
             raise ValueError(f"at most {_native.MAX_COLS} statistics per row, got {k}")
-        fused = formula != _native.STATS
-        grad = torch.empty_like(x) if fused and ctx.needs_input_grad[0] else None
-        out = None if fused else x.new_empty(n, k)
-        res = x.new_empty(n if reduction == "none" else ()) if fused else None
-        _native_call(x, index, flags, k, formula, params, reduction, out=out, res=res, grad=grad)
+        if formula == _native.STATS:
+            out = x.new_empty(n, k)
+            _native_call(x, index, flags, k, formula, params, reduction, out=out)
+            return out, None, k
+        grad = torch.empty_like(x) if with_grad else None
+        res = x.new_empty(n if reduction == "none" else ())
+        _native_call(x, index, flags, k, formula, params, reduction, res=res, grad=grad)
+        return res, grad, k
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
+                reduction: str) -> Tensor:
+        x, index = x.contiguous(), index.contiguous()
+        result, grad, k = _NativeRows.run(x, index, flags, formula, params, reduction, True)
         ctx.grad, ctx.conf = grad, (flags, k, formula, params, reduction)
         ctx.save_for_backward(x, index)
-        return res if fused else out
+        return result
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -384,9 +397,18 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
-def _fused(x: Tensor, index: Tensor, formula: int, params: Sequence[float], reduction: str, flags: int = 0) -> Tensor:
+def _native_rows(x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
+                 reduction: str) -> Tensor:
+    """:class:`_NativeRows`, or its kernel call alone where no gradient can be asked for (no grad
+    mode, or logits that do not require one): then no gradient is computed and no graph built."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _NativeRows.apply(x, index, flags, formula, params, reduction)
+    return _NativeRows.run(x.contiguous(), index.contiguous(), flags, formula, params, reduction, False)[0]
+
+
+def _fused(x: Tensor, index: Tensor, formula: int, params: Tuple[float, ...], reduction: str, flags: int = 0) -> Tensor:
     """A loss computed whole by the native kernels (``_native.usable(x)`` must hold)."""
-    return _NativeRows.apply(x, index, flags, formula, tuple(params), reduction)
+    return _native_rows(x, index, flags, formula, params, reduction)
 
 
 _LN2 = math.log(2.0)
@@ -454,8 +476,8 @@ def _row_stats(
     if _native.usable(x):
         flags = (_native.SUM if log_sum else 0) | (_native.ENT if entropy else 0) | (_native.ARGMAX if argmax else 0)
         if weights is None:
-            return _NativeRows.apply(x, index, flags, _native.STATS, (), "none")
-        return _NativeRows.apply(x, index, flags, _native.LINEAR, tuple(weights), reduction)
+            return _native_rows(x, index, flags, _native.STATS, (), "none")
+        return _native_rows(x, index, flags, _native.LINEAR, tuple(weights), reduction)
     if index.dim() == 1:
         index = index.unsqueeze(1)
     return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, None if weights is None else tuple(weights), reduction)

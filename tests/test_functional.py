@@ -467,6 +467,17 @@ def test_gradients_of_several_losses_accumulate(reduction):
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_no_grad_mode_gives_the_same_values_without_a_graph(name):
+    fn, params, _ = REFERENCES[name]
+    z, y = batch()
+    x = z.clone().requires_grad_(True)
+    with torch.no_grad():
+        quiet = fn(x, y, reduction="none", **params)
+    assert quiet.grad_fn is None and not quiet.requires_grad
+    torch.testing.assert_close(quiet, fn(x, y, reduction="none", **params).detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_autocast_does_not_lower_the_precision(name):
     # CPU autocast runs bmm/mm in bf16 (a bmm-based entropy was off by 3e-3); on CUDA mv is on the
     # float16 list too (tests/test_cuda.py): the fused statistics run with autocast disabled
