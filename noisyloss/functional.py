@@ -428,7 +428,7 @@ def _take_scratch(like: Tensor) -> Tensor:
         return torch.empty_like(like)
     flat = _SCRATCH.pop(like.dtype, None)  # taken out: a second caller meanwhile allocates its own
     if flat is None or flat.numel() < like.numel():
-        return torch.empty_like(like)
+        return torch.empty(like.shape, dtype=like.dtype)  # not empty_like, which keeps like's strides
     return flat[: like.numel()].view(like.shape)
 
 
