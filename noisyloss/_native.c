@@ -353,16 +353,14 @@ static void nl_grad_##S(nl_blk_##S *b, T *restrict dst, int64_t r0, int64_t nr, 
     if (flags & NL_COMP) { /* p_y q_k ds (k != y) and -p_y ds, q_k = e_k / sum_{j != y} e_j; where     \
                             * p_y > 1/2, q_k = exp(t_k - lrest), as e_k may have underflowed */      \
         for (int64_t r = 0; r < nr; r++) {                                                         \
-            T ey = e[ib[r * g] * ks + r * rs];                                                     \
-            a[r] = EXP(t[ib[r * g] * ks + r * rs] - b->logs[r]); /* p_y */                         \
-            be[r] = 2 * ey <= b->s[r] ? ds[r] * a[r] / (b->s[r] - ey) : (T)0;                      \
-        }                                                                                          \
-        for (int64_t r = 0; r < nr; r++) {                                                         \
-            T *gr = out + r * c, coef = ds[r] * a[r];                                              \
-            if (2 * e[ib[r * g] * ks + r * rs] <= b->s[r])                                         \
-                for (int64_t kk = 0; kk < c; kk++) gr[kk] = e[kk * ks + r * rs] * be[r];           \
-            else                                                                                   \
+            int64_t y = ib[r * g] * ks + r * rs;                                                   \
+            T *gr = out + r * c, coef = ds[r] * EXP(t[y] - b->logs[r]); /* ds p_y */               \
+            if (2 * e[y] <= b->s[r]) {                                                             \
+                T scale = coef / (b->s[r] - e[y]);                                                 \
+                for (int64_t kk = 0; kk < c; kk++) gr[kk] = e[kk * ks + r * rs] * scale;           \
+            } else {                                                                               \
                 for (int64_t kk = 0; kk < c; kk++) gr[kk] = EXP(t[kk * ks + r * rs] - b->lrest[r]) * coef; \
+            }                                                                                      \
             gr[ib[r * g]] = -coef;                                                                 \
         }                                                                                          \
         return;                                                                                    \
