@@ -11,14 +11,16 @@
  *   column g             log p at the row's argmax (the first of tied maxima), with NL_ARGMAX
  *   next column          S = sum_k log p_k                                     with NL_SUM
  *   next column          E = sum_k p_k log p_k                                 with NL_ENT
- * and it runs in one of three modes:
- *   formula == NL_STATS, G == NULL   write the statistics to out (n x k_out)
- *   formula == NL_STATS, G != NULL   write dL/dx to grad, given G = dL/d(statistics) (n x k_out)
+ * (k columns in all), and it runs in one of three modes:
+ *   formula == NL_STATS, G == NULL   write the statistics to out (n x k)
+ *   formula == NL_STATS, G != NULL   write dL/dx to grad, given G = dL/d(statistics) (n x k)
  *   formula >= 0                     a whole loss: the row losses L (reduction 0) or their mean (1)
  *                                    or sum (2) to res; with grad != NULL also scale * d(sum of
  *                                    the row losses)/dx to grad (scale: 1/n for a mean)
+ * It returns -1, or, writing nothing, the position in idx of the first class index not in [0, c).
  * Nothing is kept between calls: a backward recomputes the row's statistics from x, and the
- * same code in the same order gives the same bits.
+ * same code in the same order gives the same bits.  nl_peer_index and nl_comp_index build the
+ * class indices of peer loss and negative learning.
  *
  * The gradient is dL/dx = p (a + b (log p - E)) + dS + sum_j dstat_j e_{idx_j}, with
  * a = -sum_j dstat_j - c dS over the gathered columns and b = dE; an NL_COMP row (which comes
