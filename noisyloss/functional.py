@@ -114,6 +114,12 @@ def _target_error(target: Tensor, position: int, num_classes: int) -> ValueError
     return ValueError(f"target values must be in [0, {num_classes - 1}] (C={num_classes}), found {bad}")
 
 
+def _check_kernel(bad: int, index: Tensor, num_classes: int) -> None:
+    """Raise for the position of an out-of-range class index that a kernel returned (-1: none)."""
+    if bad >= 0:
+        raise _target_error(index, bad, num_classes)
+
+
 def check_inputs(logits: Tensor, target: Tensor, *, check_range: bool = True) -> Tensor:
     """Validate ``(logits, target)`` and return ``target`` as int64 (no copy when already int64).
 
@@ -326,8 +332,7 @@ def _native_call(x: Tensor, index: Tensor, flags: int, k: int, formula: int, par
         x.data_ptr(), n, c, index.data_ptr(), 1 if index.dim() == 1 else index.shape[1], flags, _ptr(out), k,
         formula, prm, _native.REDUCTION[reduction], _ptr(res), _ptr(G), _ptr(grad),
         1.0 / n if reduction == "mean" and n else 1.0, torch.get_num_threads())
-    if bad >= 0:
-        raise _target_error(index, bad, c)
+    _check_kernel(bad, index, c)
 
 
 class _NativeRows(torch.autograd.Function):
@@ -397,18 +402,14 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
-def _native_rows(x: Tensor, index: Tensor, flags: int, formula: int, params: Tuple[float, ...],
-                 reduction: str) -> Tensor:
-    """:class:`_NativeRows`, or its kernel call alone where no gradient can be asked for (no grad
-    mode, or logits that do not require one): then no gradient is computed and no graph built."""
+def _fused(x: Tensor, index: Tensor, formula: int, params: Tuple[float, ...], reduction: str, flags: int = 0) -> Tensor:
+    """A loss computed whole by the native kernels, or with ``formula = STATS`` the statistics
+    (``_native.usable(x)`` must hold): :class:`_NativeRows`, or its kernel call alone where no
+    gradient can be asked for (no grad mode, or logits that do not require one), which then
+    computes no gradient and builds no graph."""
     if torch.is_grad_enabled() and x.requires_grad:
         return _NativeRows.apply(x, index, flags, formula, params, reduction)
     return _NativeRows.run(x.contiguous(), index.contiguous(), flags, formula, params, reduction, False)[0]
-
-
-def _fused(x: Tensor, index: Tensor, formula: int, params: Tuple[float, ...], reduction: str, flags: int = 0) -> Tensor:
-    """A loss computed whole by the native kernels (``_native.usable(x)`` must hold)."""
-    return _native_rows(x, index, flags, formula, params, reduction)
 
 
 _LN2 = math.log(2.0)
@@ -476,8 +477,8 @@ def _row_stats(
     if _native.usable(x):
         flags = (_native.SUM if log_sum else 0) | (_native.ENT if entropy else 0) | (_native.ARGMAX if argmax else 0)
         if weights is None:
-            return _native_rows(x, index, flags, _native.STATS, (), "none")
-        return _native_rows(x, index, flags, _native.LINEAR, tuple(weights), reduction)
+            return _fused(x, index, _native.STATS, (), "none", flags)
+        return _fused(x, index, _native.LINEAR, tuple(weights), reduction, flags)
     if index.dim() == 1:
         index = index.unsqueeze(1)
     return _LogSoftmaxStats.apply(x, index, log_sum, entropy, argmax, None if weights is None else tuple(weights), reduction)
@@ -720,8 +721,7 @@ def peer(
             index, target = torch.empty(n, 2, dtype=torch.long), target.contiguous()
             bad = _native.library().nl_peer_index(target.data_ptr(), j.data_ptr(), k.data_ptr(), n, c,
                                                   index.data_ptr())
-            if bad >= 0:
-                raise _target_error(target, bad, c)
+            _check_kernel(bad, target, c)
         else:
             index = torch.stack((target, torch.empty_like(target).index_copy_(0, j, target[k])), dim=1)
         # A reduced loss sums the peer terms, so they need not be put back in the order of i.
@@ -761,8 +761,7 @@ def negative_learning(
     if native:  # the kernel computes log(1 - p_ybar) exactly in every row
         comp, target = torch.empty_like(target), target.contiguous()
         bad = _native.library().nl_comp_index(target.data_ptr(), shift.data_ptr(), n, c, comp.data_ptr())
-        if bad >= 0:
-            raise _target_error(target, bad, c)
+        _check_kernel(bad, target, c)
         return _fused(x, comp, _native.NEG, (), reduction, _native.COMP)
     comp = (target + shift) % c
     log_pbar = _row_stats(x, comp).squeeze(1)
