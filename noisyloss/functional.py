@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _native
+from ._checks import REDUCTIONS, check_param
+from ._checks import check_reduction as _check_reduction
 
 __all__ = [
     "cross_entropy",
@@ -57,51 +59,12 @@ __all__ = [
     "check_param",
 ]
 
-REDUCTIONS = ("mean", "sum", "none")
 _HALF = (torch.float16, torch.bfloat16)
 
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def check_param(
-    name: str,
-    value: object,
-    *,
-    low: Optional[float] = None,
-    high: Optional[float] = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Check that a scalar hyper-parameter is a finite real number in an interval.
-
-    Raises ``TypeError`` for non-numbers and ``ValueError`` naming ``name`` and the allowed range
-    otherwise.  Returns the value as ``float``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
-            value = value.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
-    interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value >= high if high_open else value > high
-    if bad:
-        raise ValueError(f"{name} must be in {interval}, got {value:g}")
-    return value
-
-
-def _check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-
-
 def _out_of_range(target: Tensor, num_classes: int) -> bool:
     # one reduction instead of two comparisons, an or and an any; one host transfer
     lo, hi = torch.stack(torch.aminmax(target)).tolist() if target.is_cuda else torch.aminmax(target)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import REDUCTIONS, _reduce, check_param
-from .noise import check_int
+from ._checks import check_int, check_param, check_reduction
+from .functional import _reduce
 
 __all__ = [
     "mbe", "huber", "quantile",
@@ -40,8 +40,7 @@ def _check_pair(pred: Tensor, target: Tensor, reduction: str) -> None:
             raise TypeError(f"{name} must be a floating torch.Tensor, got {getattr(t, 'dtype', type(t).__name__)}")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
 
 
 def mbe(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:

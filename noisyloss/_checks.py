@@ -1,0 +1,131 @@
+"""The one home of argument checks: every public function of the package validates with these.
+
+Each check raises ``TypeError`` for a value of the wrong kind and ``ValueError`` for a value out of
+range, and the message names the argument, says what is allowed and quotes what was given.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "REDUCTIONS",
+    "check_param",
+    "check_int",
+    "check_reduction",
+    "check_logits_target",
+    "check_labels",
+    "check_generator",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_param(
+    name: str,
+    value: object,
+    *,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number in the interval from ``low`` to ``high``
+    (closed ends unless ``low_open``/``high_open``; ``None``: unbounded); return it as ``float``.
+
+    Python and numpy numbers and one-element tensors without gradient are accepted; ``bool`` is not.
+    """
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+        right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {left}, {right}, got {value:g}")
+    return value
+
+
+def check_int(name: str, value: object, low: int) -> int:
+    """Check that ``value`` is an integer (Python or numpy, not bool) ``>= low``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value}")
+    return int(value)
+
+
+def check_reduction(reduction: object) -> str:
+    """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"none"``; return it."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction  # type: ignore[return-value]
+
+
+def _check_index_tensor(name: str, t: object) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of class indices, got dtype {t.dtype}")
+    return t
+
+
+def _check_range(name: str, labels: Tensor, num_classes: int) -> None:
+    outside = (labels < 0) | (labels >= num_classes)
+    if bool(outside.any()):  # a host sync: the one place a check reads tensor values
+        raise ValueError(f"{name} must be in [0, {num_classes - 1}] (C={num_classes}), "
+                         f"found {labels[outside][0].item()}")
+
+
+def check_logits_target(logits: object, target: object) -> Tensor:
+    """Check a classification loss's inputs; return ``target`` as int64.
+
+    ``logits``: ``(N, C)`` floating tensor with ``C >= 2``; ``target``: ``(N,)`` integer tensor on the
+    same device.  The values of ``target`` are checked against ``[0, C)`` only on CPU and outside
+    :func:`torch.compile`: that check reads the tensor on the host, which would sync a CUDA stream
+    and break a compiled graph.  On CUDA an out-of-range target trips the device-side assert of
+    ``gather``, as in ``F.cross_entropy``.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating tensor, got dtype {logits.dtype}")
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"logits must have shape (N, C) with C >= 2, got {tuple(logits.shape)}")
+    target = _check_index_tensor("target", target)
+    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
+        raise ValueError(f"target must have shape (N,) = ({logits.shape[0]},) to match logits, "
+                         f"got {tuple(target.shape)}")
+    if target.device != logits.device:
+        raise ValueError(f"target is on {target.device} but logits are on {logits.device}")
+    if target.device.type == "cpu" and not torch.compiler.is_compiling():
+        _check_range("target", target, logits.shape[1])
+    return target.long()
+
+
+def check_labels(name: str, labels: object, num_classes: Optional[int] = None) -> Tensor:
+    """Check that ``labels`` is a 1-D integer tensor of class indices in ``[0, num_classes)`` (range
+    checked when ``num_classes`` is given, on any device); return it as int64."""
+    labels = _check_index_tensor(name, labels)
+    if labels.dim() != 1:
+        raise ValueError(f"{name} must have shape (N,), got {tuple(labels.shape)}")
+    if num_classes is not None:
+        _check_range(name, labels, num_classes)
+    return labels.long()
+
+
+def check_generator(generator: object) -> Optional[torch.Generator]:
+    """Check that ``generator`` is ``None`` or a :class:`torch.Generator`; return it."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
