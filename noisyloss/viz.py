@@ -22,6 +22,7 @@ from .regression import loss_curve
 __all__ = [
     "PALETTE",
     "BookRenderer",
+    "legend_below",
     "use_renderer",
     "slider_figure",
     "loss_curves_figure",
@@ -70,6 +71,16 @@ def _round(a, digits: int = 5) -> list:
 
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.floating, np.integer)) else str(value)
+
+
+def legend_below(fig: go.Figure, *, slider: bool = False) -> go.Figure:
+    """Put the legend under the plot, at the bottom of the figure (under the slider, if any), in
+    horizontal rows that wrap, and leave the bottom margin that needs; returns ``fig``."""
+    bottom = 200 if slider else 110
+    fig.update_layout(legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0,
+                                  xanchor="left", entrywidthmode="pixels", entrywidth=0, font=dict(size=12)),
+                      margin=dict(b=bottom), height=max(fig.layout.height or 450, 340 + bottom))
+    return fig
 
 
 def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
@@ -134,12 +145,12 @@ def slider_figure(
     fig.update_layout(
         title=title,
         sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{param_name} = "),
-                      pad=dict(t=50))],
+                      pad=dict(t=50), font=dict(size=11 if len(values) <= 12 else 9))],
         template="plotly_white",
-        margin=dict(l=60, r=20, t=60, b=40),
-        height=460,
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=60, r=20, t=60),
+        height=560,
     )
+    legend_below(fig, slider=True)
     if subplots is None:
         fig.update_xaxes(title_text=xaxis_title)
         fig.update_yaxes(title_text=yaxis_title)
@@ -305,8 +316,8 @@ def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Relia
         fig.add_trace(go.Scatter(x=_round(centers[keep], 3), y=_round(acc[keep], 4), mode="lines+markers",
                                  name=name, line=dict(color=PALETTE[i % len(PALETTE)])))
     fig.update_layout(title=title, xaxis_title="confidence (max probability)", yaxis_title="accuracy",
-                      template="plotly_white", height=420, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
-    return fig
+                      template="plotly_white", height=460, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    return legend_below(fig)
 
 
 def history_figure(
@@ -329,8 +340,8 @@ def history_figure(
                                      legendgroup=name, line=dict(color=PALETTE[i % len(PALETTE)],
                                                                  dash=dashes[j % len(dashes)])))
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=" / ".join(keys), template="plotly_white",
-                      height=440, yaxis_range=[0, 1.02])
-    return fig
+                      height=480, yaxis_range=[0, 1.02])
+    return legend_below(fig)
 
 
 def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str = "",
@@ -351,5 +362,5 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
         err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
         fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=name, error_y=err,
                              marker_color=PALETTE[i % len(PALETTE)]))
-    fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=420)
-    return fig
+    fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=460)
+    return legend_below(fig)
