@@ -25,7 +25,7 @@ from ._checks import check_int, check_param, check_reduction
 from .functional import _reduce
 
 __all__ = [
-    "mbe", "huber", "quantile",
+    "mbe", "huber", "log_cosh", "quantile",
     "zero_one", "logistic", "hinge", "exponential", "sigmoid_loss", "focal_margin",
     "REGRESSION_LOSSES", "MARGIN_LOSSES", "loss_curve", "sinc_data", "fit_regression",
 ]
@@ -72,11 +72,25 @@ def quantile(pred: Tensor, target: Tensor, *, tau: float = 0.5, reduction: str =
     return _reduce(torch.maximum(tau * u, (tau - 1.0) * u), reduction)
 
 
+def log_cosh(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""Log-cosh loss :math:`\log\cosh(r)`, :math:`r = \hat y - y`: about :math:`r^2/2` for small
+    :math:`|r|` and :math:`|r| - \log 2` for large, so a smooth Huber-like loss with
+    :math:`\delta \approx 1` whose influence :math:`\tanh(r)` is bounded by 1.  ``log(cosh(r))``
+    overflows beyond :math:`|r| \approx 89` in float32 and loses all digits for small r, so with
+    :math:`a = |r|`: :math:`\operatorname{log1p}(2\sinh^2(a/2))` for :math:`a < 1` and
+    :math:`a + \operatorname{log1p}(\operatorname{expm1}(-2a)/2)` beyond, both exact."""
+    _check_pair(pred, target, reduction)
+    a = (pred - target).abs()
+    small = torch.log1p(2.0 * torch.sinh(a.clamp(max=1.0) / 2) ** 2)  # clamped: no inf, no NaN gradient
+    large = a + torch.log1p(torch.expm1(-2.0 * a) / 2)
+    return _reduce(torch.where(a < 1.0, small, large), reduction)
+
+
 #: name -> ``f(pred, target, *, <params>, reduction="mean")``.  ``"mse"`` and ``"mae"`` are torch's
 #: ``mse_loss`` and ``l1_loss``; ``"mbe"`` is a signed diagnostic, listed so that it can be plotted
 #: next to the losses, not minimised.
 REGRESSION_LOSSES: Dict[str, Callable[..., Tensor]] = {
-    "mse": F.mse_loss, "mae": F.l1_loss, "mbe": mbe, "huber": huber, "quantile": quantile,
+    "mse": F.mse_loss, "mae": F.l1_loss, "mbe": mbe, "huber": huber, "log-cosh": log_cosh, "quantile": quantile,
 }
 
 
