@@ -31,6 +31,7 @@ def test_regression_losses_match_numpy_formulas():
         "mae": np.abs(r),
         "mbe": r,
         "huber": np.where(np.abs(r) <= 0.7, 0.5 * r**2, 0.7 * (np.abs(r) - 0.35)),
+        "log-cosh": np.log(np.cosh(r)),
         "quantile": np.maximum(0.2 * -r, (0.2 - 1) * -r),
     }
     params = {"huber": {"delta": 0.7}, "quantile": {"tau": 0.2}}
