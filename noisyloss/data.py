@@ -39,6 +39,7 @@ __all__ = [
     "ImageData",
     "DownloadError",
     "DATASETS",
+    "ASYM_PAIRS",
     "CIFAR10N_LABELS",
     "dataset_info",
     "data_root",
@@ -67,6 +68,9 @@ DATASETS: Dict[str, Tuple[int, int, int]] = {
     "cifar10": (10, 3, 32),
     **{f"cifar10n-{k}": (10, 3, 32) for k in CIFAR10N_LABELS},
 }
+#: dataset -> the class pairs of its asymmetric noise (a name in :data:`noisyloss.noise.CLASS_PAIRS`);
+#: "asym" noise on a dataset not listed here needs its pairs in the spec
+ASYM_PAIRS: Dict[str, str] = {"cifar10": "cifar10"}
 #: (train, test) sizes used for CIFAR in quick mode
 QUICK_SIZES = (5000, 1000)
 _DIGITS_SPLIT_SEED = 0

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
-from .data import ImageData, dataset_info, load_dataset
+from .data import ASYM_PAIRS, ImageData, dataset_info, load_dataset
 from .metrics import ece
 from .models import MODELS, make_model
 from .noise import check_labels, corrupt, make_transition
@@ -52,9 +52,7 @@ __all__ = [
     "summary_table",
     "seed_stats",
     "seed_table",
-    "book_results",
     "provenance",
-    "provenance_line",
 ]
 
 #: peak learning rate of the triangular schedule when ``RunConfig.lr`` is None
@@ -113,9 +111,9 @@ class RunConfig:
         if self.dataset.startswith("cifar10n-") and self.noise != "clean":
             raise ValueError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
         try:
-            make_transition(self.noise, num_classes)
+            make_transition(self.noise, num_classes, pairs=ASYM_PAIRS.get(self.dataset))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"noise: {err}") from None
+            raise ValueError(f"noise: {err} (dataset {self.dataset!r})") from None
         if self.label_set is not None:
             if not isinstance(self.label_set, str) or not self.label_set:
                 raise ValueError(f"label_set must be a non-empty name or None, got {self.label_set!r}")
@@ -188,7 +186,7 @@ def make_labels(data: ImageData, noise: str, seed: int = 0) -> NoisyLabels:
         if noise != "clean":
             raise ValueError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
         return NoisyLabels(data.y_train, data.y_train != data.y_train_clean)
-    T = make_transition(noise, data.num_classes)
+    T = make_transition(noise, data.num_classes, pairs=ASYM_PAIRS.get(data.name))
     out = corrupt(data.y_train_clean.cpu(), T, generator=torch.Generator().manual_seed(seed))
     device = data.y_train.device
     return NoisyLabels(out.labels.to(device), out.corrupted.to(device))
@@ -464,41 +462,3 @@ def seed_table(
             rows.append([loss, key] + ["-" if c is None else f"{c[0]:.3f} ± {c[1]:.3f}" for c in cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
-
-
-#: where the book's GPU records live in the repository, and where Colab fetches them from
-BOOK_RESULTS = Path(__file__).resolve().parent.parent / "book" / "results"
-RESULTS_URL = "https://raw.githubusercontent.com/noisyloss/noisyloss/main/book/results/"
-
-
-def book_results(name: str = "digits_gpu.jsonl") -> List[Dict[str, Any]]:
-    """Records the project's runner wrote on a GPU (``book/results/NAME``): read from the checkout, or,
-    on Colab without one, downloaded once from the repository into the data folder.  ``[]`` when
-    neither is possible (offline and no checkout)."""
-    if "/" in name or "\\" in name:
-        raise ValueError(f"name must be a file name in book/results, got {name!r}")
-    local = BOOK_RESULTS / name
-    if local.is_file():
-        return load_records(local)
-    from .data import DownloadError, data_root, download_file
-
-    cached = data_root(None) / "results" / name
-    if not cached.is_file():
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            download_file(RESULTS_URL + name, cached, md5=None)
-        except (DownloadError, OSError):
-            return []
-    return load_records(cached)
-
-
-def provenance_line(records: Sequence[Dict[str, Any]]) -> str:
-    """One line naming where and when records were produced (devices, torch, commits, dates)."""
-    if not records:
-        return "no records"
-    def uniq(key: str) -> str:
-        return ", ".join(sorted({str(r.get(key)) for r in records}))
-    commits = ", ".join(sorted({str(r.get("commit"))[:10] for r in records}))
-    dates = sorted(str(r.get("date")) for r in records)
-    return (f"{len(records)} records written by noisyloss's runner on {uniq('device')} (torch {uniq('torch')}), "
-            f"commit {commits}, {dates[0][:10]} to {dates[-1][:10]}")

@@ -15,7 +15,7 @@ here is ``(C, C)`` float64, nonnegative, with rows summing to 1.
 from __future__ import annotations
 
 import numbers
-from typing import Dict, NamedTuple, Optional, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -29,6 +29,8 @@ __all__ = [
     "pair_flip",
     "cifar10_asymmetric",
     "cifar100_asymmetric",
+    "CLASS_PAIRS",
+    "class_pairs",
     "make_transition",
     "check_transition",
     "check_int",
@@ -52,6 +54,22 @@ CIFAR100_COARSE = torch.tensor([
     10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
     16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
 ])
+
+def _superclass_cycles() -> Dict[int, int]:
+    """Each CIFAR-100 class -> the next class (cyclically, by fine index) of its super-class."""
+    dest: Dict[int, int] = {}
+    for coarse in range(20):
+        members = (CIFAR100_COARSE == coarse).nonzero().squeeze(1).tolist()
+        dest.update({a: b for a, b in zip(members, members[1:] + members[:1])})
+    return dest
+
+
+#: named class pairs of asymmetric noise: name -> (number of classes, {source class: the class it
+#: flips to}); see :func:`cifar10_asymmetric` and :func:`cifar100_asymmetric`
+CLASS_PAIRS: Dict[str, Tuple[int, Dict[int, int]]] = {
+    "cifar10": (10, {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}),
+    "cifar100": (100, _superclass_cycles()),
+}
 
 #: tolerance on the row sums of a transition matrix
 _ROW_SUM_TOL = 1e-6
@@ -163,7 +181,7 @@ def cifar10_asymmetric(rate: float) -> Tensor:
     r"""CIFAR-10 asymmetric noise (Patrini et al., 2017): with probability ``rate``
     truck(9) → automobile(1), bird(2) → airplane(0), deer(4) → horse(7), cat(3) ↔ dog(5);
     the other classes stay clean, so the overall fraction of wrong labels is ``rate / 2``."""
-    return _flips(10, _check_rate(rate), {9: 1, 2: 0, 4: 7, 3: 5, 5: 3})
+    return _flips(10, _check_rate(rate), CLASS_PAIRS["cifar10"][1])
 
 
 def cifar100_asymmetric(rate: float) -> Tensor:
@@ -176,20 +194,61 @@ def cifar100_asymmetric(rate: float) -> Tensor:
     consecutive blocks of 5 fine indices (0–4, 5–9, …), which are *not* the super-classes of the
     alphabetical fine labels; here the real super-classes are used.
     """
-    rate = _check_rate(rate)
-    dest: Dict[int, int] = {}
-    for coarse in range(20):
-        members = (CIFAR100_COARSE == coarse).nonzero().squeeze(1).tolist()
-        dest.update({a: b for a, b in zip(members, members[1:] + members[:1])})
-    return _flips(100, rate, dest)
+    return _flips(100, _check_rate(rate), CLASS_PAIRS["cifar100"][1])
 
 
-def make_transition(spec: str, num_classes: int) -> Tensor:
+def class_pairs(pairs: Union[str, Mapping[int, int]], num_classes: int) -> Dict[int, int]:
+    """The class pairs of asymmetric noise, checked: a name in :data:`CLASS_PAIRS` (for its number of
+    classes) or a mapping ``{source class: destination class}`` of distinct classes in ``[0, C)``."""
+    C = _check_num_classes(num_classes)
+    if isinstance(pairs, str):
+        if pairs not in CLASS_PAIRS:
+            raise ValueError(f"pairs must be one of {sorted(CLASS_PAIRS)} or a mapping source -> destination, "
+                             f"got {pairs!r}")
+        size, dest = CLASS_PAIRS[pairs]
+        if size != C:
+            raise ValueError(f"pairs {pairs!r} are defined for {size} classes, not num_classes={C}")
+        return dict(dest)
+    if not isinstance(pairs, Mapping) or not pairs:
+        raise TypeError(f"pairs must be a name in {sorted(CLASS_PAIRS)} or a non-empty mapping source -> "
+                        f"destination, got {pairs!r}")
+    for src, dst in pairs.items():
+        for value in (src, dst):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < C:
+                raise ValueError(f"pairs must map classes in [0, {C - 1}] to classes in [0, {C - 1}], "
+                                 f"got {src!r} -> {dst!r}")
+        if src == dst:
+            raise ValueError(f"pairs must map a class to another class, got {src!r} -> {dst!r}")
+    return {int(src): int(dst) for src, dst in pairs.items()}
+
+
+def _parse_pairs(text: str, spec: str) -> Dict[int, int]:
+    """``"9>1,2>0"`` -> ``{9: 1, 2: 0}``."""
+    out: Dict[int, int] = {}
+    for item in text.split(","):
+        src, sep, dst = item.partition(">")
+        try:
+            if not sep:
+                raise ValueError
+            src_i, dst_i = int(src), int(dst)
+        except ValueError:
+            raise ValueError(f"class pair {item.strip()!r} in noise spec {spec!r} must look like "
+                             "'SOURCE>DESTINATION', e.g. 'asym:0.4:9>1,3>5'") from None
+        if src_i in out:
+            raise ValueError(f"class {src_i} appears twice as a source in noise spec {spec!r}")
+        out[src_i] = dst_i
+    return out
+
+
+def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[int, int], None] = None) -> Tensor:
     """The transition matrix named by ``spec``.
 
     ``"clean"`` (identity), ``"sym:R"`` (:func:`symmetric`), ``"uniform:R"`` (:func:`symmetric`
-    with ``include_true=True``), ``"asym:R"`` (:func:`cifar10_asymmetric` for 10 classes,
-    :func:`cifar100_asymmetric` for 100) and ``"pair:R"`` (:func:`pair_flip`), ``R`` in [0, 1].
+    with ``include_true=True``), ``"pair:R"`` (:func:`pair_flip`) and ``"asym:R"``, ``R`` in [0, 1].
+    Asymmetric noise flips each source class to its destination with probability ``R``; the class
+    pairs are named in the spec (``"asym:0.4:9>1,3>5,5>3"``) or given by ``pairs`` (a name in
+    :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping); without
+    either, ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
     """
     C = _check_num_classes(num_classes)
     if not isinstance(spec, str):
@@ -202,6 +261,9 @@ def make_transition(spec: str, num_classes: int) -> Tensor:
         if sep:
             raise ValueError(f"spec 'clean' takes no rate, got {spec!r}")
         return torch.eye(C, dtype=torch.float64)
+    value, has_pairs, pair_text = (s.strip() for s in value.partition(":"))
+    if has_pairs and name != "asym":
+        raise ValueError(f"only 'asym' noise takes class pairs, got {spec!r}")
     try:
         rate = float(value)
     except ValueError:
@@ -212,11 +274,14 @@ def make_transition(spec: str, num_classes: int) -> Tensor:
         return symmetric(C, rate, include_true=True)
     if name == "pair":
         return pair_flip(C, rate)
-    if C == 10:
-        return cifar10_asymmetric(rate)
-    if C == 100:
-        return cifar100_asymmetric(rate)
-    raise ValueError(f"'asym' noise is defined for CIFAR-10 or CIFAR-100 (num_classes 10 or 100), got num_classes={C}")
+    if has_pairs:
+        dest = class_pairs(_parse_pairs(pair_text, spec), C)
+    elif pairs is not None:
+        dest = class_pairs(pairs, C)
+    else:
+        raise ValueError(f"'asym' noise needs class pairs and none are defined here: name them in the spec, "
+                         f"e.g. 'asym:{value}:1>7,7>1', or pass pairs= (one of {sorted(CLASS_PAIRS)})")
+    return _flips(C, _check_rate(rate), dest)
 
 
 # --------------------------------------------------------------------------------------------

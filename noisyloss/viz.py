@@ -7,14 +7,10 @@ values are computed up front, and each slider step makes exactly its own traces 
 """
 from __future__ import annotations
 
-import sys
-
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.io._base_renderers import MimetypeRenderer
 
 from .analysis import loss_vs_py
 from .regression import loss_curve
@@ -34,31 +30,6 @@ __all__ = [
     "history_figure",
     "bar_figure",
 ]
-
-class BookRenderer(MimetypeRenderer):
-    """Plotly renderer for the book and for JupyterLab: the plotly JSON mimetype (rendered natively by
-    JupyterLab/VS Code) plus an HTML ``<div>`` that draws the figure with a page-level ``Plotly``.
-
-    The built site loads one local ``plotly.min.js`` per page (``book/_ext/site_assets.py``), so
-    pages work offline and no output carries a 4 MB copy of plotly.js.  On Colab the ``colab``
-    renderer is used instead (see :func:`use_renderer`).
-    """
-
-    def to_mimebundle(self, fig_dict):
-        html = pio.to_html(fig_dict, full_html=False, include_plotlyjs=False, include_mathjax=False,
-                           config={"responsive": True, "displaylogo": False})
-        return {"application/vnd.plotly.v1+json": fig_dict, "text/html": html}
-
-
-def use_renderer() -> str:
-    """Make plotly figures display with :class:`BookRenderer` (``colab`` on Colab); returns its name."""
-    pio.renderers["noisyloss"] = BookRenderer()
-    name = "colab" if "google.colab" in sys.modules else "noisyloss"
-    pio.renderers.default = name
-    return name
-
-
-use_renderer()
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
            "#7f7f7f", "#bcbd22")

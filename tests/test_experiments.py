@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from noisyloss import book
 from noisyloss import experiments as E
 from noisyloss.__main__ import main
 from noisyloss.data import load_dataset
@@ -54,7 +55,7 @@ def test_label_set_needs_clean_noise_and_a_dataset_without_human_labels():
 
 
 def test_keys_of_records_written_before_label_set_existed_are_unchanged():
-    rec = E.book_results("digits_gpu.jsonl")[0]
+    rec = book.results("digits_gpu.jsonl")[0]
     assert "label_set" not in rec["config"]
     assert E.RunConfig(**rec["config"]).key() == rec["key"]
     assert json.loads(E.RunConfig(label_set="a").key())["label_set"] == "a"
@@ -277,11 +278,9 @@ def test_seed_table_mean_std_and_missing_cells():
 
 
 def test_book_results_reads_the_committed_gpu_records():
-    from noisyloss.experiments import book_results, provenance_line
-
-    recs = book_results("digits_gpu.jsonl")
+    recs = book.results("digits_gpu.jsonl")
     assert len(recs) == 120 and all(r["device"].startswith("NVIDIA") for r in recs)
-    line = provenance_line(recs)
+    line = book.provenance_line(recs)
     assert "120 records" in line and "H100" in line and recs[0]["commit"][:10] in line
     with pytest.raises(ValueError, match="name"):
-        book_results("../x.jsonl")
+        book.results("../x.jsonl")

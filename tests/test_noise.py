@@ -89,12 +89,39 @@ def test_rows_are_distributions(T):
     ("sym:0.4", 10, lambda: N.symmetric(10, 0.4)),
     (" SYM : 0.4 ", 10, lambda: N.symmetric(10, 0.4)),
     ("uniform:0.4", 10, lambda: N.symmetric(10, 0.4, include_true=True)),
-    ("asym:0.4", 10, lambda: N.cifar10_asymmetric(0.4)),
-    ("asym:0.3", 100, lambda: N.cifar100_asymmetric(0.3)),
     ("pair:0.45", 8, lambda: N.pair_flip(8, 0.45)),
 ])
 def test_make_transition(spec, C, expected):
     assert torch.equal(N.make_transition(spec, C), expected())
+
+
+def test_asym_noise_flips_the_named_or_given_class_pairs():
+    assert torch.equal(N.make_transition("asym:0.4", 10, pairs="cifar10"), N.cifar10_asymmetric(0.4))
+    assert torch.equal(N.make_transition("asym:0.3", 100, pairs="cifar100"), N.cifar100_asymmetric(0.3))
+    T = N.make_transition("asym:0.25:1>7,7>1", 10)  # pairs in the spec win over pairs=
+    assert torch.equal(T, N.make_transition("ASYM : 0.25 : 1>7, 7>1", 10, pairs="cifar10"))
+    expected = torch.eye(10, dtype=torch.float64)
+    expected[1, 1] = expected[7, 7] = 0.75
+    expected[1, 7] = expected[7, 1] = 0.25
+    assert torch.equal(T, expected)
+    assert torch.equal(N.make_transition("asym:0.5", 4, pairs={0: 3}), N.make_transition("asym:0.5:0>3", 4))
+
+
+@pytest.mark.parametrize("spec, C, pairs, match", [
+    ("asym:0.4", 10, None, "needs class pairs"),  # ten classes do not make a dataset CIFAR-10
+    ("asym:0.4", 7, "cifar10", "defined for 10 classes"),
+    ("asym:0.4", 10, "cifar1000", "pairs must be one of"),
+    ("asym:0.4", 10, {1: 1}, "another class"),
+    ("asym:0.4", 10, {1: 10}, r"\[0, 9\]"),
+    ("asym:0.4:1>10", 10, None, r"\[0, 9\]"),
+    ("asym:0.4:1-7", 10, None, "'1-7'"),
+    ("asym:0.4:1>7,1>2", 10, None, "twice"),
+    ("sym:0.4:1>7", 10, None, "only 'asym'"),
+    ("asym:1.5:1>7", 10, None, "rate"),
+])
+def test_asym_noise_without_valid_pairs_is_an_error(spec, C, pairs, match):
+    with pytest.raises(ValueError, match=match):
+        N.make_transition(spec, C, pairs=pairs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +137,7 @@ def test_make_transition(spec, C, expected):
 def test_corrupt_realised_rate(spec, C, flip_rate):
     n = 200_000
     labels = torch.arange(n) % C  # balanced classes, so the expected rate is exact
-    out = N.corrupt(labels, N.make_transition(spec, C), generator=gen(3))
+    out = N.corrupt(labels, N.make_transition(spec, C, pairs="cifar10"), generator=gen(3))
     assert isinstance(out, N.Corrupted) and out.labels.dtype == torch.long and out.corrupted.dtype == torch.bool
     assert torch.equal(out.corrupted, out.labels != labels)
     std = math.sqrt(flip_rate * (1 - flip_rate) / n)
@@ -172,7 +199,6 @@ def test_estimate_transition_counts_by_hand():
     (lambda: N.make_transition("sym:abc", 10), ValueError, "sym:0.4"),
     (lambda: N.make_transition("sym:1.2", 10), ValueError, "rate"),
     (lambda: N.make_transition("clean:0.2", 10), ValueError, "clean"),
-    (lambda: N.make_transition("asym:0.4", 7), ValueError, "num_classes"),
     (lambda: N.make_transition(0.4, 10), TypeError, "spec"),
     (lambda: N.check_transition(torch.ones(3, 4) / 4), ValueError, "square"),
     (lambda: N.check_transition(torch.ones(3, 3)), ValueError, "sum to 1"),
