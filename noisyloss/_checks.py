@@ -16,6 +16,7 @@ __all__ = [
     "REDUCTIONS",
     "check_param",
     "check_int",
+    "check_seed",
     "check_reduction",
     "check_logits_target",
     "check_labels",
@@ -63,6 +64,18 @@ def check_int(name: str, value: object, low: int) -> int:
     if value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value}")
     return int(value)
+
+
+#: the largest seed a torch generator takes (an unsigned 64-bit integer)
+MAX_SEED = 2 ** 64 - 1
+
+
+def check_seed(name: str, value: object) -> int:
+    """Check that ``value`` is a seed a torch generator takes: an int in ``[0, 2**64 - 1]``; return it."""
+    value = check_int(name, value, 0)
+    if value > MAX_SEED:
+        raise ValueError(f"{name} must be an int in [0, 2**64 - 1] (a torch generator's seed), got {value}")
+    return value
 
 
 def check_reduction(reduction: object) -> str:
