@@ -20,7 +20,7 @@ from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .functional import check_param
+from ._checks import check_int, check_labels, check_param
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -33,8 +33,6 @@ __all__ = [
     "class_pairs",
     "make_transition",
     "check_transition",
-    "check_int",
-    "check_labels",
     "Corrupted",
     "corrupt",
     "estimate_transition",
@@ -78,15 +76,6 @@ _ROW_SUM_TOL = 1e-6
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-def check_int(name: str, value: object, low: int) -> int:
-    """Check that ``value`` is an integer (Python or numpy, not bool) ``>= low``; return it as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value}")
-    return int(value)
-
-
 def _check_num_classes(num_classes: object) -> int:
     return check_int("num_classes", num_classes, 2)
 
@@ -119,23 +108,6 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     if err > _ROW_SUM_TOL:
         raise ValueError(f"rows of T must sum to 1 (row-stochastic), largest deviation {err:.3g}")
     return T
-
-
-def check_labels(name: str, labels: object, num_classes: Optional[int] = None) -> Tensor:
-    """Check that ``labels`` is a 1-D integer tensor of class indices in ``[0, num_classes)`` (range
-    checked when ``num_classes`` is given); return it as int64."""
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor of class indices, got dtype {labels.dtype}")
-    if labels.dim() != 1:
-        raise ValueError(f"{name} must have shape (N,), got {tuple(labels.shape)}")
-    if num_classes is not None:
-        outside = (labels < 0) | (labels >= num_classes)
-        if bool(outside.any()):
-            raise ValueError(f"{name} must be in [0, {num_classes - 1}] (num_classes={num_classes}), "
-                             f"found {labels[outside][0].item()}")
-    return labels.long()
 
 
 # --------------------------------------------------------------------------------------------
