@@ -13,7 +13,7 @@ from torch import nn
 from . import functional as NF
 from . import losses as L
 
-__all__ = ["LOSSES", "available_losses", "parse_spec", "make_loss", "functional_loss"]
+__all__ = ["LOSSES", "available_losses", "parse_spec", "canonical_spec", "make_loss", "functional_loss"]
 
 #: name -> (module class, functional form or None for stateful losses, one-line description)
 LOSSES: Dict[str, Tuple[type, Any, str]] = {
@@ -34,6 +34,8 @@ LOSSES: Dict[str, Tuple[type, Any, str]] = {
 _DEFAULTS: Dict[str, Dict[str, Any]] = {"ls": {"label_smoothing": 0.1}}
 _ALIASES = {"cross_entropy": "ce", "negative_learning": "nl"}
 _PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothing"}}
+#: arguments that are objects, not numbers or words: given to make_loss, never in a spec
+_NOT_IN_SPECS = ("generator",)
 
 
 def _parse_value(text: str) -> Any:
@@ -60,14 +62,47 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
     name = _ALIASES.get(name.strip().lower(), name.strip().lower())
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}")
-    params: Dict[str, Any] = dict(_DEFAULTS.get(name, {}))
+    params: Dict[str, Any] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not key or not value:
             raise ValueError(f"loss spec parameter {item!r} in {spec!r} must look like key=value")
-        key = _PARAM_ALIASES.get(name, {}).get(key.strip(), key.strip())
+        key = _PARAM_ALIASES.get(name, {}).get(key, key)
+        if key in params:
+            raise ValueError(f"loss spec {spec!r} sets {key!r} twice")
+        if key in _NOT_IN_SPECS:
+            raise ValueError(f"{key!r} cannot be set in a loss spec ({spec!r}): pass it to make_loss, "
+                             f"e.g. make_loss({name!r}, {key}=torch.Generator().manual_seed(0))")
         params[key] = _parse_value(value)
-    return name, params
+    return name, {**_DEFAULTS.get(name, {}), **params}
+
+
+def _format_value(value: Any) -> str:
+    """A parameter value as a spec writes it: true/false, none, shortest numbers (1.0 -> 1)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+    return str(value)
+
+
+def canonical_spec(spec: str) -> str:
+    """The one spelling of a loss spec: the name of its Module's first registry entry, the parameters
+    that differ from the Module's defaults in the Module's order, numbers written shortest.  Equal
+    losses get equal specs: ``"ce"``, ``"ce:label_smoothing=0"`` and ``"cross_entropy:eps=0.0"``
+    give ``"ce"``; ``"ls"`` gives ``"ce:label_smoothing=0.1"``; ``"gce:q=0.70"`` gives ``"gce"``."""
+    name, params = parse_spec(spec)
+    cls = LOSSES[name][0]
+    name = next(n for n, entry in LOSSES.items() if entry[0] is cls)
+    accepted = _accepted(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"loss {name!r} does not take {unknown}; it takes {sorted(accepted)}")
+    kept = [f"{key}={_format_value(params[key])}" for key, p in accepted.items()
+            if key in params and (p.default is inspect.Parameter.empty or params[key] != p.default)]
+    return f"{name}:{','.join(kept)}" if kept else name
 
 
 def _accepted(cls: type) -> Dict[str, inspect.Parameter]:
@@ -83,7 +118,10 @@ def make_loss(spec: str, **overrides: Any) -> nn.Module:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"loss {name!r} does not take {unknown}; it takes {sorted(accepted)}")
-    return cls(**params)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"loss spec {spec!r}: {err}") from None
 
 
 def functional_loss(spec: str, **overrides: Any) -> Callable[..., Any]:
