@@ -47,7 +47,7 @@ def _fmt(value) -> str:
 def legend_below(fig: go.Figure, *, slider: bool = False) -> go.Figure:
     """Put the legend under the plot, at the bottom of the figure (under the slider, if any), in
     horizontal rows that wrap, and leave the bottom margin that needs; returns ``fig``."""
-    bottom = 200 if slider else 110
+    bottom = 175 if slider else 100
     fig.update_layout(legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0,
                                   xanchor="left", entrywidthmode="pixels", entrywidth=0, font=dict(size=12)),
                       margin=dict(b=bottom), height=max(fig.layout.height or 450, 340 + bottom))
