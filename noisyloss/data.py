@@ -38,6 +38,7 @@ from .noise import CIFAR10_CLASSES
 __all__ = [
     "ImageData",
     "DownloadError",
+    "DataError",
     "DATASETS",
     "ASYM_PAIRS",
     "CIFAR10N_LABELS",
@@ -47,11 +48,23 @@ __all__ = [
     "load_cifar10_arrays",
     "load_cifar10n_labels",
     "download_file",
+    "make_synthetic",
+    "SYNTH_SIZES",
+    "SYNTH_QUICK_SIZES",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_DIR = "cifar-10-batches-py"
+#: MD5 of each file of the official ``cifar-10-python`` archive (as listed by torchvision's CIFAR10)
+CIFAR10_BATCH_MD5: Dict[str, str] = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
 CIFAR10N_URL = "https://github.com/UCSC-REAL/cifar-10-100n/raw/main/data/CIFAR-10_human.pt"
 CIFAR10N_FILE = "CIFAR-10_human.pt"
 #: dataset suffix -> key in ``CIFAR-10_human.pt``
@@ -65,6 +78,8 @@ CIFAR10N_LABELS: Dict[str, str] = {
 #: name -> (num_classes, in_channels, image_size)
 DATASETS: Dict[str, Tuple[int, int, int]] = {
     "digits": (10, 1, 8),
+    "synth10": (10, 1, 8),
+    "synth100": (100, 1, 8),
     "cifar10": (10, 3, 32),
     **{f"cifar10n-{k}": (10, 3, 32) for k in CIFAR10N_LABELS},
 }
@@ -78,6 +93,10 @@ _DIGITS_SPLIT_SEED = 0
 
 class DownloadError(RuntimeError):
     """A data file could not be downloaded (offline) or failed its checksum."""
+
+
+class DataError(ValueError):
+    """A data file is not what it must be (checksum, format, labels); the message names the file."""
 
 
 @dataclass
@@ -201,20 +220,70 @@ def _ensure_cifar10(root: Path, download_ok: bool) -> Path:
     if fetched:
         archive.unlink()
     if not (folder / "test_batch").exists():
-        raise RuntimeError(f"{archive} did not contain {CIFAR10_DIR}/test_batch")
+        raise DataError(f"{archive} did not contain {CIFAR10_DIR}/test_batch")
     return folder
 
 
 # ----------------------------------------------------------------------------------------------
 # readers of the real file formats
 # ----------------------------------------------------------------------------------------------
-def _read_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}")
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch contains and nothing else: dicts, lists, bytes, str, ints and
+    numpy arrays.  Any other global a pickle names (``os.system``, ``builtins.eval``, ...) is refused
+    before it is looked up, so a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _numpy_array_globals()
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR-10 batch holds only "
+                                         "dicts, lists, bytes, ints and numpy uint8 arrays)")
+        return allowed[module, name]
+
+
+def _numpy_array_globals() -> Dict[Tuple[str, str], object]:
+    """What pickles of plain numpy arrays name: the array type, dtype and the reconstruct function
+    (``numpy.core`` in files written by numpy 1.x, ``numpy._core`` by numpy 2)."""
+    core = getattr(np, "_core", None) or np.core
+    rebuild = core.multiarray._reconstruct
+    return {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+            ("numpy.core.multiarray", "_reconstruct"): rebuild, ("numpy._core.multiarray", "_reconstruct"): rebuild}
+
+
+def _read_batch(path: Path, num_classes: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """Images ``uint8 (N, 3, 32, 32)`` and labels ``int64 (N,)`` of one batch file, checked: its MD5
+    against the official file's, the pickle restricted to plain data, the labels integers in range.
+    Every problem raises :class:`DataError` naming the file."""
+    want = CIFAR10_BATCH_MD5.get(path.name)
+    if want is not None and (got := _md5(path)) != want:
+        raise DataError(f"{path}: MD5 {got} is not that of the official CIFAR-10 file ({want}); delete "
+                        f"{path.parent} to extract the archive again")
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError) as err:
+        raise DataError(f"{path}: not a CIFAR-10 batch ({type(err).__name__}: {err})") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: a CIFAR-10 batch is a dict, got {type(batch).__name__}")
+    fields = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    missing = {"data", "labels"} - set(fields)
+    if missing:
+        raise DataError(f"{path}: lacks {sorted(missing)}")
+    data, labels = fields["data"], fields["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataError(f"{path}: data must be a uint8 array of shape (N, 3072), got "
+                        f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    integral = (isinstance(labels, list) and all(type(v) is int for v in labels)) or (
+        isinstance(labels, np.ndarray) and labels.dtype.kind in "iu")
+    if not integral:
+        raise DataError(f"{path}: labels must be integers (a list of ints), got "
+                        f"{type(labels).__name__} {getattr(labels, 'dtype', '')}".rstrip())
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{path}: labels must be in [0, {num_classes - 1}], found "
+                        f"{labels[(labels < 0) | (labels >= num_classes)][0]}")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -229,11 +298,11 @@ def load_cifar10_arrays(
 
 
 def _numpy_safe_globals() -> list:
-    """What ``torch.load(weights_only=True)`` needs to rebuild plain numpy integer arrays."""
-    core = getattr(np, "_core", None) or np.core
-    rebuild = core.multiarray._reconstruct
+    """What ``torch.load(weights_only=True)`` needs to rebuild plain numpy arrays (integer and float:
+    a float label array is then refused with a clear message, not an unpickling error)."""
+    rebuild = _numpy_array_globals()["numpy._core.multiarray", "_reconstruct"]
     dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
-                                           np.uint32, np.uint64)]
+                                           np.uint32, np.uint64, np.float16, np.float32, np.float64)]
     # files written with numpy 1.x name the function numpy.core.multiarray._reconstruct
     return [np.ndarray, np.dtype, rebuild, (rebuild, "numpy.core.multiarray._reconstruct"), *dtypes]
 
@@ -261,18 +330,27 @@ def load_cifar10n_labels(
         if not download:
             raise FileNotFoundError(f"CIFAR-10N labels not found at {path} and download=False")
         download_file(CIFAR10N_URL, path)
-    table = _load_human_file(path)
+    try:
+        table = _load_human_file(path)
+    except Exception as err:  # torch.load raises many kinds (UnpicklingError, RuntimeError, ...)
+        reason = " ".join(str(err).split())[:300]
+        raise DataError(f"{path}: not a CIFAR-10N label file ({type(err).__name__}: {reason})") from None
+    if not isinstance(table, dict):
+        raise DataError(f"{path}: a CIFAR-10N label file holds a dict, got {type(table).__name__}")
     missing = {key, "clean_label"} - set(table)
     if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}; it has {sorted(table)}")
+        raise DataError(f"{path} lacks {sorted(missing)}; it has {sorted(map(str, table))}")
+    for name in ("clean_label", key):
+        if np.asarray(table[name]).dtype.kind not in "iu":
+            raise DataError(f"{path}: {name} must hold integer labels, got dtype {np.asarray(table[name]).dtype}")
     clean = np.asarray(table["clean_label"], dtype=np.int64)
     labels = np.asarray(table[key], dtype=np.int64)
     if clean.shape != train_labels.shape or labels.shape != train_labels.shape:
-        raise ValueError(f"{path}: label arrays must have shape {train_labels.shape}, got {labels.shape}")
+        raise DataError(f"{path}: label arrays must have shape {train_labels.shape}, got {labels.shape}")
     if not np.array_equal(clean, train_labels):
-        raise ValueError(f"{path}: clean_label does not match the CIFAR-10 training labels (misaligned file)")
+        raise DataError(f"{path}: clean_label does not match the CIFAR-10 training labels (misaligned file)")
     if labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"{path}: {key} has labels outside [0, 9]")
+        raise DataError(f"{path}: {key} has labels outside [0, 9]")
     return labels
 
 
@@ -310,6 +388,68 @@ def _load_digits(device: torch.device) -> ImageData:
                      tuple(str(d) for d in range(10)), y_train, hflip=False)
 
 
+# ----------------------------------------------------------------------------------------------
+# synthetic data with many classes, generated offline in milliseconds: "synth10", "synth100"
+# ----------------------------------------------------------------------------------------------
+#: (train, test) images of "synth10" / "synth100"; quick mode takes the first SYNTH_QUICK_SIZES of them
+SYNTH_SIZES = (5000, 2000)
+SYNTH_QUICK_SIZES = (2000, 1000)
+
+
+def make_synthetic(
+    num_classes: int, n_train: int, n_test: int, *, seed: int = 0, latent_dim: int = 16, spread: float = 1.0,
+    width: int = 128, gain: float = 1.5,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""A seeded synthetic classification task with ``num_classes`` classes: ``(x_train, y_train,
+    x_test, y_test)`` as numpy, float32 "images" ``(N, 1, 8, 8)`` and int64 labels.
+
+    Class :math:`c` has a prototype :math:`\mu_c \sim \mathcal N(0, I_d)` in a latent space of
+    :math:`d` = ``latent_dim`` dimensions.  A sample of class :math:`y` is :math:`z = \mu_y + \sigma
+    \varepsilon` with :math:`\varepsilon \sim \mathcal N(0, I_d)` and :math:`\sigma` = ``spread`` (so
+    neighbouring classes overlap and no classifier is perfect), mapped to 64 features by one fixed
+    random network :math:`x = W_2 \tanh(W_1 z)` (:math:`W_1` is ``d × width`` with entries
+    :math:`\mathcal N(0, \text{gain}^2/d)`, :math:`W_2` is ``width × 64`` with entries
+    :math:`\mathcal N(0, 1/\text{width})`) and laid out as an 8×8 image.  Sample :math:`n` has label
+    :math:`n \bmod C`, so every class is equally frequent in any prefix of ``C·k`` samples.
+
+    The map, the prototypes, the training and the test samples come from four independent streams of
+    ``seed``: a larger ``n_train`` or ``n_test`` extends the same sets (their first samples are
+    equal), and ``num_classes`` changes only the prototypes.
+    """
+    for name, value, low in (("num_classes", num_classes, 2), ("n_test", n_test, 1), ("latent_dim", latent_dim, 1),
+                             ("width", width, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < num_classes:
+        raise ValueError(f"n_train must be an int >= num_classes ({num_classes}), got {n_train!r}")
+    for name, value in (("spread", spread), ("gain", gain)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    map_rng, proto_rng, train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    w1 = map_rng.standard_normal((latent_dim, width)) * (gain / np.sqrt(latent_dim))
+    w2 = map_rng.standard_normal((width, 64)) / np.sqrt(width)
+    prototypes = proto_rng.standard_normal((num_classes, latent_dim))
+
+    def draw(n: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n, dtype=np.int64) % num_classes
+        z = prototypes[y] + spread * rng.standard_normal((n, latent_dim))
+        return (np.tanh(z @ w1) @ w2).astype(np.float32).reshape(n, 1, 8, 8), y
+
+    return (*draw(n_train, train_rng), *draw(n_test, test_rng))
+
+
+def _load_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
+    """``"synth10"`` or ``"synth100"``: :func:`make_synthetic` with seed 0 at ``SYNTH_SIZES`` (the first
+    ``SYNTH_QUICK_SIZES`` images in quick mode), normalised like the other datasets."""
+    num_classes = DATASETS[name][0]
+    n_train, n_test = SYNTH_QUICK_SIZES if quick else SYNTH_SIZES
+    x_tr, y_tr, x_te, y_te = make_synthetic(num_classes, n_train, n_test)
+    x_train, x_test = _to_device(x_tr, x_te, 1.0, device)
+    y_train = torch.from_numpy(y_tr).to(device)
+    return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), num_classes,
+                     tuple(str(c) for c in range(num_classes)), y_train, hflip=False)
+
+
 def load_dataset(
     name: str,
     *,
@@ -328,6 +468,8 @@ def load_dataset(
     device = torch.device("cpu" if device is None else device)
     if name == "digits":
         return _load_digits(device)
+    if name.startswith("synth"):
+        return _load_synthetic(name, device, quick)
     x_tr, y_tr, x_te, y_te = load_cifar10_arrays(root, download)
     human = name.startswith("cifar10n-")
     given = load_cifar10n_labels(CIFAR10N_LABELS[name.split("-", 1)[1]], y_tr, root, download) if human else y_tr

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
+import struct
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -28,16 +30,43 @@ def _batch(labels: np.ndarray, offset: int) -> dict:
             b"data": img.reshape(n, 3072), b"filenames": [b"x.png"] * n}
 
 
+class _Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote the real CIFAR-10 batches: protocol 2, every str and bytes as a
+    Python 2 ``str`` (SHORT_BINSTRING/BINSTRING), numpy's reconstruct function under ``numpy.core``."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2_str(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        n = len(raw)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) + raw if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = dispatch[str] = _save_py2_str
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+
+def _dump(obj, path: Path) -> None:
+    with open(path, "wb") as f:
+        _Py2Pickler(f, protocol=2).dump(obj)
+
+
 def _write_cifar(root: Path) -> np.ndarray:
     folder = root / D.CIFAR10_DIR
     folder.mkdir(parents=True)
     train = np.arange(5 * N_BATCH) % 10
     for i in range(5):
-        with open(folder / f"data_batch_{i + 1}", "wb") as f:
-            pickle.dump(_batch(train[i * N_BATCH:(i + 1) * N_BATCH], i), f, protocol=2)
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump(_batch(np.arange(N_TEST) % 10, 9), f, protocol=2)
+        _dump(_batch(train[i * N_BATCH:(i + 1) * N_BATCH], i), folder / f"data_batch_{i + 1}")
+    _dump(_batch(np.arange(N_TEST) % 10, 9), folder / "test_batch")
     return train
+
+
+def _md5s(folder: Path) -> dict:
+    return {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in D.CIFAR10_BATCH_MD5}
 
 
 def _human(train: np.ndarray) -> dict:
@@ -48,8 +77,83 @@ def _human(train: np.ndarray) -> dict:
 
 
 @pytest.fixture
-def cifar_root(tmp_path: Path):
-    return tmp_path, _write_cifar(tmp_path)
+def cifar_root(tmp_path: Path, monkeypatch):
+    """Tiny batches in the real format; the MD5 table names their checksums (not the official ones)."""
+    train = _write_cifar(tmp_path)
+    monkeypatch.setattr(D, "CIFAR10_BATCH_MD5", _md5s(tmp_path / D.CIFAR10_DIR))
+    return tmp_path, train
+
+
+def test_batch_checksums_are_the_official_ones():
+    # the MD5s of the files in cifar-10-python.tar.gz, as torchvision's CIFAR10 lists them
+    assert D.CIFAR10_BATCH_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
+    assert D.CIFAR10_BATCH_MD5["test_batch"] == "40351d587109b95175f43aff81a1287e"
+    assert sorted(D.CIFAR10_BATCH_MD5) == [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def test_an_extracted_batch_with_another_checksum_is_refused(cifar_root):
+    root, _ = cifar_root
+    path = root / D.CIFAR10_DIR / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(D.DataError, match=f"{path}: MD5"):
+        D.load_cifar10_arrays(root, download=False)
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("name", ["data_batch_1", "test_batch"])
+def test_a_crafted_batch_runs_no_code(cifar_root, monkeypatch, name, tmp_path_factory):
+    root, _ = cifar_root
+    marker = tmp_path_factory.mktemp("m") / "pwned"
+    path = root / D.CIFAR10_DIR / name
+    batch = _batch(np.arange(N_BATCH) % 10, 0)
+    batch[b"labels"] = _Payload(marker)
+    _dump(batch, path)
+    pickle.loads(pickle.dumps(_Payload(marker)))  # the payload works when unpickled freely ...
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(D.DataError, match=f"{path}: MD5"):  # ... its checksum stops it first
+        D.load_cifar10_arrays(root, download=False)
+    # and with a matching checksum the restricted unpickler refuses it, naming the file
+    monkeypatch.setitem(D.CIFAR10_BATCH_MD5, name, hashlib.md5(path.read_bytes()).hexdigest())
+    with pytest.raises(D.DataError, match=f"{path}: not a CIFAR-10 batch.*refused global posix.system"):
+        D.load_cifar10_arrays(root, download=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name, labels, match", [
+    ("data_batch_2", [0.0, 1.0, 2.0, 3.0], "labels must be integers"),
+    ("data_batch_2", [0, 1, True, 3], "labels must be integers"),
+    ("data_batch_5", [0, 1, 10, 3], r"labels must be in \[0, 9\], found 10"),
+    ("test_batch", [0, 1, 2, 3, 4, -1], r"labels must be in \[0, 9\], found -1"),
+    ("test_batch", np.array([0.5] * N_TEST), "labels must be integers"),
+    ("test_batch", [0, 1, 2], "6 images but 3 labels"),
+])
+def test_batch_labels_are_checked_train_and_test(cifar_root, monkeypatch, name, labels, match):
+    root, _ = cifar_root
+    path = root / D.CIFAR10_DIR / name
+    batch = _batch(np.arange(N_TEST if name == "test_batch" else N_BATCH) % 10, 0)
+    batch[b"labels"] = labels
+    _dump(batch, path)
+    monkeypatch.setitem(D.CIFAR10_BATCH_MD5, name, hashlib.md5(path.read_bytes()).hexdigest())
+    with pytest.raises(D.DataError, match=f"{path}: {match}"):
+        D.load_cifar10_arrays(root, download=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02}q\x00(U\x04data", b"not a pickle", pickle.dumps([1, 2])])
+def test_a_damaged_batch_is_an_error_naming_it(cifar_root, monkeypatch, content):
+    root, _ = cifar_root
+    path = root / D.CIFAR10_DIR / "data_batch_4"
+    path.write_bytes(content)
+    monkeypatch.setitem(D.CIFAR10_BATCH_MD5, "data_batch_4", hashlib.md5(content).hexdigest())
+    with pytest.raises(D.DataError, match=f"{path}: "):
+        D.load_cifar10_arrays(root, download=False)
 
 
 def test_cifar_arrays_keep_the_row_layout(cifar_root):
@@ -59,8 +163,7 @@ def test_cifar_arrays_keep_the_row_layout(cifar_root):
     assert x_tr.dtype == np.uint8 and y_tr.dtype == np.int64
     np.testing.assert_array_equal(y_tr, train)
     np.testing.assert_array_equal(y_te, np.arange(N_TEST) % 10)
-    with open(root / D.CIFAR10_DIR / "data_batch_2", "rb") as f:
-        row = pickle.load(f, encoding="bytes")[b"data"][1]
+    row = _batch(train[N_BATCH:2 * N_BATCH], 1)[b"data"][1]
     # row = 1024 red, 1024 green, 1024 blue values, each row-major 32x32
     for c, i, j in [(0, 0, 0), (1, 5, 7), (2, 31, 2), (2, 3, 30)]:
         assert x_tr[N_BATCH + 1, c, i, j] == row[1024 * c + 32 * i + j]
@@ -131,6 +234,14 @@ def test_cifar10n_rejects_misaligned_or_incomplete_files(cifar_root):
     del table["worse_label"]
     torch.save(table, root / D.CIFAR10N_FILE)
     with pytest.raises(ValueError, match="lacks"):
+        D.load_dataset("cifar10n-worse", device="cpu", root=root, download=False)
+    table = _human(train)
+    table["worse_label"] = table["worse_label"] + 0.4  # floats are not truncated to labels
+    torch.save(table, root / D.CIFAR10N_FILE)
+    with pytest.raises(D.DataError, match=f"{root / D.CIFAR10N_FILE}: worse_label must hold integer labels"):
+        D.load_dataset("cifar10n-worse", device="cpu", root=root, download=False)
+    (root / D.CIFAR10N_FILE).write_bytes(b"garbage")
+    with pytest.raises(D.DataError, match=f"{root / D.CIFAR10N_FILE}: not a CIFAR-10N label file"):
         D.load_dataset("cifar10n-worse", device="cpu", root=root, download=False)
 
 
