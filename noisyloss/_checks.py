@@ -45,7 +45,7 @@ def check_param(
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
-    bad = not math.isfinite(value)
+    bad = not -math.inf < value < math.inf  # NaN too (math.isfinite would break torch.compile's graph)
     if low is not None:
         bad |= value <= low if low_open else value < low
     if high is not None:

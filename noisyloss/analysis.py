@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .functional import check_param
+from ._checks import check_param
 from .noise import check_int, corrupt, symmetric
 from .registry import functional_loss
 

@@ -1,16 +1,20 @@
 """``nn.Module`` wrappers of :mod:`noisyloss.functional` and the stateful online label smoothing.
 
-Each wrapper validates its hyper-parameters once in ``__init__`` (so a bad value fails where the
-loss is built, not in the middle of training) and calls the functional form in ``forward``.
+As in :mod:`torch.nn`, a loss Module keeps its hyperparameters as named attributes
+(``GCELoss(q=0.7).q``) and its ``forward`` is one call of the functional form.  Every argument is
+validated when the Module is built, so a bad value fails where the loss is made, not in the middle
+of training.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as NF
+from ._checks import check_generator, check_int, check_logits_target, check_param, check_reduction
 
 __all__ = [
     "CrossEntropyLoss",
@@ -28,39 +32,46 @@ __all__ = [
 ]
 
 
-class _FunctionalLoss(nn.Module):
-    """Calls ``fn(logits, target, **params, reduction=...)``; params are validated at construction."""
+class _Loss(nn.Module):
+    """A loss Module: ``reduction`` and the hyperparameters of its functional form ``fn``, each a
+    named attribute, checked at construction by ``fn``'s own checks on a one-sample batch (the
+    generator by :func:`check_generator`, so that building a loss does not advance its stream)."""
 
     fn: Callable[..., Tensor]
 
-    def __init__(self, reduction: str = "mean", **params: Any) -> None:
+    def __init__(self, reduction: str, **params: Any) -> None:
         super().__init__()
-        NF._check_reduction(reduction)
-        self.reduction = reduction
-        self.params: Dict[str, Any] = params
-        # Validate once, on a tiny CPU batch, through the very same code path as forward()
-        # (without the generator, so that building a loss does not advance its random stream).
-        checked = {k: v for k, v in params.items() if k != "generator"}
-        type(self).fn(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), **checked)
+        self.reduction = check_reduction(reduction)
+        check_generator(params.get("generator"))
+        type(self).fn(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
+                      **{k: v for k, v in params.items() if k != "generator"})
+        self._names = tuple(params)
+        for name, value in params.items():
+            setattr(self, name, value)
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return type(self).fn(logits, target, reduction=self.reduction, **self.params)
+    @property
+    def params(self) -> Dict[str, Any]:
+        """The hyperparameters, ``{name: value}``, as ``fn`` takes them."""
+        return {name: getattr(self, name) for name in self._names}
 
     def extra_repr(self) -> str:
-        items = [f"{k}={v!r}" for k, v in self.params.items() if k != "generator"]
-        return ", ".join(items + [f"reduction={self.reduction!r}"])
+        shown = [f"{k}={v!r}" for k, v in self.params.items() if k != "generator"]
+        return ", ".join(shown + [f"reduction={self.reduction!r}"])
 
 
-class CrossEntropyLoss(_FunctionalLoss):
-    """Cross entropy with optional label smoothing ε (:func:`noisyloss.functional.cross_entropy`)."""
+class CrossEntropyLoss(_Loss):
+    """Cross entropy with label smoothing ``label_smoothing`` (:func:`noisyloss.functional.cross_entropy`)."""
 
     fn = staticmethod(NF.cross_entropy)
 
     def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
         super().__init__(reduction, label_smoothing=label_smoothing)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.cross_entropy(logits, target, label_smoothing=self.label_smoothing, reduction=self.reduction)
 
-class MAELoss(_FunctionalLoss):
+
+class MAELoss(_Loss):
     """``1 - p_y`` (:func:`noisyloss.functional.mae`)."""
 
     fn = staticmethod(NF.mae)
@@ -68,17 +79,23 @@ class MAELoss(_FunctionalLoss):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.mae(logits, target, reduction=self.reduction)
 
-class GCELoss(_FunctionalLoss):
-    """``(1 - p_y^q)/q``, optionally truncated at ``k`` (:func:`noisyloss.functional.gce`)."""
+
+class GCELoss(_Loss):
+    """``(1 - p_y^q)/q``, truncated below ``p_y = k`` (:func:`noisyloss.functional.gce`)."""
 
     fn = staticmethod(NF.gce)
 
     def __init__(self, q: float = 0.7, k: Optional[float] = None, reduction: str = "mean") -> None:
         super().__init__(reduction, q=q, k=k)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.gce(logits, target, q=self.q, k=self.k, reduction=self.reduction)
 
-class RCELoss(_FunctionalLoss):
+
+class RCELoss(_Loss):
     """``-A (1 - p_y)`` (:func:`noisyloss.functional.rce`)."""
 
     fn = staticmethod(NF.rce)
@@ -86,8 +103,11 @@ class RCELoss(_FunctionalLoss):
     def __init__(self, A: float = -4.0, reduction: str = "mean") -> None:
         super().__init__(reduction, A=A)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.rce(logits, target, A=self.A, reduction=self.reduction)
 
-class SCELoss(_FunctionalLoss):
+
+class SCELoss(_Loss):
     """``alpha CE + beta RCE`` (:func:`noisyloss.functional.sce`)."""
 
     fn = staticmethod(NF.sce)
@@ -95,8 +115,11 @@ class SCELoss(_FunctionalLoss):
     def __init__(self, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0, reduction: str = "mean") -> None:
         super().__init__(reduction, alpha=alpha, beta=beta, A=A)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.sce(logits, target, alpha=self.alpha, beta=self.beta, A=self.A, reduction=self.reduction)
 
-class NCELoss(_FunctionalLoss):
+
+class NCELoss(_Loss):
     """``log p_y / sum_k log p_k`` (:func:`noisyloss.functional.nce`)."""
 
     fn = staticmethod(NF.nce)
@@ -104,8 +127,11 @@ class NCELoss(_FunctionalLoss):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.nce(logits, target, reduction=self.reduction)
 
-class NCERCELoss(_FunctionalLoss):
+
+class NCERCELoss(_Loss):
     """``alpha NCE + beta RCE`` (:func:`noisyloss.functional.nce_rce`)."""
 
     fn = staticmethod(NF.nce_rce)
@@ -113,8 +139,11 @@ class NCERCELoss(_FunctionalLoss):
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0, reduction: str = "mean") -> None:
         super().__init__(reduction, alpha=alpha, beta=beta, A=A)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.nce_rce(logits, target, alpha=self.alpha, beta=self.beta, A=self.A, reduction=self.reduction)
 
-class FocalLoss(_FunctionalLoss):
+
+class FocalLoss(_Loss):
     """``-(1 - p_y)^gamma log p_y`` (:func:`noisyloss.functional.focal`)."""
 
     fn = staticmethod(NF.focal)
@@ -122,8 +151,11 @@ class FocalLoss(_FunctionalLoss):
     def __init__(self, gamma: float = 2.0, reduction: str = "mean") -> None:
         super().__init__(reduction, gamma=gamma)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.focal(logits, target, gamma=self.gamma, reduction=self.reduction)
 
-class BootstrapLoss(_FunctionalLoss):
+
+class BootstrapLoss(_Loss):
     """Soft or hard bootstrapping (:func:`noisyloss.functional.bootstrap`)."""
 
     fn = staticmethod(NF.bootstrap)
@@ -131,23 +163,30 @@ class BootstrapLoss(_FunctionalLoss):
     def __init__(self, beta: float = 0.95, hard: bool = False, reduction: str = "mean") -> None:
         super().__init__(reduction, beta=beta, hard=hard)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.bootstrap(logits, target, beta=self.beta, hard=self.hard, reduction=self.reduction)
 
-class PeerLoss(_FunctionalLoss):
-    """Peer loss (:func:`noisyloss.functional.peer`)."""
+
+class PeerLoss(_Loss):
+    """Peer loss ``base(x_i, y_i) - alpha base(x_j, y_k)`` (:func:`noisyloss.functional.peer`)."""
 
     fn = staticmethod(NF.peer)
 
     def __init__(
         self,
         alpha: float = 0.5,
-        base: Union[str, Callable[..., Tensor]] = "ce",
+        base: str = "ce",
         generator: Optional[torch.Generator] = None,
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction, alpha=alpha, base=base, generator=generator)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.peer(logits, target, alpha=self.alpha, base=self.base, generator=self.generator,
+                       reduction=self.reduction)
 
-class NegativeLearningLoss(_FunctionalLoss):
+
+class NegativeLearningLoss(_Loss):
     """``-log(1 - p_ybar)`` with random complementary labels (:func:`noisyloss.functional.negative_learning`)."""
 
     fn = staticmethod(NF.negative_learning)
@@ -155,29 +194,30 @@ class NegativeLearningLoss(_FunctionalLoss):
     def __init__(self, generator: Optional[torch.Generator] = None, reduction: str = "mean") -> None:
         super().__init__(reduction, generator=generator)
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.negative_learning(logits, target, generator=self.generator, reduction=self.reduction)
+
 
 class OnlineLabelSmoothing(nn.Module):
     r"""Online label smoothing (Zhang et al., 2021, "Delving deep into label smoothing").
 
-    The loss is :math:`\alpha\,\mathrm{CE}(p, y) + (1-\alpha)\,\mathrm{CE}(p, S_y)` where row
-    :math:`S_y` of the ``(C, C)`` soft-label matrix ``S`` is, for each class, the average predicted
-    distribution of the *correctly classified* training samples of that class during the previous
-    epoch.  During the first epoch ``S`` is ordinary label smoothing with ``smoothing`` spread over the
-    other classes.  Statistics are collected only in training mode; call :meth:`next_epoch` once per
-    epoch.  A class with no correct prediction in an epoch keeps its previous row.
+    The loss is :math:`\alpha\,\mathrm{CE}(p, y) + (1-\alpha)\,\mathrm{CE}(p, S_y)
+    = -\sum_k (\alpha [k = y] + (1 - \alpha) S_{yk}) \log p_k`, where row :math:`S_y` of the
+    ``(C, C)`` soft-label matrix ``S`` is, for each class, the average predicted distribution of the
+    *correctly classified* training samples of that class during the previous epoch.  During the
+    first epoch ``S`` is ordinary label smoothing with ``smoothing`` spread over the other classes.
+    Statistics are collected only in training mode; call :meth:`next_epoch` once per epoch.  A class
+    with no correct prediction in an epoch keeps its previous row.
     """
 
     def __init__(
         self, num_classes: int, alpha: float = 0.5, smoothing: float = 0.1, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        self.alpha = NF.check_param("alpha", alpha, low=0.0, high=1.0)
-        smoothing = NF.check_param("smoothing", smoothing, low=0.0, high=1.0, high_open=True)
-        NF._check_reduction(reduction)
-        self.num_classes = num_classes
-        self.reduction = reduction
+        self.num_classes = check_int("num_classes", num_classes, 2)
+        self.alpha = check_param("alpha", alpha, low=0.0, high=1.0)
+        smoothing = check_param("smoothing", smoothing, low=0.0, high=1.0, high_open=True)
+        self.reduction = check_reduction(reduction)
         soft = torch.full((num_classes, num_classes), smoothing / (num_classes - 1))
         soft.fill_diagonal_(1.0 - smoothing)
         self.register_buffer("soft_labels", soft)
@@ -185,18 +225,18 @@ class OnlineLabelSmoothing(nn.Module):
         self.register_buffer("_count", torch.zeros(num_classes))
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        log_p, target = NF._prepare(logits, target, self.reduction)
-        if log_p.shape[1] != self.num_classes:
-            raise ValueError(f"logits have C={log_p.shape[1]} classes but num_classes={self.num_classes}")
-        hard = -NF._gather(log_p, target)
-        soft = -(self.soft_labels[target].to(log_p.dtype) * log_p).sum(dim=1)
+        target = check_logits_target(logits, target)
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits have C={logits.shape[1]} classes but num_classes={self.num_classes}")
+        log_p = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        weights = self.alpha * F.one_hot(target, self.num_classes) + (1.0 - self.alpha) * self.soft_labels[target]
         if self.training:
             with torch.no_grad():
                 correct = log_p.argmax(dim=1) == target
                 y = target[correct]
                 self._sum.index_add_(0, y, log_p[correct].exp().to(self._sum.dtype))
                 self._count.index_add_(0, y, torch.ones_like(y, dtype=self._count.dtype))
-        return NF._reduce(self.alpha * hard + (1.0 - self.alpha) * soft, self.reduction)
+        return NF.reduce_loss(-(weights.to(log_p.dtype) * log_p).sum(dim=1), self.reduction)
 
     @torch.no_grad()
     def next_epoch(self) -> None:

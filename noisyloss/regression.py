@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import check_int, check_param, check_reduction
-from .functional import _reduce
+from .functional import reduce_loss
 
 __all__ = [
     "mbe", "huber", "log_cosh", "quantile",
@@ -48,7 +48,7 @@ def mbe(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     over-predicts on average.  Over- and under-prediction cancel, so it is a diagnostic of
     systematic bias, not a loss to minimise (it is unbounded below)."""
     _check_pair(pred, target, reduction)
-    return _reduce(pred - target, reduction)
+    return reduce_loss(pred - target, reduction)
 
 
 def huber(pred: Tensor, target: Tensor, *, delta: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -69,7 +69,7 @@ def quantile(pred: Tensor, target: Tensor, *, tau: float = 0.5, reduction: str =
     tau = check_param("tau", tau, low=0.0, high=1.0, low_open=True, high_open=True)
     _check_pair(pred, target, reduction)
     u = target - pred
-    return _reduce(torch.maximum(tau * u, (tau - 1.0) * u), reduction)
+    return reduce_loss(torch.maximum(tau * u, (tau - 1.0) * u), reduction)
 
 
 def log_cosh(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
@@ -83,7 +83,7 @@ def log_cosh(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor
     a = (pred - target).abs()
     small = torch.log1p(2.0 * torch.sinh(a.clamp(max=1.0) / 2) ** 2)  # clamped: no inf, no NaN gradient
     large = a + torch.log1p(torch.expm1(-2.0 * a) / 2)
-    return _reduce(torch.where(a < 1.0, small, large), reduction)
+    return reduce_loss(torch.where(a < 1.0, small, large), reduction)
 
 
 #: name -> ``f(pred, target, *, <params>, reduction="mean")``.  ``"mse"`` and ``"mae"`` are torch's

@@ -1,5 +1,5 @@
-"""Module wrappers equal the functional forms, the spec registry, and online label smoothing
-against an independent computation of its soft-label matrix."""
+"""The spec registry, and online label smoothing against an independent computation of its soft-label
+matrix (each loss Module against its function: test_functional.py)."""
 import numpy as np
 import pytest
 import torch
@@ -19,70 +19,6 @@ def gen(seed: int) -> torch.Generator:
 def batch(n=48, c=5, scale=3.0, seed=0):
     g = gen(seed)
     return scale * torch.randn(n, c, generator=g, dtype=torch.float64), torch.randint(0, c, (n,), generator=g)
-
-
-# --------------------------------------------------------------------------------------------
-# modules == functional
-# --------------------------------------------------------------------------------------------
-MODULES = [
-    (L.CrossEntropyLoss(), NF.cross_entropy, {}),
-    (L.CrossEntropyLoss(label_smoothing=0.1), NF.cross_entropy, {"label_smoothing": 0.1}),
-    (L.MAELoss(), NF.mae, {}),
-    (L.GCELoss(q=0.4), NF.gce, {"q": 0.4}),
-    (L.GCELoss(q=0.7, k=0.5), NF.gce, {"q": 0.7, "k": 0.5}),
-    (L.RCELoss(A=-3.0), NF.rce, {"A": -3.0}),
-    (L.SCELoss(alpha=0.2, beta=0.5, A=-2.0), NF.sce, {"alpha": 0.2, "beta": 0.5, "A": -2.0}),
-    (L.NCELoss(), NF.nce, {}),
-    (L.NCERCELoss(alpha=3.0, beta=0.1), NF.nce_rce, {"alpha": 3.0, "beta": 0.1}),
-    (L.FocalLoss(gamma=1.5), NF.focal, {"gamma": 1.5}),
-    (L.BootstrapLoss(beta=0.7, hard=True), NF.bootstrap, {"beta": 0.7, "hard": True}),
-]
-
-
-@pytest.mark.parametrize("module,fn,params", MODULES, ids=lambda x: getattr(x, "__name__", None))
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_module_equals_functional(module, fn, params, reduction):
-    z, y = batch()
-    module.reduction = reduction
-    assert torch.equal(module(z, y), fn(z, y, reduction=reduction, **params))
-
-
-def test_random_modules_equal_functional_with_the_same_generator():
-    z, y = batch()
-    g = gen(4)
-    state = g.get_state()
-    peer = L.PeerLoss(alpha=0.3, base="mae", generator=g)
-    nl = L.NegativeLearningLoss(generator=gen(5), reduction="none")
-    assert torch.equal(g.get_state(), state)  # building the module does not advance the generator
-    assert torch.equal(peer(z, y), NF.peer(z, y, alpha=0.3, base="mae", generator=gen(4)))
-    assert torch.equal(nl(z, y), NF.negative_learning(z, y, generator=gen(5), reduction="none"))
-
-
-@pytest.mark.parametrize("build,match", [
-    (lambda: L.GCELoss(q=0.0), "q"),
-    (lambda: L.GCELoss(q=1.5), "q"),
-    (lambda: L.GCELoss(k=1.0), "k"),
-    (lambda: L.RCELoss(A=0.0), "A"),
-    (lambda: L.SCELoss(A=1.0), "A"),
-    (lambda: L.NCERCELoss(alpha=-1.0), "alpha"),
-    (lambda: L.BootstrapLoss(beta=-0.1), "beta"),
-    (lambda: L.FocalLoss(gamma=-1.0), "gamma"),
-    (lambda: L.PeerLoss(alpha=-0.1), "alpha"),
-    (lambda: L.CrossEntropyLoss(label_smoothing=2.0), "label_smoothing"),
-    (lambda: L.MAELoss(reduction="avg"), "reduction"),
-    (lambda: L.OnlineLabelSmoothing(1), "num_classes"),
-    (lambda: L.OnlineLabelSmoothing(10, alpha=1.5), "alpha"),
-    (lambda: L.OnlineLabelSmoothing(10, smoothing=1.0), "smoothing"),
-    (lambda: L.OnlineLabelSmoothing(10, reduction="avg"), "reduction"),
-])
-def test_modules_validate_at_construction(build, match):
-    with pytest.raises(ValueError, match=match):
-        build()
-
-
-def test_module_repr_shows_parameters():
-    text = repr(L.GCELoss(q=0.3, reduction="sum"))
-    assert "q=0.3" in text and "reduction='sum'" in text
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +167,18 @@ def test_ols_next_epoch_uses_mean_prediction_of_correct_samples():
     before = ols.soft_labels.clone()
     ols.next_epoch()
     assert torch.equal(ols.soft_labels, before)
+
+
+@pytest.mark.parametrize("build,exc,match", [
+    (lambda: L.OnlineLabelSmoothing(1), ValueError, "num_classes must be an int >= 2"),
+    (lambda: L.OnlineLabelSmoothing(2.0), TypeError, "num_classes must be an int"),
+    (lambda: L.OnlineLabelSmoothing(10, alpha=1.5), ValueError, "alpha"),
+    (lambda: L.OnlineLabelSmoothing(10, smoothing=1.0), ValueError, "smoothing"),
+    (lambda: L.OnlineLabelSmoothing(10, reduction="avg"), ValueError, "reduction"),
+])
+def test_ols_checks_its_arguments_at_construction(build, exc, match):
+    with pytest.raises(exc, match=match):
+        build()
 
 
 def test_ols_rejects_wrong_number_of_classes():
