@@ -1,7 +1,9 @@
-"""Where and how big to run: the device and the quick (CPU/CI) mode every notebook and the CLI use.
+"""Where and how big to run: the device, the quick (CPU/CI) mode and the CPU threads every notebook
+and the CLI use.
 
 Quick mode is on when ``NOISYLOSS_QUICK=1`` is set (CI does) or when no CUDA device is present:
 the same code runs on smaller data and fewer epochs.  ``NOISYLOSS_QUICK=0`` forces full size.
+Threads: see :func:`configure_threads`.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["default_device", "quick_mode", "setup", "mode_line"]
+__all__ = ["default_device", "quick_mode", "usable_cpus", "configure_threads", "setup", "mode_line"]
 
 
 def default_device() -> torch.device:
@@ -31,6 +33,35 @@ def quick_mode(device: Optional[torch.device] = None) -> bool:
     return device.type != "cuda"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def configure_threads() -> int:
+    """Set torch's intra-op threads for this machine and return their number.
+
+    ``NOISYLOSS_THREADS=n`` (an integer >= 1) sets ``n``.  Otherwise, on a machine with at most two
+    usable CPUs (Colab's CPU runtime, CI runners) one thread: there torch's default, one thread per
+    CPU, makes every parallel region wait for its slowest thread, so a single other busy process
+    (a second kernel, the notebook server, a build) can slow a training step several times
+    (``benchmarks/bench_train.py`` times a step alone and beside a busy process, both settings).
+    With more CPUs torch's default stays.  ``OMP_WAIT_POLICY`` is no alternative here: OpenMP reads
+    it once, when torch is imported, before any of this package runs.
+    """
+    env = os.environ.get("NOISYLOSS_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"NOISYLOSS_THREADS must be an integer >= 1, got {env!r}")
+        threads = int(env)
+    elif usable_cpus() <= 2:
+        threads = 1
+    else:
+        threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
 def mode_line(device: torch.device, quick: bool) -> str:
     """One sentence for the page: which mode produced the numbers below it."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -39,7 +70,9 @@ def mode_line(device: torch.device, quick: bool) -> str:
 
 
 def setup(seed: int = 0, verbose: bool = True) -> Tuple[torch.device, bool]:
-    """Seed torch, pick the device and the mode; print the mode line. Returns ``(device, quick)``."""
+    """Seed torch, pick the device, the mode and the CPU threads (:func:`configure_threads`); print the
+    mode line.  Returns ``(device, quick)``."""
+    configure_threads()
     torch.manual_seed(seed)
     device = default_device()
     quick = quick_mode(device)
