@@ -9,7 +9,9 @@ Examples::
 
 ``--loss``, ``--noise`` and ``--seeds`` take several values and may be repeated; specs are never
 split on commas (``sce:alpha=0.1,beta=1`` is one loss).  A rerun with the same ``--out`` skips the
-runs already recorded there.
+runs already recorded there, and several processes may share one ``--out``.  Every misuse is
+reported as ``error: ...`` on one line with exit status 2, before anything is trained; data that
+cannot be had (offline, a damaged file) exits with status 1.
 """
 from __future__ import annotations
 
@@ -18,57 +20,124 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import torch
+
 from . import experiments
-from .data import DATASETS, DownloadError
+from .data import DATASETS, DataError, DownloadError
 from .models import MODELS
 from .registry import available_losses
+from .runtime import default_device, quick_mode
 
 RECORDS = "records.jsonl"
+PROG = "noisyloss"
+RUN_EPILOG = """\
+example:
+  python -m noisyloss run --dataset cifar10 --noise sym:0.4 asym:0.4 --loss ce gce:q=0.7 nce_rce \\
+      --seeds 0 1 2 --epochs 40 --out runs/c10
+
+resume and sharing: every finished run is appended at once to OUT/records.jsonl; a rerun with the
+same --out trains only the runs not recorded there, so an interrupted sweep loses at most the run it
+was training.  Several processes (one per GPU, or per machine on shared storage) may run the same
+command with one --out: each run is trained once, by whichever process claims it first.
+Spellings of one loss are one run (ce = ce:label_smoothing=0).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors on one line: ``noisyloss run: error: ...`` and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noisyloss", description="Noise-robust losses: experiments and listings.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    runp = sub.add_parser("run", help="train every (noise, loss, seed) combination; records to OUT/records.jsonl")
-    runp.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
-    runp.add_argument("--noise", nargs="+", action="extend", help="noise specs, e.g. clean sym:0.4 asym:0.4")
-    runp.add_argument("--loss", nargs="+", action="extend", help="loss specs, e.g. ce gce:q=0.7 (see `losses`)")
-    runp.add_argument("--seeds", nargs="+", action="extend", type=int, help="seeds (default 0)")
-    runp.add_argument("--epochs", type=int, default=20)
-    runp.add_argument("--batch-size", type=int, default=256)
-    runp.add_argument("--lr", type=float, default=None, help="peak learning rate (default per model)")
-    runp.add_argument("--model", choices=sorted(MODELS), default=None)
-    runp.add_argument("--train-subset", type=int, default=None, help="train on this many images")
+    parser = _Parser(prog=PROG, description="Noise-robust losses: experiments and listings.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    runp = sub.add_parser("run", help="train every (noise, loss, seed) combination; records to OUT/records.jsonl",
+                          description="Train every (noise, loss, seed) combination and record each finished run.",
+                          epilog=RUN_EPILOG, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+                              prog, max_help_position=32))
+    runp.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="(default: %(default)s)")
+    runp.add_argument("--noise", nargs="+", action="extend",
+                      help="noise specs, e.g. clean sym:0.4 asym:0.4 (asym: the dataset's class pairs, or "
+                           "given as asym:0.4:3>5,5>3) (default: clean)")
+    runp.add_argument("--loss", nargs="+", action="extend",
+                      help="loss specs, e.g. ce gce:q=0.7 (see `noisyloss losses`) (default: ce)")
+    runp.add_argument("--seeds", nargs="+", action="extend", type=int, help="seeds (default: 0)")
+    runp.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
+    runp.add_argument("--batch-size", type=int, default=256, help="(default: %(default)s)")
+    runp.add_argument("--lr", type=float, default=None,
+                      help="peak learning rate (default by model: %s)" % ", ".join(
+                          f"{m} {lr}" for m, lr in experiments.DEFAULT_LR.items()))
+    runp.add_argument("--model", choices=sorted(MODELS), default=None,
+                      help="(default: mlp on digits, cnn on CIFAR)")
+    runp.add_argument("--train-subset", type=int, default=None, help="train on this many images (default: all)")
     runp.add_argument("--no-augment", action="store_true", help="no random translate / flip")
     mode = runp.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small data (CIFAR 5k/1k), like NOISYLOSS_QUICK=1")
     mode.add_argument("--full", action="store_true", help="full data even on CPU")
     runp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    runp.add_argument("--out", type=Path, default=Path("runs"), help="folder for records.jsonl (default runs/)")
+    runp.add_argument("--out", type=Path, default=Path("runs"),
+                      help="folder of records.jsonl, created if missing (default: runs)")
     runp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub.add_parser("losses", help="list the available losses and their default parameters")
     return parser
 
 
+def _device(name: Optional[str]) -> torch.device:
+    """``--device`` checked: a device torch knows and this machine has."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device: unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"--device: {name!r} is not supported; use cpu, cuda or cuda:N")
+    return device
+
+
 def _run(args: argparse.Namespace) -> int:
+    def fail(message: str, status: int = 2) -> int:
+        print(f"{PROG} run: error: {' '.join(message.split())}", file=sys.stderr)
+        return status
+
     quick = True if args.quick else False if args.full else None
     try:
+        device = _device(args.device)
+        if quick is None:
+            quick_mode(device)  # NOISYLOSS_QUICK must be readable
         configs = experiments.grid(
             args.loss or ["ce"], args.noise or ["clean"], args.seeds or [0], dataset=args.dataset,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, model=args.model,
             train_subset=args.train_subset, augment=not args.no_augment, quick=quick,
         )
     except ValueError as err:
-        print(f"noisyloss run: error: {err}", file=sys.stderr)
-        return 2
-    out = args.out / RECORDS
-    print(f"{len(configs)} run(s) -> {out}")
+        return fail(str(err))
+    if args.out.exists() and not args.out.is_dir():
+        return fail(f"--out {args.out} is a file; give a folder (records go to FOLDER/{RECORDS})")
     try:
-        records = experiments.sweep(configs, out, device=args.device, progress=not args.no_progress)
-    except (FileNotFoundError, DownloadError) as err:
-        print(f"noisyloss run: data unavailable: {err}", file=sys.stderr)
-        return 1
+        store = experiments.RecordsStore(args.out / RECORDS)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        return fail(f"--out {args.out}: cannot write records there ({err.strerror or err}{where})")
+    print(f"{len(configs)} run(s) -> {store.path}")
+    trained = set()  # the runs this process trains (the callback sees their epochs)
+    try:
+        records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress,
+                                    callback=lambda cfg, entry: trained.add(cfg.key()))
+    except experiments.ConfigError as err:
+        return fail(str(err))
+    except (FileNotFoundError, DownloadError, DataError) as err:
+        return fail(f"data unavailable: {err}", status=1)
     print(experiments.summary_table(records))
+    print(f"trained here: {len(trained)}; already recorded (earlier or by another process): "
+          f"{len({experiments.record_key(r) for r in records} - trained)}")
     return 0
 
 

@@ -17,6 +17,7 @@ first fits the clean samples and then memorises the noise (Arpit et al., 2017; Z
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional
 
@@ -51,11 +52,14 @@ class NoisyLabels(NamedTuple):
 
 class FitResult(NamedTuple):
     """``history``: per-epoch dicts; ``per_class_acc``: final test accuracy per class;
-    ``test_logits``: final float32 test logits on the training device."""
+    ``test_logits``: final float32 test logits on the training device.  ``diverged``: the epoch whose
+    mean training loss or test logits were not finite, where training stopped (``history`` then holds
+    the epochs before it, ``per_class_acc`` is empty and ``test_logits`` is ``None``); else ``None``."""
 
     history: List[Dict[str, object]]
     per_class_acc: List[float]
-    test_logits: Tensor
+    test_logits: Optional[Tensor]
+    diverged: Optional[int] = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +164,9 @@ def fit(
     Each history entry has ``epoch``, ``test_acc``, ``train_loss`` (mean loss of the epoch's steps),
     ``fit_clean``, ``memorised``, ``corrected`` and ``seconds`` (cumulative training time, evaluation
     excluded).  ``callback(entry)`` is called after each epoch.  Stateful losses with a
-    ``next_epoch()`` method (online label smoothing) are advanced once per epoch.
+    ``next_epoch()`` method (online label smoothing) are advanced once per epoch.  A non-finite mean
+    loss or non-finite test logits stop training after that epoch (``FitResult.diverged``); the check
+    reads one number per epoch, so the steps themselves never wait for the host.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -206,6 +212,9 @@ def fit(
         train_loss = float(total) / steps  # synchronises with the device
         seconds += time.perf_counter() - start
         test_logits = predict(model, data.x_test)
+        if not (math.isfinite(train_loss) and bool(torch.isfinite(test_logits).all())):
+            bar.close()
+            return FitResult(history, [], None, diverged=epoch)
         train_pred = predict(model, data.x_train).argmax(dim=1)
         entry: Dict[str, object] = {
             "epoch": epoch,

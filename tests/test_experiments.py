@@ -1,11 +1,12 @@
-"""Run configs, records files (resume after SIGKILL, truncated lines) and the CLI."""
+"""Run configs, runs and sweeps, the shared records store (locks, resume after SIGKILL, invalid lines),
+divergence and tables.  The CLI has its own file (test_cli.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +15,7 @@ import torch
 
 from noisyloss import book
 from noisyloss import experiments as E
-from noisyloss.__main__ import main
-from noisyloss.data import load_dataset
+from noisyloss.data import ImageData, load_dataset
 from noisyloss.train import NoisyLabels
 
 FAST = dict(dataset="digits", epochs=2, train_subset=300, quick=True)
@@ -56,9 +56,39 @@ def test_label_set_needs_clean_noise_and_a_dataset_without_human_labels():
 
 def test_keys_of_records_written_before_label_set_existed_are_unchanged():
     rec = book.results("digits_gpu.jsonl")[0]
-    assert "label_set" not in rec["config"]
-    assert E.RunConfig(**rec["config"]).key() == rec["key"]
+    assert "label_set" not in rec["config"] and rec["config"]["loss"] == "ce"
+    assert E.RunConfig(**rec["config"]).key() == rec["key"] == E.record_key(rec)
     assert json.loads(E.RunConfig(label_set="a").key())["label_set"] == "a"
+
+
+def test_equal_losses_are_one_run_whatever_the_spelling():
+    key = lambda loss: E.RunConfig(loss=loss).resolved("cpu").key()  # noqa: E731
+    assert key("ce") == key("ce:label_smoothing=0") == key("cross_entropy:eps=0.0")
+    assert key("ls") == key("ce:label_smoothing=0.1") != key("ce")
+    assert key("gce:q=0.7") == key("gce") != key("gce:q=0.5")
+    assert key("sce:alpha=0.1,beta=1") == key("sce:beta=1.0,alpha=0.10")
+    # a record written with the old spelling is found under the new one: nothing trained again
+    rec = next(r for r in book.results("digits_gpu.jsonl") if r["config"]["loss"] == "gce:q=0.7")
+    assert E.record_key(rec) == E.RunConfig(**{**rec["config"], "loss": "gce"}).key()
+
+
+@pytest.mark.parametrize("noise, ok", [("asym:0.4", False), ("ASYM:0.4", False), ("asym:0.4:1>7,7>1", True),
+                                        ("pair:0.3", True)])
+def test_asym_noise_needs_class_pairs_of_the_dataset(noise, ok):
+    if ok:
+        E.RunConfig(dataset="digits", noise=noise)
+    else:
+        with pytest.raises(E.ConfigError, match="dataset 'digits' defines no class pairs.*'asym:0.4:1>7,7>1'"):
+            E.RunConfig(dataset="digits", noise=noise)
+    E.RunConfig(dataset="cifar10", noise="asym:0.4")  # CIFAR-10 has its pairs
+
+
+def test_asym_labels_on_digits_flip_exactly_the_given_pairs():
+    d = load_dataset("digits", device="cpu")
+    out = E.make_labels(d, "asym:0.5:1>7,7>1", seed=0)
+    changed = d.y_train_clean[out.corrupted]
+    assert set(changed.tolist()) == {1, 7}
+    assert torch.equal(out.labels[out.corrupted], 8 - changed)  # 1 -> 7, 7 -> 1
 
 
 def test_grid_is_the_full_product():
@@ -77,7 +107,7 @@ def test_make_labels():
     assert torch.equal(a.corrupted, a.labels != d.y_train)
     rate = float(a.corrupted.double().mean())
     assert abs(rate - 0.4) < 4 * (0.4 * 0.6 / len(d.y_train)) ** 0.5
-    human = E.ImageData(d.name, d.x_train, (d.y_train + 1) % 10, d.x_test, d.y_test, 10, d.classes, d.y_train)
+    human = ImageData(d.name, d.x_train, (d.y_train + 1) % 10, d.x_test, d.y_test, 10, d.classes, d.y_train)
     lab = E.make_labels(human, "clean")
     assert lab.corrupted.all() and torch.equal(lab.labels, human.y_train)
     with pytest.raises(ValueError, match="already noisy"):
@@ -102,19 +132,51 @@ def test_run_returns_consistent_result():
     assert rec["torch"] == torch.__version__
 
 
-def _record(i: int) -> str:
-    return json.dumps({"key": f"k{i}", "config": {}, "final": {}})
+def _valid(loss: str = "ce", seed: int = 0) -> dict:
+    """A record as run() writes it (no training: the store checks structure and config, not numbers)."""
+    cfg = E.RunConfig(loss=loss, seed=seed, **FAST).resolved("cpu")
+    return {"key": cfg.key(), "config": dataclasses.asdict(cfg), "final": {"test_acc": 0.5}, "history": []}
 
 
-def test_load_records_tolerates_only_a_truncated_last_line(tmp_path):
+def test_load_records_skips_invalid_lines_with_a_warning_and_leaves_the_file(tmp_path):
     path = tmp_path / "r.jsonl"
     assert E.load_records(path) == []
-    path.write_text(_record(0) + "\n" + _record(1) + "\n" + _record(2)[:17])
-    with pytest.warns(RuntimeWarning, match="truncated"):
-        assert [r["key"] for r in E.load_records(path)] == ["k0", "k1"]
-    path.write_text(_record(0) + "\n" + _record(1)[:17] + "\n" + _record(2) + "\n")
-    with pytest.raises(ValueError, match="line 2"):
-        E.load_records(path)
+    good = [_valid(seed=s) for s in range(3)]
+    text = json.dumps(good[0]) + "\n{}\n" + json.dumps(good[1]) + "\n" + json.dumps(good[2])[:40]
+    path.write_text(text)
+    with pytest.warns(RuntimeWarning, match=r"2 invalid line\(s\) \(line 2: record lacks .*line 4: not JSON"):
+        assert E.load_records(path) == good[:2]
+    assert path.read_text() == text
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b'{"key": "half a rec', "not JSON"),
+    (b"{}", "record lacks"),
+    (b"[1, 2]", "a record is a JSON object"),
+    (b'{"key": "k", "config": {}, "final": {}}', "record lacks \\['history'\\]"),
+    (b'{"key": "k", "config": {"loss": "ce"}, "final": {}, "history": []}', ""),  # a valid config, other fields default
+    (b'{"key": "k", "config": {"color": 1}, "final": {}, "history": []}', "config: .*color"),
+    (b'{"key": "k", "config": {"loss": "gce:q=9"}, "final": {}, "history": []}', "loss"),
+    (b"\xff\xfe{not utf-8}", "not UTF-8"),
+    (None, "a second record of the same run"),
+])
+def test_store_moves_any_invalid_line_aside_and_stays_valid_jsonl(tmp_path, bad, why):
+    path = tmp_path / "records.jsonl"
+    first = json.dumps(_valid("ce")).encode()
+    bad = first if bad is None else bad
+    path.write_bytes(first + b"\n" + bad + b"\n" + json.dumps(_valid("mae")).encode())  # no final newline
+    store = E.RecordsStore(path)
+    if why:
+        with pytest.warns(RuntimeWarning, match=f"line 2: {why}.*moved to .*records.jsonl.rejected"):
+            records = store.records()
+        assert (tmp_path / "records.jsonl.rejected").read_bytes() == bad + b"\n"
+        assert len(records) == 2
+    else:
+        assert len(store.records()) == 3
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])  # valid JSONL, newline-terminated
+    assert store.add(_valid("gce")) and not store.add(_valid("gce:q=0.7"))  # one run, two spellings
+    assert E.load_records(path)[-1]["config"]["loss"] == "gce"
 
 
 def test_sweep_after_a_truncated_line_appends_cleanly(tmp_path):
@@ -122,18 +184,66 @@ def test_sweep_after_a_truncated_line_appends_cleanly(tmp_path):
     first, second = E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST)
     done = E.sweep([first], path, device="cpu", progress=False)
     path.write_text(path.read_text() + '{"key": "half a rec')  # killed mid-write
-    with pytest.warns(RuntimeWarning, match="truncated"):
+    with pytest.warns(RuntimeWarning, match="not JSON"):
         out = E.sweep([first, second, first], path, device="cpu", progress=False)
     assert out[0] == done[0] == out[2] and out[1]["config"]["loss"] == "mae"
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0]) == done[0]
+    assert (tmp_path / "records.jsonl.rejected").read_text() == '{"key": "half a rec\n'
+
+
+def test_sweep_trains_one_run_per_loss_whatever_the_spelling(tmp_path):
+    seen = []
+    configs = E.grid(["ce", "ce:label_smoothing=0", "cross_entropy"], ["clean"], [0], **FAST)
+    out = E.sweep(configs, tmp_path / "r.jsonl", device="cpu", progress=False,
+                  callback=lambda cfg, entry: seen.append(cfg.loss))
+    assert seen == ["ce", "ce"] and out[0] == out[1] == out[2]  # two epochs of one run
+    assert len(E.load_records(tmp_path / "r.jsonl")) == 1
+
+
+def test_a_claim_is_exclusive_and_taken_over_when_its_process_dies(tmp_path):
+    store = E.RecordsStore(tmp_path / "records.jsonl")
+    key = E.RunConfig(**FAST).resolved("cpu").key()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from noisyloss.experiments import RecordsStore\n"
+        f"with RecordsStore({str(store.path)!r}).claim({key!r}, wait=False) as ok:\n"
+        "    print(ok, flush=True); time.sleep(600)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with store.claim(key, wait=False) as claimed:
+            assert not claimed  # held by the other process
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs in the holder
+        holder.wait()
+    with store.claim(key, wait=False) as claimed:
+        assert claimed  # the dead process's claim is taken over
+
+
+def test_sweep_waits_for_a_run_claimed_elsewhere_and_trains_it_if_left(tmp_path):
+    path = tmp_path / "records.jsonl"
+    ce, mae = E.grid(["ce", "mae"], ["clean"], [0], **FAST)
+    seen, result = [], {}
+    sweep = lambda: result.setdefault("out", E.sweep(  # noqa: E731
+        [ce, mae], path, device="cpu", progress=False, callback=lambda cfg, entry: seen.append(cfg.loss)))
+    with E.RecordsStore(path).claim(ce.resolved("cpu").key(), wait=False) as claimed:
+        assert claimed  # as if another process were training ce
+        worker = threading.Thread(target=sweep)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while seen != ["mae", "mae"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert seen == ["mae", "mae"] and worker.is_alive()  # mae trained, ce waited for
+    worker.join(120)  # the claim was given up without a record: the sweep trains ce itself
+    assert seen == ["mae", "mae", "ce", "ce"]
+    assert [r["config"]["loss"] for r in result["out"]] == ["ce", "mae"]
 
 
 def test_sweep_calls_back_per_epoch_and_skips_saved_runs(tmp_path):
     path = tmp_path / "records.jsonl"
     ce, mae = E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST)
     live = E.run(ce, device="cpu", progress=False)
-    assert E.save_record(path, live.record) and not E.save_record(path, live.record)  # once per key
+    assert E.save_record(path, live.record) and not E.save_record(path, live.record)  # once per run
     seen = []
     out = E.sweep([ce, mae], path, device="cpu", progress=False,
                   callback=lambda cfg, entry: seen.append((cfg.loss, entry["epoch"])))
@@ -212,59 +322,6 @@ def test_sweep_over_label_sets_resumes_and_refuses_changed_labels(tmp_path):
         E.sweep(configs, path, device="cpu", progress=False, label_sets={"every3": sets["every3"]})
 
 
-def _cli(out: Path) -> list:
-    return [sys.executable, "-m", "noisyloss", "run", "--dataset", "digits", "--noise", "sym:0.3",
-            "--loss", "ce", "mae", "--loss", "gce:q=0.7", "--epochs", "10", "--train-subset", "400", "--quick", "--device", "cpu",
-            "--no-progress", "--out", str(out)]
-
-
-def test_cli_sweep_resumes_after_sigkill(tmp_path):
-    records = tmp_path / "records.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny model: one thread is fastest on a busy machine
-    proc = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    while not (records.exists() and records.read_text().count("\n") >= 1):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = records.read_text().splitlines(keepends=True)
-    complete = [line for line in before if line.endswith("\n")]
-    assert 1 <= len(complete) < 3, "the sweep finished before it could be killed"
-    done = subprocess.run(_cli(tmp_path), capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    after = records.read_text().splitlines(keepends=True)
-    assert after[: len(complete)] == complete  # finished runs neither recomputed nor rewritten
-    losses = [json.loads(line)["config"]["loss"] for line in after]
-    assert sorted(losses) == ["ce", "gce:q=0.7", "mae"]
-    assert "gce:q=0.7" in done.stdout and "memorised" in done.stdout
-
-
-def test_cli_lists_losses_and_rejects_bad_specs(capsys, tmp_path):
-    assert main(["losses"]) == 0
-    listed = capsys.readouterr().out
-    for name in ("ce", "gce", "sce", "nce_rce", "ols"):
-        assert f"\n{name} " in "\n" + listed
-    assert main(["run", "--loss", "gce:q=5", "--out", str(tmp_path)]) == 2
-    assert "loss" in capsys.readouterr().err
-    assert not (tmp_path / "records.jsonl").exists()
-
-
-def test_cli_reports_unavailable_data(capsys, tmp_path, monkeypatch):
-    import urllib.error
-
-    from noisyloss import data
-
-    def offline(url, dest):
-        raise urllib.error.URLError("offline")
-
-    monkeypatch.setattr(data, "_fetch", offline)
-    monkeypatch.setenv("NOISYLOSS_DATA", str(tmp_path / "data"))
-    assert main(["run", "--dataset", "cifar10", "--epochs", "1", "--out", str(tmp_path), "--device", "cpu"]) == 1
-    assert "data unavailable: could not download" in capsys.readouterr().err
-
-
 def test_seed_table_mean_std_and_missing_cells():
     from noisyloss.experiments import seed_table
 
@@ -277,10 +334,46 @@ def test_seed_table_mean_std_and_missing_cells():
     assert lines[2].split()[2] == "-" and "0.900 ± 0.141" in lines[2]
 
 
-def test_book_results_reads_the_committed_gpu_records():
-    recs = book.results("digits_gpu.jsonl")
-    assert len(recs) == 120 and all(r["device"].startswith("NVIDIA") for r in recs)
-    line = book.provenance_line(recs)
-    assert "120 records" in line and "H100" in line and recs[0]["commit"][:10] in line
-    with pytest.raises(ValueError, match="name"):
-        book.results("../x.jsonl")
+def test_diverging_run_is_recorded_with_its_epoch_and_the_sweep_goes_on(tmp_path):
+    path = tmp_path / "records.jsonl"
+    configs = [E.RunConfig(loss="ce", **{**FAST, "lr": 1e6, "batch_size": 32}), E.RunConfig(loss="mae", **FAST)]
+    with pytest.warns(RuntimeWarning, match=r"diverged: its loss was not finite in epoch 1"):
+        out = E.sweep(configs, path, device="cpu", progress=False)
+    bad, good = out
+    assert bad["final"]["diverged"] == 1 and bad["final"]["test_acc"] is None and bad["history"] == []
+    assert good["final"]["diverged"] is None and 0 <= good["final"]["test_acc"] <= 1
+    assert len(E.load_records(path)) == 2  # recorded: a rerun does not train it again
+    assert "diverged (epoch 1)" in E.summary_table(out)
+    assert "(1/1 diverged)" in E.seed_table(out, ["ce", "mae"], ["clean"])
+    assert ("clean", "ce") not in E.seed_stats(out)
+
+
+def test_seed_table_counts_diverged_seeds_beside_the_mean():
+    recs = [{"config": {"loss": "ce", "noise": "sym:0.4"}, "final": {"test_acc": a, "diverged": d}}
+            for a, d in ((0.5, None), (0.7, None), (None, 3))]
+    assert "0.600 ± 0.141 (1/3 diverged)" in E.seed_table(recs, ["ce"], ["sym:0.4"], ("test_acc",))
+
+
+def test_train_subset_larger_than_the_data_fails_before_any_training(tmp_path):
+    seen = []
+    configs = [E.RunConfig(**FAST), E.RunConfig(**{**FAST, "train_subset": 5000})]
+    with pytest.raises(E.ConfigError, match="train_subset must be at most the 1347 training images of digits"):
+        E.sweep(configs, tmp_path / "r.jsonl", device="cpu", progress=False,
+                callback=lambda cfg, entry: seen.append(cfg))
+    assert seen == [] and E.load_records(tmp_path / "r.jsonl") == []
+
+
+def test_records_file_is_probed_before_data_is_loaded(tmp_path, monkeypatch):
+    from noisyloss.experiments import runner as R
+
+    loaded = []
+    monkeypatch.setattr(R, "load_dataset", lambda *a, **k: loaded.append(a))
+    R._cached_dataset.cache_clear()
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "records.jsonl", Path("/proc/noisyloss/records.jsonl")):
+        with pytest.raises(OSError):
+            E.sweep([E.RunConfig(**FAST)], out, device="cpu", progress=False)
+    with pytest.raises(IsADirectoryError):
+        E.RecordsStore(tmp_path)
+    assert loaded == []
+    R._cached_dataset.cache_clear()

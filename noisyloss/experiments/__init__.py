@@ -1,0 +1,38 @@
+"""Experiments: one run = (dataset, label noise, loss, seed, ...) -> history and a JSON record.
+
+* :mod:`~noisyloss.experiments.config` — :class:`RunConfig` (what defines a run) and :func:`grid`;
+* :mod:`~noisyloss.experiments.runner` — :func:`run` one config, :func:`sweep` many into a records file,
+  each record with its :func:`provenance`;
+* :mod:`~noisyloss.experiments.store` — the records file (JSONL) that several processes share safely:
+  runs claimed under file locks, invalid lines moved aside, resume after a kill;
+* :mod:`~noisyloss.experiments.tables` — :func:`summary_table`, :func:`seed_stats`, :func:`seed_table`.
+
+>>> cfg = RunConfig(dataset="digits", loss="gce:q=0.7", noise="sym:0.4", epochs=5)
+>>> cfg.key() == RunConfig(dataset="digits", loss="gce", noise="sym:0.4", epochs=5).key()
+True
+"""
+from .config import DEFAULT_LR, ConfigError, RunConfig, grid
+from .runner import RunResult, labels_digest, make_labels, provenance, run, sweep
+from .store import RecordsStore, load_records, record_key, save_record
+from .tables import record_noise, seed_stats, seed_table, summary_table
+
+__all__ = [
+    "RunConfig",
+    "ConfigError",
+    "RunResult",
+    "DEFAULT_LR",
+    "make_labels",
+    "labels_digest",
+    "run",
+    "sweep",
+    "grid",
+    "RecordsStore",
+    "record_key",
+    "load_records",
+    "save_record",
+    "record_noise",
+    "summary_table",
+    "seed_stats",
+    "seed_table",
+    "provenance",
+]

@@ -1,0 +1,148 @@
+"""What defines a run: :class:`RunConfig` (checked field by field) and :func:`grid` of configs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .._checks import check_int, check_seed
+from ..data import ASYM_PAIRS, dataset_info
+from ..models import MODELS
+from ..noise import make_transition
+from ..registry import canonical_spec, make_loss, parse_spec
+from ..runtime import default_device, quick_mode
+
+__all__ = ["ConfigError", "RunConfig", "DEFAULT_LR", "grid"]
+
+#: peak learning rate of the triangular schedule when ``RunConfig.lr`` is None
+DEFAULT_LR: Dict[str, float] = {"cnn": 0.2, "mlp": 0.1}
+
+
+class ConfigError(ValueError):
+    """A run that cannot be made as asked (a bad field, a training subset larger than the data,
+    labels that do not fit the dataset); raised before anything is trained."""
+
+
+def _field(name: str, check, *args) -> Any:
+    try:
+        return check(name, *args)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; an invalid field raises :class:`ConfigError` (a ``ValueError``)
+    naming the field.
+
+    ``loss``: a :func:`noisyloss.registry.make_loss` spec; equal losses are one run whatever the
+    spelling (the key uses :func:`noisyloss.registry.canonical_spec`).
+    ``noise``: a :func:`noisyloss.noise.make_transition` spec applied to the clean training labels
+    (``"clean"`` for ``cifar10n-*``, whose human labels are the noise); ``"asym:R"`` uses the class
+    pairs of the dataset (:data:`noisyloss.data.ASYM_PAIRS`) or those named in the spec.
+    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on digits, ``cnn`` on CIFAR;
+    ``DEFAULT_LR``).  ``train_subset``: train on this many images (a fixed random subset, the same for
+    every seed).  ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
+    ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
+    process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
+    ``sweep(label_sets={name: labels})``, and the record keeps the name and a digest of them.
+    ``noise`` must then be ``"clean"``: the custom labels are the noise.
+
+    >>> cfg = RunConfig(dataset="digits", loss="gce:q=0.7", noise="sym:0.4", epochs=5)
+    >>> cfg.resolved("cpu").model
+    'mlp'
+    """
+
+    dataset: str = "digits"
+    loss: str = "ce"
+    noise: str = "clean"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: Optional[float] = None
+    model: Optional[str] = None
+    seed: int = 0
+    train_subset: Optional[int] = None
+    augment: bool = True
+    quick: Optional[bool] = None
+    label_set: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        try:
+            num_classes = dataset_info(self.dataset)[0]
+        except ValueError as err:
+            raise ConfigError(f"dataset: {err}") from None
+        try:
+            self.make_loss(num_classes)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"loss: {err}") from None
+        if not isinstance(self.noise, str):
+            raise ConfigError(f"noise must be a spec string like 'sym:0.4', got {self.noise!r}")
+        if self.dataset.startswith("cifar10n-") and self.noise != "clean":
+            raise ConfigError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
+        pairs = ASYM_PAIRS.get(self.dataset)
+        kind, *rest = (part.strip().lower() for part in self.noise.split(":"))
+        if kind == "asym" and len(rest) < 2 and pairs is None:
+            raise ConfigError(f"noise {self.noise!r}: dataset {self.dataset!r} defines no class pairs for 'asym' "
+                              f"noise (datasets that do: {sorted(ASYM_PAIRS)}); name them in the spec as "
+                              "source>destination, e.g. 'asym:0.4:1>7,7>1'")
+        try:
+            make_transition(self.noise, num_classes, pairs=pairs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"noise: {err}") from None
+        if self.label_set is not None:
+            if not isinstance(self.label_set, str) or not self.label_set:
+                raise ConfigError(f"label_set must be a non-empty name or None, got {self.label_set!r}")
+            if self.noise != "clean":
+                raise ConfigError(f"noise must be 'clean' with label_set={self.label_set!r}: its labels are the noise")
+            if self.dataset.startswith("cifar10n-"):
+                raise ConfigError(f"label_set cannot replace the human labels of {self.dataset}; use dataset='cifar10'")
+        _field("epochs", check_int, self.epochs, 1)
+        _field("batch_size", check_int, self.batch_size, 2)
+        _field("seed", check_seed, self.seed)
+        if self.train_subset is not None:
+            _field("train_subset", check_int, self.train_subset, 2)
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not 0 < self.lr < float("inf")):
+            raise ConfigError(f"lr must be a positive number or None, got {self.lr!r}")
+        if self.model is not None and self.model not in MODELS:
+            raise ConfigError(f"model must be one of {sorted(MODELS)} or None, got {self.model!r}")
+        for name in ("augment",) + (("quick",) if self.quick is not None else ()):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    def make_loss(self, num_classes: int) -> nn.Module:
+        """The loss module of this run (online label smoothing is told the number of classes)."""
+        overrides = {"num_classes": num_classes} if parse_spec(self.loss)[0] == "ols" else {}
+        return make_loss(self.loss, **overrides)
+
+    def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
+        """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
+        device = default_device() if device is None else torch.device(device)
+        model = self.model or ("mlp" if self.dataset == "digits" else "cnn")
+        return dataclasses.replace(
+            self,
+            model=model,
+            lr=float(self.lr if self.lr is not None else DEFAULT_LR[model]),
+            quick=quick_mode(device) if self.quick is None else self.quick,
+        )
+
+    def key(self) -> str:
+        """Identity of a run in a records file: the config as canonical JSON, with the loss spec in
+        its canonical spelling (so ``ce`` and ``ce:label_smoothing=0`` are one run) and ``label_set``
+        only when set.  Resolve the config first (:meth:`resolved`) to key what a record stores."""
+        fields = dataclasses.asdict(self)
+        fields["loss"] = canonical_spec(self.loss)
+        if fields["label_set"] is None:
+            del fields["label_set"]
+        return json.dumps(fields, sort_keys=True)
+
+
+def grid(losses: Sequence[str], noises: Sequence[str], seeds: Sequence[int] = (0,), **common: Any) -> List[RunConfig]:
+    """All combinations ``noise × loss × seed`` as configs sharing the ``common`` fields."""
+    as_list = lambda v: [v] if isinstance(v, (str, int)) else list(v)  # noqa: E731
+    return [RunConfig(loss=loss, noise=noise, seed=seed, **common)
+            for noise in as_list(noises) for loss in as_list(losses) for seed in as_list(seeds)]

@@ -1,0 +1,260 @@
+"""Running: one configuration (:func:`run`) and many of them into a shared records file
+(:func:`sweep`), each record with its provenance (device, versions, git commit, date)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from .. import __version__
+from .._checks import check_labels
+from ..data import ASYM_PAIRS, ImageData, load_dataset
+from ..metrics import ece
+from ..models import make_model
+from ..noise import corrupt, make_transition
+from ..runtime import default_device
+from ..train import NoisyLabels, fit
+from .config import ConfigError, RunConfig
+from .store import RecordsStore
+
+__all__ = ["RunResult", "make_labels", "labels_digest", "provenance", "run", "sweep"]
+
+
+@dataclass
+class RunResult:
+    """A finished run: per-epoch ``history``, final ``per_class_acc``, test-set softmax ``test_probs``
+    (CPU), ``test_labels`` (CPU), the trained ``model``, the ``data`` and noisy ``labels`` it was
+    trained on, the JSON-able ``record`` that :func:`sweep` writes, and the trained ``loss_fn`` (stateful
+    losses such as online label smoothing keep what they learned, e.g. ``loss_fn.soft_labels``).
+    A run that diverged (``record["final"]["diverged"]``: the epoch) has no ``test_probs`` (``None``)."""
+
+    config: RunConfig
+    history: List[Dict[str, Any]]
+    per_class_acc: List[float]
+    test_probs: Optional[Tensor]
+    test_labels: Tensor
+    model: nn.Module
+    data: ImageData
+    labels: NoisyLabels
+    record: Dict[str, Any]
+    loss_fn: nn.Module
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_dataset(name: str, device: torch.device, quick: bool) -> ImageData:
+    return load_dataset(name, device=device, quick=quick)
+
+
+def make_labels(data: ImageData, noise: str, seed: int = 0) -> NoisyLabels:
+    """Training labels under ``noise`` (drawn with a CPU generator seeded by ``seed``) and their
+    corrupted mask; for datasets with human label noise, the human labels (``noise`` must be clean)."""
+    if data.has_label_noise:
+        if noise != "clean":
+            raise ValueError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
+        return NoisyLabels(data.y_train, data.y_train != data.y_train_clean)
+    T = make_transition(noise, data.num_classes, pairs=ASYM_PAIRS.get(data.name))
+    out = corrupt(data.y_train_clean.cpu(), T, generator=torch.Generator().manual_seed(seed))
+    device = data.y_train.device
+    return NoisyLabels(out.labels.to(device), out.corrupted.to(device))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> Optional[str]:
+    """HEAD of the checkout holding this package; ``NOISYLOSS_COMMIT`` wins (a copy without .git)."""
+    if os.environ.get("NOISYLOSS_COMMIT"):
+        return os.environ["NOISYLOSS_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance(device: torch.device) -> Dict[str, Any]:
+    """Where and when: device name, torch and noisyloss versions, git commit, UTC date."""
+    return {
+        "device": _device_name(device),
+        "torch": torch.__version__,
+        "noisyloss": __version__,
+        "commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def labels_digest(labels: Tensor) -> str:
+    """A short fingerprint of a label tensor (SHA-1 of its int64 values), stored in records."""
+    return hashlib.sha1(labels.detach().cpu().long().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -> ImageData:
+    """``data`` with ``train_labels`` (checked against it) and cut to ``cfg.train_subset``; a
+    :class:`ConfigError` when they do not fit."""
+    if train_labels is not None:
+        try:
+            labels = check_labels("train_labels", train_labels, data.num_classes)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"label set {cfg.label_set!r}: {err}") from None
+        n = len(data.y_train_clean)
+        if labels.shape != (n,):
+            raise ConfigError(f"train_labels for label set {cfg.label_set!r} must have shape ({n},) like "
+                              f"{data.name}'s training set, got {tuple(labels.shape)}")
+        data = dataclasses.replace(data, y_train=labels.to(data.y_train.device))
+    if cfg.train_subset is not None:
+        n = len(data.y_train)
+        if cfg.train_subset > n:
+            raise ConfigError(f"train_subset must be at most the {n} training images of {data.name}"
+                              f"{' in quick mode' if cfg.quick else ''}, got {cfg.train_subset}")
+        data = data.subset(cfg.train_subset, generator=torch.Generator().manual_seed(0))
+    return data
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+    callback: Optional[Callable[[Dict[str, Any]], None]] = None,
+    data: Optional[ImageData] = None,
+    train_labels: Optional[Tensor] = None,
+) -> RunResult:
+    """Train one configuration.  ``data`` overrides loading ``cfg.dataset`` (e.g. preloaded data);
+    ``train_labels`` (one per training image of the full dataset) are the labels of ``cfg.label_set``
+    and must be given exactly when it is set.
+
+    A run whose mean training loss (or test output) is not finite stops after that epoch, with a
+    warning; its record says ``final["diverged"]`` (the epoch) and its other final metrics are
+    ``None``."""
+    device = default_device() if device is None else torch.device(device)
+    cfg = cfg.resolved(device)
+    if (cfg.label_set is None) != (train_labels is None):
+        raise ConfigError("train_labels and RunConfig.label_set go together: name the custom labels in "
+                          "label_set so that the record says what the run trained on")
+    start = time.perf_counter()
+    if data is None:
+        data = _cached_dataset(cfg.dataset, device, cfg.quick)
+    data = _prepared(cfg, data, train_labels)
+    torch.manual_seed(cfg.seed)  # model init and the random draws of peer / NL losses
+    labels = make_labels(data, cfg.noise, cfg.seed)
+    model = make_model(cfg.model, data.num_classes, data.in_channels, data.image_size)
+    loss_fn = cfg.make_loss(data.num_classes)
+    result = fit(model, data, loss_fn, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                 augmentation=cfg.augment, seed=cfg.seed, progress=progress, callback=callback,
+                 desc=f"{cfg.loss} | {cfg.noise}")
+    test_labels = data.y_test.cpu()
+    keys = ("test_acc", "train_loss", "fit_clean", "memorised", "corrected")
+    if result.diverged is None:
+        probs = result.test_logits.softmax(dim=1).cpu()
+        final = {k: result.history[-1][k] for k in keys}
+        final["ece"] = ece(probs, test_labels)
+    else:
+        warnings.warn(f"run {cfg.loss} | {cfg.noise} | seed {cfg.seed} (lr {cfg.lr:g}) diverged: its loss was not "
+                      f"finite in epoch {result.diverged}; stopped there and recorded as diverged", RuntimeWarning,
+                      stacklevel=2)
+        probs = None
+        final = {**{k: None for k in keys}, "ece": None}
+    final["noise_rate"] = float(labels.corrupted.float().mean())
+    final["diverged"] = result.diverged
+    record = {
+        "key": cfg.key(),
+        "config": dataclasses.asdict(cfg),
+        "final": final,
+        "history": result.history,
+        "per_class_acc": result.per_class_acc,
+        "wall_seconds": time.perf_counter() - start,
+        **provenance(device),
+    }
+    if train_labels is not None:
+        record["labels_digest"] = labels_digest(train_labels)
+    return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record,
+                     loss_fn)
+
+
+def _check_digest(record: Dict[str, Any], labels: Optional[Tensor], cfg: RunConfig, path: Path) -> None:
+    if labels is not None and record.get("labels_digest") != labels_digest(labels):
+        raise ConfigError(f"{path} has a run of label_set {cfg.label_set!r} trained on other labels "
+                          f"(digest {record.get('labels_digest')}, now {labels_digest(labels)}): "
+                          "rename the label set or use another records file")
+
+
+def sweep(
+    configs: Iterable[RunConfig],
+    out_path: Union[str, os.PathLike],
+    *,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+    callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
+    label_sets: Optional[Mapping[str, Tensor]] = None,
+) -> List[Dict[str, Any]]:
+    """Run every config not yet recorded in the records file ``out_path`` and add its record there.
+
+    Several processes may sweep into one file at once (one per GPU, or per machine on shared
+    storage): each run is trained once, by the process that claims it (:class:`RecordsStore`); the
+    others go on with the next run and, at the end, wait for the runs still being trained elsewhere
+    (or train them, if their process died).  A rerun skips the recorded runs, so an interrupted
+    sweep resumes where it stopped.
+
+    Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
+    and the configs checked against it (:class:`ConfigError`, e.g. a ``train_subset`` larger than the
+    data).  ``callback(cfg, entry)`` is called after every epoch of the runs trained here.
+    ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded run whose labels
+    differ from them (by digest) raises :class:`ConfigError` rather than being reused.  Returns the
+    records of all ``configs`` in order.
+    """
+    device = default_device() if device is None else torch.device(device)
+    configs = [cfg.resolved(device) for cfg in configs]
+    label_sets = dict(label_sets or {})
+    missing = sorted({c.label_set for c in configs if c.label_set is not None} - set(label_sets))
+    if missing:
+        raise ConfigError(f"label_sets lacks the labels of label_set {missing}")
+    store = RecordsStore(out_path)
+    labels_of = lambda cfg: None if cfg.label_set is None else label_sets[cfg.label_set]  # noqa: E731
+    done = store.records()
+    todo: Dict[str, RunConfig] = {}
+    for cfg in configs:  # the first spelling of each run not recorded yet
+        if cfg.key() not in done:
+            todo.setdefault(cfg.key(), cfg)
+    for cfg in configs:
+        if cfg.key() in done:
+            _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
+    for cfg in todo.values():  # everything checked before the first run trains
+        _prepared(cfg, _cached_dataset(cfg.dataset, device, cfg.quick), labels_of(cfg))
+
+    def train(cfg: RunConfig, wait: bool) -> bool:
+        with store.claim(cfg.key(), wait=wait) as claimed:
+            if not claimed:
+                return False
+            if cfg.key() not in store.records():
+                on_epoch = None if callback is None else functools.partial(callback, cfg)
+                record = run(cfg, device=device, progress=progress, callback=on_epoch,
+                             train_labels=labels_of(cfg)).record
+                store.add(record)
+        return True
+
+    busy = [cfg for cfg in todo.values() if not train(cfg, wait=False)]
+    for cfg in busy:  # claimed by other processes: wait for them, or train what they left
+        train(cfg, wait=True)
+    done = store.records()
+    for cfg in configs:
+        _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
+    return [done[cfg.key()] for cfg in configs]
