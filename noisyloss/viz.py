@@ -17,9 +17,7 @@ from .regression import loss_curve
 
 __all__ = [
     "PALETTE",
-    "BookRenderer",
     "legend_below",
-    "use_renderer",
     "slider_figure",
     "loss_curves_figure",
     "curves_for",
