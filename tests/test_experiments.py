@@ -377,3 +377,27 @@ def test_records_file_is_probed_before_data_is_loaded(tmp_path, monkeypatch):
         E.RecordsStore(tmp_path)
     assert loaded == []
     R._cached_dataset.cache_clear()
+
+
+def test_book_reads_the_gpu_records_shipped_with_the_package(capsys):
+    recs = book.results("digits_gpu.jsonl")
+    assert len(recs) == 120 and all(r["device"].startswith("NVIDIA") for r in recs)
+    line = book.provenance_line(recs)
+    assert "120 records" in line and "H100" in line and recs[0]["commit"][:10] in line
+    assert "digits_gpu.jsonl" in book.shipped_results()
+    for bad in ("../x.jsonl", "", "a/b.jsonl"):
+        with pytest.raises(ValueError, match="name"):
+            book.results(bad)
+    assert book.results("missing.jsonl") == []  # the page says so, in one line
+    said = capsys.readouterr().out
+    assert "'missing.jsonl' are missing from this installation" in said and "digits_gpu.jsonl" in said
+
+
+def test_the_gpu_records_are_package_data_of_the_wheel():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["noisyloss"]
+    shipped = {p.name for pattern in patterns for p in (root / "noisyloss").glob(pattern)}
+    assert {"digits_gpu.jsonl", "bench_train_h100.jsonl"} <= shipped
+    assert not (root / "book" / "results").exists()  # one copy, in the package

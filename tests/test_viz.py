@@ -1,5 +1,7 @@
 """The shared slider helper: one step per value, each step shows exactly its traces, data is the real curve."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import plotly.graph_objects as go
@@ -91,3 +93,21 @@ def test_bar_figure_error_bars():
         viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"ce": [0.1]})
     with pytest.raises(ValueError, match="errors"):
         viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"gce": [0.1, 0.2]})
+
+
+def test_importing_viz_leaves_plotly_alone_and_book_selects_the_renderer():
+    code = ("import plotly.io as pio; before = pio.renderers.default; import noisyloss.viz; "
+            "assert pio.renderers.default == before and 'noisyloss' not in pio.renderers, pio.renderers.default; "
+            "from noisyloss import book; assert pio.renderers.default == before; "
+            "print(book.use_renderer(), pio.renderers.default)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["noisyloss", "noisyloss"]
+
+
+def test_book_renderer_sends_the_figure_without_plotly_js():
+    from noisyloss import book
+
+    bundle = book.BookRenderer().to_mimebundle(go.Figure(go.Scatter(x=[0, 1], y=[1, 2])).to_plotly_json())
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["y"] == [1, 2]
+    assert "Plotly.newPlot" in bundle["text/html"] and len(bundle["text/html"]) < 20_000  # no 4 MB plotly.js
