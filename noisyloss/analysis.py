@@ -33,6 +33,11 @@ __all__ = [
     "loss_vs_py",
     "symmetry_check",
     "noisy_risk_decomposition",
+    "gradient_weight",
+    "label_probs",
+    "SimplexFlow",
+    "simplex_points",
+    "simplex_flow",
 ]
 
 LossLike = Union[str, Callable[..., Tensor]]
@@ -179,3 +184,66 @@ def noisy_risk_decomposition(
         "predicted": (1.0 - 2.0 * eta) * clean_risk + eta * float(sums.mean()),
         "constant_spread": float(sums.max() - sums.min()),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# how hard a loss pulls on a sample: gradient weight, per-sample p_y, flows on the 3-class simplex
+# ----------------------------------------------------------------------------------------------
+def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classes: int = 10) -> np.ndarray:
+    r"""The loss's pull on the labelled class relative to cross entropy's,
+    :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y} = \frac{\partial L/\partial z_y}{p_y - 1}`,
+    at the points of :func:`logits_for_py` (autograd through the loss, :func:`loss_vs_py`).
+
+    CE: 1; MAE: :math:`p_y`; GCE: :math:`p_y^q`; SCE: :math:`\alpha + \beta|A|\,p_y`; truncated GCE: 0
+    where :math:`p_y \le k`.  A sample whose label the model finds unlikely (small :math:`p_y`, e.g. a
+    wrong label, or any label at the start with many classes) is pulled with weight :math:`w(p_y)`.
+    """
+    curve = loss_vs_py(loss, p_y, num_classes)
+    return curve.grad_y / (curve.p_y - 1.0)
+
+
+def label_probs(logits: Tensor, labels: Tensor) -> Tensor:
+    r""":math:`p_{y_n}`, the softmax probability that row ``n`` of ``logits`` ``(N, C)`` gives its label
+    ``labels[n]``, as float32 ``(N,)``."""
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    return logits.float().softmax(dim=1).gather(1, labels.long().view(-1, 1)).squeeze(1)
+
+
+class SimplexFlow(NamedTuple):
+    r"""Points ``p`` ``(n, 3)`` of the probability simplex and, at each, the change ``dp`` ``(n, 3)`` of
+    the prediction under one gradient step on the logits, :math:`dp = J\,(-\nabla_z L)` with the softmax
+    Jacobian :math:`J = \mathrm{diag}(p) - p p^\top`, and that gradient ``grad_z`` ``(n, 3)``."""
+
+    p: np.ndarray
+    dp: np.ndarray
+    grad_z: np.ndarray
+
+
+def simplex_points(steps: int) -> np.ndarray:
+    """The interior points ``(i, j, k) / steps`` (``i + j + k = steps``, all ``>= 1``) of the 3-class
+    probability simplex, ``((steps - 1)(steps - 2)/2, 3)`` float64."""
+    steps = check_int("steps", steps, 3)
+    return np.array([(i, j, steps - i - j) for i in range(1, steps) for j in range(1, steps - i)],
+                    dtype=np.float64) / steps
+
+
+def simplex_flow(loss: LossLike, label: int = 0, steps: int = 12) -> SimplexFlow:
+    r"""Where one gradient step of ``loss`` moves a 3-class prediction, at every point of
+    :func:`simplex_points` (logits :math:`z = \log p`, target ``label``).
+
+    For a loss of :math:`p_y` alone (CE, MAE, GCE, RCE, SCE) :math:`\nabla_z L = w(p_y)\,(p - e_y)`:
+    every arrow points along the same curve towards the corner of the label and the losses differ only
+    in the arrows' lengths; NCE depends on the other probabilities too, and its arrows turn.
+    """
+    fn = _resolve(loss)
+    label = check_int("label", label, 0)
+    if label > 2:
+        raise ValueError(f"label must be 0, 1 or 2 on the 3-class simplex, got {label}")
+    p = torch.from_numpy(simplex_points(steps))
+    z = p.log().requires_grad_(True)
+    values = _per_sample(fn, z, torch.full((len(p),), label, dtype=torch.long))
+    (grad,) = torch.autograd.grad(values.sum(), z)
+    jac = torch.diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1)
+    dp = torch.einsum("nij,nj->ni", jac, -grad)
+    return SimplexFlow(p.numpy(), dp.detach().numpy(), grad.numpy())
