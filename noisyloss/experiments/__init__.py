@@ -1,11 +1,15 @@
 """Experiments: one run = (dataset, label noise, loss, seed, ...) -> history and a JSON record.
 
-* :mod:`~noisyloss.experiments.config` — :class:`RunConfig` (what defines a run) and :func:`grid`;
-* :mod:`~noisyloss.experiments.runner` — :func:`run` one config, :func:`sweep` many into a records file,
-  each record with its :func:`provenance`;
+* :mod:`~noisyloss.experiments.config` — :class:`~noisyloss.experiments.config.RunConfig` (what defines a
+  run) and :func:`~noisyloss.experiments.config.grid`;
+* :mod:`~noisyloss.experiments.runner` — :func:`~noisyloss.experiments.runner.run` one config,
+  :func:`~noisyloss.experiments.runner.sweep` many into a records file, each record with its provenance;
 * :mod:`~noisyloss.experiments.store` — the records file (JSONL) that several processes share safely:
   runs claimed under file locks, invalid lines moved aside, resume after a kill;
-* :mod:`~noisyloss.experiments.tables` — :func:`summary_table`, :func:`seed_stats`, :func:`seed_table`.
+* :mod:`~noisyloss.experiments.tables` — plain-text tables of records, one row per run or mean ± std
+  over seeds.
+
+Every public name is importable from ``noisyloss.experiments`` itself.
 
 >>> cfg = RunConfig(dataset="digits", loss="gce:q=0.7", noise="sym:0.4", epochs=5)
 >>> cfg.key() == RunConfig(dataset="digits", loss="gce", noise="sym:0.4", epochs=5).key()

@@ -109,7 +109,7 @@ def labels_digest(labels: Tensor) -> str:
 
 def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -> ImageData:
     """``data`` with ``train_labels`` (checked against it) and cut to ``cfg.train_subset``; a
-    :class:`ConfigError` when they do not fit."""
+    ``ConfigError`` when they do not fit."""
     if train_labels is not None:
         try:
             labels = check_labels("train_labels", train_labels, data.num_classes)
@@ -209,16 +209,19 @@ def sweep(
     """Run every config not yet recorded in the records file ``out_path`` and add its record there.
 
     Several processes may sweep into one file at once (one per GPU, or per machine on shared
-    storage): each run is trained once, by the process that claims it (:class:`RecordsStore`); the
+    storage): each run is trained once, by the process that claims it
+    (:class:`~noisyloss.experiments.store.RecordsStore`); the
     others go on with the next run and, at the end, wait for the runs still being trained elsewhere
     (or train them, if their process died).  A rerun skips the recorded runs, so an interrupted
     sweep resumes where it stopped.
 
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
-    and the configs checked against it (:class:`ConfigError`, e.g. a ``train_subset`` larger than the
+    and the configs checked against it (:class:`~noisyloss.experiments.config.ConfigError`, e.g. a
+    ``train_subset`` larger than the
     data).  ``callback(cfg, entry)`` is called after every epoch of the runs trained here.
     ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded run whose labels
-    differ from them (by digest) raises :class:`ConfigError` rather than being reused.  Returns the
+    differ from them (by digest) raises :class:`~noisyloss.experiments.config.ConfigError` rather than
+    being reused.  Returns the
     records of all ``configs`` in order.
     """
     device = default_device() if device is None else torch.device(device)

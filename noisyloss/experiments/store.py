@@ -36,7 +36,7 @@ from .config import RunConfig
 
 __all__ = ["RecordsStore", "record_key", "load_records", "save_record"]
 
-#: keys every record has (what :func:`noisyloss.experiments.run` writes)
+#: keys every record has (what ``run`` writes)
 REQUIRED = ("key", "config", "final", "history")
 
 
@@ -194,6 +194,6 @@ class RecordsStore:
 
 def save_record(out_path: Union[str, os.PathLike], record: Dict[str, Any]) -> bool:
     """Append ``record`` (e.g. ``run(cfg).record``) to a records file unless a record of the same run
-    is already there, so that :func:`noisyloss.experiments.sweep` skips that run; returns whether it
+    is already there, so that :func:`~noisyloss.experiments.runner.sweep` skips that run; returns whether it
     was appended."""
     return RecordsStore(out_path).add(record)
