@@ -1,132 +1,218 @@
-"""Training throughput and time-to-accuracy of the noisyloss training loop on this machine.
+"""Where the time of a training step goes, and how the step holds up on a shared machine.
 
-    python benchmarks/bench_train.py                      # CIFAR-10 on CUDA, digits on CPU
-    python benchmarks/bench_train.py --dataset digits --epochs 20 --out benchmarks/train.jsonl
+    python benchmarks/bench_train.py            # on this machine's device (CUDA when present)
+    python benchmarks/bench_train.py --cnn      # the small CNN too (default on CUDA)
+    python benchmarks/bench_train.py --quick    # a fast smoke run (tests/test_benchmarks.py)
 
-Prints epochs/s and images/s (training steps only, evaluation excluded; "steady" leaves out the first
-epoch, which pays for warm-up) and the training time until the clean test accuracy first reaches
-``--target`` (default 0.93 on CIFAR-10, 0.95 on digits).  When the CIFAR-10 files are absent and cannot
-be downloaded, random CIFAR-shaped images with random labels stand in, for throughput only: the table
-says so and makes no accuracy claim.  ``--out`` appends one JSON record with its provenance.
+A training step is the one of :func:`noisyloss.train.fit` without augmentation: a batch drawn on the
+device, forward, loss, backward, SGD step.  Three tables:
+
+1. **Loss share.** The digits MLP (and, with ``--cnn``, the small CNN on CIFAR-shaped random images),
+   per loss: the step's time, and the loss's own forward+backward on logits of the step's shape, as
+   a share of the step.
+2. **Contention** (CPU). The digits-MLP step alone and beside one busy process (a Python loop
+   spinning on a core), with torch's default threads and with the threads that
+   :func:`noisyloss.runtime.configure_threads` (called by ``setup()``) picks.  Target: beside the
+   busy process at most 1.6x the time alone, and alone at most 20 % slower than the default.
+3. **CUDA.** Host syncs per step (``torch.cuda.set_sync_debug_mode``; target 0), and the step with
+   forward and loss compiled by ``torch.compile`` against eager.
+
+Timings are medians of ``torch.utils.benchmark`` runs; they describe the machine they ran on, which
+the header names.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
+import os
+import platform
+import subprocess
 import sys
-from pathlib import Path
-from typing import Any, Dict, Optional
+import time
+import warnings
+from typing import Callable, Dict, List, Optional
 
 import torch
+from torch import Tensor, nn
+from torch.utils import benchmark
 
-from noisyloss.data import QUICK_SIZES, DownloadError, ImageData, load_dataset
-from noisyloss.experiments import RunConfig, provenance, run
-from noisyloss.noise import CIFAR10_CLASSES
-from noisyloss.runtime import default_device, quick_mode
+import noisyloss
+from noisyloss import runtime
+from noisyloss.data import load_dataset
+from noisyloss.models import make_model
+from noisyloss.registry import functional_loss, make_loss
 
-TARGETS = {"digits": 0.95, "cifar10": 0.93}
-
-
-def synthetic_cifar(device: torch.device, quick: bool, seed: int = 0) -> ImageData:
-    """Random normalised 3×32×32 images with random labels, CIFAR-10 sized (throughput only)."""
-    n_train, n_test = QUICK_SIZES if quick else (50_000, 10_000)
-    g = torch.Generator(device=device).manual_seed(seed)
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-
-    def images(n: int) -> torch.Tensor:
-        return torch.randn(n, 3, 32, 32, device=device, generator=g).contiguous(memory_format=fmt)
-
-    y_train = torch.randint(0, 10, (n_train,), device=device, generator=g)
-    return ImageData("cifar10 (SYNTHETIC: throughput only)", images(n_train), y_train, images(n_test),
-                     torch.randint(0, 10, (n_test,), device=device, generator=g), 10, CIFAR10_CLASSES, y_train)
+SPECS = ["ce", "ls", "mae", "gce", "sce", "nce_rce", "focal", "bootstrap", "bootstrap:hard=true", "peer", "nl"]
+#: torch's own choice, read before anything here changes it
+DEFAULT_THREADS = torch.get_num_threads()
 
 
-def load_or_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
+def make_step(model: nn.Module, forward: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
+              batch: int) -> Callable[[], None]:
+    """One training step of ``model`` on a random batch of ``(x, y)``, as a closure; ``forward(x, y)``
+    returns the loss (``eager(model, loss)``, or that compiled)."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    gen = torch.Generator(device=x.device).manual_seed(0)
+
+    def step() -> None:
+        idx = torch.randint(0, len(y), (batch,), device=x.device, generator=gen)
+        value = forward(x[idx], y[idx])
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+
+    return step
+
+
+def eager(model: nn.Module, loss: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
+    return lambda x, y: loss(model(x), y)
+
+
+def seconds(fn: Callable[[], None], min_run_time: float, threads: Optional[int] = None) -> float:
+    """Median seconds of one call of ``fn`` (CUDA synchronised by the timer)."""
+    fn()  # warm-up
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads or torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def loss_only(spec: str, n: int, c: int, device: torch.device) -> Callable[[], None]:
+    """The loss's forward and backward on ``(n, c)`` logits."""
+    fn = functional_loss(spec)
+    logits = torch.randn(n, c, device=device, requires_grad=True)
+    target = torch.randint(0, c, (n,), device=device)
+
+    def run() -> None:
+        logits.grad = None
+        fn(logits, target).backward()
+
+    return run
+
+
+def setups(device: torch.device, cnn: bool, quick: bool):
+    """``(name, model builder, x, y, batch)`` of the models to time."""
+    digits = load_dataset("digits", device=device)
+    yield ("digits MLP", lambda: make_model("mlp", 10, 1, 8), digits.x_train, digits.y_train, 256)
+    if cnn:
+        n = 512 if quick else 4096
+        g = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn(n, 3, 32, 32, device=device, generator=g)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (n,), device=device, generator=g)
+        width = (16, 32, 32) if quick else (64, 256, 256)
+        yield ("CNN, random CIFAR-shaped images", lambda: make_model("cnn", 10, 3, 32, widths=width), x, y,
+               64 if quick else 512)
+
+
+def loss_share_table(device: torch.device, specs: List[str], cnn: bool, quick: bool, min_run_time: float) -> None:
+    for name, build, x, y, batch in setups(device, cnn, quick):
+        print(f"\n[1] loss share of a training step: {name}, batch {batch}, {torch.get_num_threads()} threads")
+        print(f"{'loss':22s} {'step ms':>9s} {'loss fwd+bwd ms':>16s} {'share':>7s}")
+        for spec in specs:
+            torch.manual_seed(0)
+            model = build().to(device)
+            if device.type == "cuda" and x.dim() == 4:
+                model = model.to(memory_format=torch.channels_last)
+            step = seconds(make_step(model, eager(model, make_loss(spec)), x, y, batch), min_run_time)
+            own = seconds(loss_only(spec, batch, 10, device), min_run_time)
+            print(f"{spec:22s} {step * 1e3:9.3f} {own * 1e3:16.3f} {own / step:7.1%}")
+
+
+def contention_table(min_run_time: float, rounds: int) -> None:
+    chosen = runtime.configure_threads()
+    torch.set_num_threads(DEFAULT_THREADS)
+    settings = {f"torch default ({DEFAULT_THREADS})": DEFAULT_THREADS, f"setup() ({chosen})": chosen}
+    digits = load_dataset("digits")
+    torch.manual_seed(0)
+    model = make_model("mlp", 10, 1, 8)
+    step = make_step(model, eager(model, make_loss("ce")), digits.x_train, digits.y_train, 256)
+    alone = {k: float("inf") for k in settings}
+    busy = dict(alone)
+    for _ in range(rounds):  # interleaved, best of the rounds: a drifting machine hits both alike
+        for k, threads in settings.items():
+            alone[k] = min(alone[k], seconds(step, min_run_time, threads))
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            for k, threads in settings.items():
+                busy[k] = min(busy[k], seconds(step, min_run_time, threads))
+        finally:
+            spinner.kill()
+            spinner.wait()
+    print(f"\n[2] contention: digits-MLP step (batch 256, CE), {runtime.usable_cpus()} usable CPUs, "
+          f"one busy competing process")
+    print(f"{'threads':22s} {'alone ms':>9s} {'busy ms':>9s} {'busy/alone':>11s} {'alone vs default':>17s}")
+    base = alone[next(iter(settings))]
+    for k in settings:
+        print(f"{k:22s} {alone[k] * 1e3:9.3f} {busy[k] * 1e3:9.3f} {busy[k] / alone[k]:11.2f} "
+              f"{alone[k] / base - 1:+17.1%}")
+    k = list(settings)[1]
+    ok = busy[k] / alone[k] <= 1.6 and alone[k] / base - 1 <= 0.2
+    print(f"setup(): busy/alone {busy[k] / alone[k]:.2f} (target <= 1.6), alone {alone[k] / base - 1:+.1%} vs default "
+          f"(target <= +20%): {'MET' if ok else 'MISSED'}")
+    torch.set_num_threads(DEFAULT_THREADS)
+
+
+def syncs_per_step(step: Callable[[], None], steps: int) -> float:
+    """Host synchronisations per call of ``step``, counted by CUDA's sync debug mode."""
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
     try:
-        return load_dataset(name, device=device, quick=quick)
-    except (FileNotFoundError, DownloadError) as err:
-        if name == "digits":
-            raise
-        print(f"[{name} unavailable: {err}]\n[falling back to synthetic CIFAR-shaped data: throughput only]",
-              file=sys.stderr)
-        return synthetic_cifar(device, quick)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(steps):
+                step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught) / steps
 
 
-def measure(cfg: RunConfig, data: ImageData, device: torch.device, target: float, progress: bool) -> Dict[str, Any]:
-    res = run(cfg, device=device, progress=progress, data=data)
-    h = res.history
-    synthetic = "SYNTHETIC" in data.name
-    epoch_s = [b["seconds"] - a["seconds"] for a, b in zip([{"seconds": 0.0}] + h, h)]
-    steady = epoch_s[1:] or epoch_s
-    n = len(data.y_train) if cfg.train_subset is None else cfg.train_subset
-    reached = next((e for e in h if e["test_acc"] >= target), None)
-    return {
-        "data": "synthetic" if synthetic else "real",
-        "n_train": n,
-        "epochs": len(h),
-        "train_seconds": h[-1]["seconds"],
-        "wall_seconds": res.record["wall_seconds"],
-        "epochs_per_s": len(h) / h[-1]["seconds"],
-        "steady_epochs_per_s": len(steady) / sum(steady),
-        "steady_images_per_s": n * len(steady) / sum(steady),
-        "final_test_acc": None if synthetic else h[-1]["test_acc"],
-        "target": target,
-        "seconds_to_target": None if synthetic or reached is None else reached["seconds"],
-        "epoch_of_target": None if synthetic or reached is None else reached["epoch"],
-    }
+def cuda_table(device: torch.device, specs: List[str], compile_specs: List[str], quick: bool,
+               min_run_time: float) -> None:
+    for name, build, x, y, batch in setups(device, True, quick):
+        print(f"\n[3] CUDA: {name}, batch {batch}")
+        print(f"{'loss':22s} {'syncs/step':>10s} {'eager ms':>9s} {'compiled ms':>12s} {'speed-up':>9s}")
+        for spec in specs:
+            torch.manual_seed(0)
+            model = build().to(device)
+            if x.dim() == 4:
+                model = model.to(memory_format=torch.channels_last)
+            forward = eager(model, make_loss(spec))
+            syncs = syncs_per_step(make_step(model, forward, x, y, batch), 3 if quick else 20)
+            line = f"{spec:22s} {syncs:10.2f}"
+            if spec in compile_specs:
+                t_eager = seconds(make_step(model, forward, x, y, batch), min_run_time)
+                step = make_step(model, torch.compile(forward), x, y, batch)
+                for _ in range(3):  # compilation happens in the first calls
+                    step()
+                t_compiled = seconds(step, min_run_time)
+                line += f" {t_eager * 1e3:9.3f} {t_compiled * 1e3:12.3f} {t_eager / t_compiled:9.2f}"
+            print(line)
 
 
-def table(cfg: RunConfig, data: ImageData, m: Dict[str, Any], device_name: str) -> str:
-    synthetic = m["data"] == "synthetic"
-    reach = ("n/a (synthetic data: no accuracy claim)" if synthetic else
-             f"{m['seconds_to_target']:.2f} s (epoch {m['epoch_of_target']})" if m["seconds_to_target"] is not None
-             else f"not reached in {m['epochs']} epochs")
-    rows = [
-        ("device", device_name),
-        ("data", f"{data.name}, {m['n_train']} train images" + (" -- THROUGHPUT ONLY" if synthetic else "")),
-        ("model / loss / noise", f"{cfg.model} / {cfg.loss} / {cfg.noise}, batch {cfg.batch_size}, lr {cfg.lr}"),
-        ("epochs", f"{m['epochs']} in {m['train_seconds']:.2f} s training ({m['wall_seconds']:.2f} s with eval)"),
-        ("epochs/s (all | steady)", f"{m['epochs_per_s']:.2f} | {m['steady_epochs_per_s']:.2f}"),
-        ("images/s (steady)", f"{m['steady_images_per_s']:,.0f}"),
-        ("final clean test acc", "n/a" if synthetic else f"{m['final_test_acc']:.4f}"),
-        (f"time to {m['target']:.0%} test acc", reach),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
-
-
-def main(argv: Optional[list] = None) -> int:
-    device = default_device()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=("digits", "cifar10"), default="cifar10" if device.type == "cuda" else "digits")
-    parser.add_argument("--epochs", type=int, default=None, help="default 40 on CIFAR-10, 30 on digits")
-    parser.add_argument("--target", type=float, default=None, help="test accuracy to time (default per dataset)")
-    parser.add_argument("--loss", default="ce")
-    parser.add_argument("--noise", default="clean")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--batch-size", type=int, default=None, help="default 512 on CIFAR-10, 256 on digits")
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--quick", action="store_true", help="quick-mode data sizes even on CUDA")
-    parser.add_argument("--synthetic", action="store_true", help="force synthetic CIFAR-shaped data")
-    parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--out", type=Path, default=None, help="append a JSON record to this file")
-    args = parser.parse_args(argv)
-    cifar = args.dataset == "cifar10"
-    quick = True if args.quick else quick_mode(device)
-    cfg = RunConfig(dataset=args.dataset, loss=args.loss, noise=args.noise, model=args.model, lr=args.lr,
-                    epochs=args.epochs or (40 if cifar else 30), batch_size=args.batch_size or (512 if cifar else 256),
-                    quick=quick).resolved(device)
-    data = synthetic_cifar(device, quick) if args.synthetic and cifar else load_or_synthetic(cfg.dataset, device, quick)
-    m = measure(cfg, data, device, args.target or TARGETS[args.dataset], args.progress)
-    prov = provenance(device)
-    print(table(cfg, data, m, prov["device"]))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "a") as f:
-            f.write(json.dumps({"benchmark": "train", "config": dataclasses.asdict(cfg), **m, **prov}) + "\n")
-    return 0
+def main(argv: Optional[List[str]] = None) -> None:
+    device = runtime.default_device()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default=str(device))
+    ap.add_argument("--cnn", action="store_true", help="time the small CNN too (always on CUDA)")
+    ap.add_argument("--quick", action="store_true", help="a fast smoke run: few losses, short timings")
+    ap.add_argument("--min-run-time", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds of the contention table")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    runtime.configure_threads()  # the threads every notebook and the CLI get (setup())
+    specs = ["ce", "gce"] if args.quick else SPECS
+    min_run_time = args.min_run_time or (0.01 if args.quick else 0.5)
+    print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{runtime.usable_cpus()} usable CPUs ({os.cpu_count()} in the machine), torch default threads "
+          f"{DEFAULT_THREADS}, device {device}"
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
+    loss_share_table(device, specs, args.cnn or device.type == "cuda", args.quick, min_run_time)
+    if device.type == "cpu":
+        contention_table(min_run_time, args.rounds or (1 if args.quick else 5))
+    else:
+        cuda_table(device, specs, ["ce", "gce", "nl"], args.quick, min_run_time)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -333,9 +333,8 @@ def peer(
     r"""Peer loss :math:`\ell(f(x_i), y_i) - \alpha\,\ell(f(x_{j_i}), y_{k_i})` (Liu & Guo, 2020,
     "Peer loss functions: learning from noisy labels without knowing noise rates").
 
-    ``j`` and ``k`` are two independent uniformly random permutations of the batch, so the peer
-    term pairs a prediction with an unrelated label.  They are drawn together as
-    ``torch.rand(2, N, dtype=float64, generator=generator).argsort(dim=1)``.
+    ``j`` and ``k`` are two independent random permutations of the batch, ``torch.randperm(N,
+    generator=generator)`` in this order, so the peer term pairs a prediction with an unrelated label.
 
     Args:
         alpha: weight of the peer term, nonnegative.
@@ -355,9 +354,11 @@ def peer(
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_p = F.log_softmax(_float(logits), dim=1)
-    rand = torch.rand(2, len(target), dtype=torch.float64, generator=generator, device=_device_of(generator, logits))
-    j, k = rand.argsort(dim=1).to(logits.device)
-    log_py, log_p_peer = _gather(log_p, target), log_p[j, target[k]]
+    n, device = len(target), _device_of(generator, logits)
+    j = torch.randperm(n, generator=generator, device=device).to(logits.device)
+    k = torch.randperm(n, generator=generator, device=device).to(logits.device)
+    # target.gather(0, k) is target[k]: torch.compile's inductor (2.13) fails on indexing by a randperm
+    log_py, log_p_peer = _gather(log_p, target), log_p[j, target.gather(0, k)]
     if base == "ce":
         return reduce_loss(-log_py + alpha * log_p_peer, reduction)
     return reduce_loss(-torch.expm1(log_py) + alpha * torch.expm1(log_p_peer), reduction)

@@ -229,14 +229,15 @@ class OnlineLabelSmoothing(nn.Module):
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits have C={logits.shape[1]} classes but num_classes={self.num_classes}")
         log_p = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
-        weights = self.alpha * F.one_hot(target, self.num_classes) + (1.0 - self.alpha) * self.soft_labels[target]
+        hard = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+        soft = -(self.soft_labels[target].to(log_p.dtype) * log_p).sum(dim=1)
         if self.training:
             with torch.no_grad():
                 correct = log_p.argmax(dim=1) == target
                 y = target[correct]
                 self._sum.index_add_(0, y, log_p[correct].exp().to(self._sum.dtype))
                 self._count.index_add_(0, y, torch.ones_like(y, dtype=self._count.dtype))
-        return NF.reduce_loss(-(weights.to(log_p.dtype) * log_p).sum(dim=1), self.reduction)
+        return NF.reduce_loss(self.alpha * hard + (1.0 - self.alpha) * soft, self.reduction)
 
     @torch.no_grad()
     def next_epoch(self) -> None:

@@ -1,4 +1,4 @@
-"""The loss benchmark runs and prints its table (speed itself is judged from its output, not here)."""
+"""The benchmarks run and print their tables (speed itself is judged from their output, not here)."""
 import importlib.util
 from pathlib import Path
 
@@ -12,11 +12,20 @@ def _load(name):
     return module
 
 
-def test_bench_losses_prints_a_row_per_loss_and_a_verdict_per_thread_count(capsys):
+def test_bench_losses_prints_a_row_per_loss(capsys):
     bench = _load("bench_losses")
-    bench.main(["--n", "32", "--classes", "3", "--rounds", "1", "--min-run-time", "0.001", "--threads", "1"])
+    bench.main(["--n", "32", "--classes", "3", "--rounds", "1", "--min-run-time", "0.001"])
     out = capsys.readouterr().out
     rows = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in bench.SPECS]
     assert rows == bench.SPECS
-    assert "threads 1, C=3: F.cross_entropy fwd+bwd" in out
-    assert "threads 1: worst ratio to F.cross_entropy" in out
+    assert "C=3: F.cross_entropy fwd+bwd" in out
+
+
+def test_bench_train_prints_the_loss_share_and_contention_tables(capsys):
+    bench = _load("bench_train")
+    bench.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "[1] loss share of a training step: digits MLP" in out
+    assert "[2] contention" in out and "busy/alone" in out and ("MET" in out or "MISSED" in out)
+    assert [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in ("ce", "gce")][:2] == \
+        ["ce", "gce"]

@@ -1,4 +1,5 @@
-"""The CUDA path of every loss equals the CPU path (float32, and bf16 inputs stay finite).
+"""On CUDA every loss equals its CPU values, stays finite in half precision, never syncs the host and
+compiles with fullgraph=True.
 
 Skipped where no CUDA device is present (CI); run on a GPU machine with ``pytest tests/test_cuda.py``.
 """
@@ -54,9 +55,41 @@ def test_generator_on_cuda_reproducible():
     assert torch.equal(runs[0], runs[1])
 
 
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_no_host_sync_inside_a_loss(name):
+    # a training step that never waits for the host: out-of-range targets are left to gather's
+    # device-side assert, as in F.cross_entropy
+    logits = torch.randn(64, 10, device="cuda", requires_grad=True)
+    target = torch.randint(0, 10, (64,), device="cuda")
+    loss = (make_loss(name, num_classes=10) if name == "ols" else make_loss(name)).to("cuda").eval()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss(logits, target).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if n != "ols"])
+def test_compiled_on_cuda_equals_eager(name, monkeypatch):
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)  # the eager random stream
+    torch._dynamo.reset()
+    logits = torch.randn(64, 10, device="cuda", dtype=torch.float64)
+    target = torch.randint(0, 10, (64,), device="cuda")
+    loss = make_loss(name, reduction="none")
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    torch.manual_seed(5)
+    expected = loss(a, target)
+    torch.manual_seed(5)
+    out = torch.compile(loss, fullgraph=True)(b, target)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    expected.sum().backward()
+    out.sum().backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", DETERMINISTIC)
-def test_cuda_autocast_keeps_float32_statistics(name):
-    # mv is on CUDA autocast's float16 list: the fused statistics must run with autocast disabled
+def test_cuda_autocast_keeps_float32(name):
     torch.manual_seed(2)
     logits = (8 * torch.randn(512, 100, device="cuda")).requires_grad_(True)
     target = torch.randint(0, 100, (512,), device="cuda")
