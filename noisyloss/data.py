@@ -51,6 +51,7 @@ __all__ = [
     "make_synthetic",
     "SYNTH_SIZES",
     "SYNTH_QUICK_SIZES",
+    "toy_blobs",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -448,6 +449,27 @@ def _load_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
     y_train = torch.from_numpy(y_tr).to(device)
     return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), num_classes,
                      tuple(str(c) for c in range(num_classes)), y_train, hflip=False)
+
+
+def toy_blobs(n_per_class: int = 50, *, spread: float = 0.45, seed: int = 0) -> ImageData:
+    r"""Three Gaussian blobs in the plane for pictures of decision boundaries: class :math:`c` is centred
+    at :math:`(\cos\theta_c, \sin\theta_c)`, :math:`\theta_c = 90° + 120°c`, with standard deviation
+    ``spread`` per coordinate; ``n_per_class`` training and as many test points per class.  The points
+    are held as ``(N, 2, 1, 1)`` "images" (2 channels of one pixel), so that :func:`noisyloss.train.fit`
+    trains the MLP on them like on any other dataset."""
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
+        raise ValueError(f"n_per_class must be an int >= 1, got {n_per_class!r}")
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread < float("inf"):
+        raise ValueError(f"spread must be a positive finite number, got {spread!r}")
+    rng = np.random.default_rng(seed)
+    angles = np.deg2rad(90.0 + 120.0 * np.arange(3))
+    centres = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    y = np.arange(6 * n_per_class, dtype=np.int64) % 3
+    x = (centres[y] + spread * rng.standard_normal((len(y), 2))).astype(np.float32)
+    x_t, y_t = torch.from_numpy(x).view(-1, 2, 1, 1), torch.from_numpy(y)
+    n = 3 * n_per_class
+    y_train = y_t[:n]
+    return ImageData("toy_blobs", x_t[:n], y_train, x_t[n:], y_t[n:], 3, ("0", "1", "2"), y_train, hflip=False)
 
 
 def load_dataset(

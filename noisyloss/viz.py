@@ -27,6 +27,9 @@ __all__ = [
     "reliability_figure",
     "history_figure",
     "bar_figure",
+    "simplex_flow_figure",
+    "decision_regions_figure",
+    "py_histogram_figure",
 ]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
@@ -333,3 +336,122 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
                              marker_color=PALETTE[i % len(PALETTE)]))
     fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=460)
     return legend_below(fig)
+
+
+#: corners of the 3-class probability simplex in the plane: p = e_0, e_1, e_2
+_CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
+
+
+def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int = 12, title: str = "",
+                        active: int = 0) -> go.Figure:
+    """Arrows on the 3-class probability simplex: where one gradient step on the logits moves the
+    prediction (:func:`noisyloss.analysis.simplex_flow`), with a slider over ``losses`` (name -> spec).
+
+    All losses share one arrow scale, so arrow lengths compare across slider steps: the longest arrow
+    of all is 0.8 grid cells long."""
+    from .analysis import simplex_flow
+
+    flows = {name: simplex_flow(spec, label=label, steps=steps) for name, spec in losses.items()}
+    longest = max(float(np.linalg.norm(f.dp @ _CORNERS, axis=1).max()) for f in flows.values())
+    scale = 0.8 / steps / longest
+    outline = go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
+                         mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
+                         text=[f"p = e{k}" + (" (label)" if k == label else "") for k in (0, 1, 2)] + [""],
+                         textposition=["bottom left", "bottom right", "top center", "bottom left"])
+
+    def arrows(name: str) -> List[go.Scatter]:
+        flow = flows[name]
+        tail = flow.p @ _CORNERS
+        head = tail + scale * (flow.dp @ _CORNERS)
+        xs = np.stack([tail[:, 0], head[:, 0], np.full(len(tail), np.nan)], axis=1).ravel()
+        ys = np.stack([tail[:, 1], head[:, 1], np.full(len(tail), np.nan)], axis=1).ravel()
+        sizes = np.tile([3, 9, 0], len(tail)).tolist()
+        symbols = np.tile(["circle", "arrow", "circle"], len(tail)).tolist()
+        return [go.Scatter(x=[None if np.isnan(v) else v for v in _round(xs, 4)],
+                           y=[None if np.isnan(v) else v for v in _round(ys, 4)], mode="lines+markers",
+                           name=f"{name}: one gradient step", line=dict(width=1.5),
+                           marker=dict(size=sizes, symbol=symbols, angleref="previous"), hoverinfo="skip")]
+
+    return slider_figure(list(losses), arrows, param_name="loss", title=title, active=active, fixed_traces=[outline],
+                         layout=dict(xaxis=dict(visible=False, range=[-0.15, 1.15]),
+                                     yaxis=dict(visible=False, range=[-0.12, 0.98], scaleanchor="x"), height=600))
+
+
+_REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0")
+
+
+def decision_regions_figure(
+    xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
+    panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *, cols: int,
+    param_name: str = "epoch", title: str = "", active: Optional[int] = None,
+) -> go.Figure:
+    """Predicted class over a grid for several 3-class models, in a grid of panels, with a slider over
+    ``regions``' keys (e.g. epochs).
+
+    ``regions[step][j]`` is the ``(len(ys), len(xs))`` array of predicted classes of panel ``j``
+    (titled ``panels[j]``); ``points[j] = (x (n, 2), given labels (n,), corrupted (n,) bool)`` are the
+    training points drawn on panel ``j`` at every step, coloured by their given label, the corrupted
+    ones ringed in black."""
+    if len(points) != len(panels):
+        raise ValueError(f"points must have one entry per panel ({len(panels)}), got {len(points)}")
+    rows = -(-len(panels) // cols)
+
+    def axes(j: int) -> dict:
+        return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
+
+    scale = [[k / 3, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
+    fixed = []
+    for j, (x, given, corrupted) in enumerate(points):
+        corrupted = np.asarray(corrupted, dtype=bool)
+        for bad in (False, True):
+            sel = corrupted == bad
+            fixed.append(go.Scatter(
+                x=_round(x[sel, 0], 3), y=_round(x[sel, 1], 3), mode="markers", showlegend=j == 0,
+                name="wrong label (ringed)" if bad else "label as given", legendgroup=str(bad),
+                marker=dict(size=7 if bad else 5, color=[PALETTE[int(k)] for k in given[sel]],
+                            line=dict(color="black", width=2 if bad else 0)), **axes(j)))
+
+    def make(step) -> list:
+        return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=np.asarray(r).astype(int).tolist(), zmin=-0.5,
+                           zmax=2.5, colorscale=scale, showscale=False, hoverinfo="skip", **axes(j))
+                for j, r in enumerate(regions[step])]
+
+    fig = slider_figure(list(regions), make, param_name=param_name, title=title, active=active, fixed_traces=fixed,
+                        subplots=(rows, cols), layout=dict(height=260 * rows + 260))
+    for j, name in enumerate(panels):
+        ref = f"{j + 1 if j else ''}"
+        fig.add_annotation(text=name, x=0.5, y=1.0, xref=f"x{ref} domain", yref=f"y{ref} domain", showarrow=False,
+                           yanchor="bottom", font=dict(size=12))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def py_histogram_figure(
+    snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray, weight: Tuple[np.ndarray, np.ndarray], *,
+    title: str = "", bins: int = 20, active: Optional[int] = None,
+) -> go.Figure:
+    """Histograms of :math:`p_y` (the probability of the *given* label) of the clean and of the corrupted
+    training samples, with a slider over ``snapshots`` (step -> ``p_y`` of every training sample), and
+    the loss's gradient weight ``weight = (p_y grid, w)`` (:func:`noisyloss.analysis.gradient_weight`)
+    drawn over them, divided by its maximum so that it shares the axis with the fractions."""
+    corrupted = np.asarray(corrupted, dtype=bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    grid, w = (np.asarray(a, dtype=np.float64) for a in weight)
+    top = float(np.abs(w).max()) or 1.0
+    curve = go.Scatter(x=_round(grid, 4), y=_round(w / top, 4), mode="lines", line=dict(color="black", width=2),
+                       name=f"gradient weight w(p_y) ÷ {top:.3g}")
+
+    def make(step) -> list:
+        p = np.asarray(snapshots[step], dtype=np.float64)
+        out = []
+        for group, sel, colour in (("clean samples", ~corrupted, PALETTE[0]), ("corrupted samples", corrupted, PALETTE[1])):
+            counts = np.histogram(p[sel], bins=edges)[0] / max(int(sel.sum()), 1)
+            out.append(go.Bar(x=_round(centres, 4), y=_round(counts, 4), name=group, marker_color=colour,
+                              opacity=0.6, width=1.0 / bins))
+        return out
+
+    return slider_figure(list(snapshots), make, param_name="epoch", title=title, active=active, fixed_traces=[curve],
+                         xaxis_title="p_y, probability of the given label", yaxis_title="fraction of the group",
+                         layout=dict(barmode="overlay", yaxis_range=[0, 1.02], xaxis_range=[0, 1]))
