@@ -13,7 +13,7 @@ Each loss reads the same way: validate the arguments, take ``F.log_softmax`` of 
 :math:`\log p_y` at the target, apply the formula, reduce.  Working with :math:`\log p` rather
 than :math:`p` keeps every loss exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is
 ``-expm1(q log p)``, :math:`\log(1 - p)` is a ``logsumexp`` over the other classes, so no loss
-produces NaN or Inf for finite logits, even at ``|logit| ~ 1e4``, and no loss needs a clamp.
+produces NaN or Inf for finite logits, even at ``|logit| ~ 1e4``.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
@@ -26,9 +26,8 @@ a ``ValueError`` naming the bad value.  On CUDA, and inside a compiled graph, it
 assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 :func:`negative_learning`) compile too when they draw from torch's default generator; a
 ``torch.Generator`` argument cannot enter a graph, so with one ``fullgraph=True`` raises
-``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` runs the loss eagerly (a graph
-break).  Compiled random draws follow ``torch.manual_seed`` but are not the eager stream unless
-``torch._inductor.config.fallback_random = True``.
+``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` breaks the graph at the draw.  Inductor may draw random numbers differently from eager mode;
+``torch._inductor.config.fallback_random = True`` makes compiled and eager draws equal.
 """
 from __future__ import annotations
 
