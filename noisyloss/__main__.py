@@ -16,7 +16,10 @@ cannot be had (offline, a damaged file) exits with status 1.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -127,17 +130,16 @@ def _run(args: argparse.Namespace) -> int:
         where = f": {err.filename}" if err.filename else ""
         return fail(f"--out {args.out}: cannot write records there ({err.strerror or err}{where})")
     print(f"{len(configs)} run(s) -> {store.path}")
-    trained = set()  # the runs this process trains (the callback sees their epochs)
     try:
-        records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress,
-                                    callback=lambda cfg, entry: trained.add(cfg.key()))
+        records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress)
     except experiments.ConfigError as err:
         return fail(str(err))
     except (FileNotFoundError, DownloadError, DataError) as err:
         return fail(f"data unavailable: {err}", status=1)
     print(experiments.summary_table(records))
-    print(f"trained here: {len(trained)}; already recorded (earlier or by another process): "
-          f"{len({experiments.record_key(r) for r in records} - trained)}")
+    runs = {experiments.record_key(r): r for r in records}
+    here = sum(r.get("pid") == os.getpid() and r.get("host") == platform.node() for r in runs.values())
+    print(f"trained here: {here}; already recorded (earlier or by another process): {len(runs) - here}")
     return 0
 
 
@@ -149,7 +151,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name, description in losses.items():
             print(f"{name.ljust(width)}  {description}")
         return 0
-    return _run(args)
+    with warnings.catch_warnings():  # warnings (a diverged run, invalid record lines) as one line each
+        warnings.showwarning = lambda message, *args, **kwargs: print(f"{PROG}: warning: {message}", file=sys.stderr)
+        return _run(args)
 
 
 if __name__ == "__main__":

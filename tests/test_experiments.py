@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -127,9 +128,9 @@ def test_run_returns_consistent_result():
     assert rec["final"]["test_acc"] == res.history[-1]["test_acc"]
     assert rec["final"]["noise_rate"] == pytest.approx(float(res.labels.corrupted.double().mean()))
     assert 0 <= rec["final"]["ece"] <= 1 and len(rec["per_class_acc"]) == 10
-    for key in ("device", "torch", "noisyloss", "commit", "date", "wall_seconds", "key"):
+    for key in ("device", "torch", "noisyloss", "commit", "date", "wall_seconds", "key", "host", "pid"):
         assert key in rec
-    assert rec["torch"] == torch.__version__
+    assert rec["torch"] == torch.__version__ and rec["pid"] == os.getpid()
 
 
 def _valid(loss: str = "ce", seed: int = 0) -> dict:

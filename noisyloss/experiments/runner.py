@@ -92,9 +92,12 @@ def _git_commit() -> Optional[str]:
 
 
 def provenance(device: torch.device) -> Dict[str, Any]:
-    """Where and when: device name, torch and noisyloss versions, git commit, UTC date."""
+    """Where and when: device name, torch and noisyloss versions, git commit, UTC date, and the
+    machine and process that trained the run (several may share one records file)."""
     return {
         "device": _device_name(device),
+        "host": platform.node(),
+        "pid": os.getpid(),
         "torch": torch.__version__,
         "noisyloss": __version__,
         "commit": _git_commit(),
