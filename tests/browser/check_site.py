@@ -28,6 +28,8 @@ from selenium.webdriver.common.by import By
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+#: pages whose slider figures must all be found (a page that lost one fails): page -> number of slider figures
+MIN_SLIDERS = {"book/09_underfitting.html": 7}
 
 # Collect uncaught errors from the first script on, before any page script runs.
 ERROR_HOOK = """
@@ -184,6 +186,8 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
         passed.append(f"{rel}: no JavaScript errors")
     stats = {"math": n_math, "figures": len(figures), "sliders": sum(1 for f in figures if f["sliders"]),
              "external": len(external)}
+    if stats["sliders"] < MIN_SLIDERS.get(rel, 0):
+        failed.append(f"{rel}: {stats['sliders']} figures with a slider, expected at least {MIN_SLIDERS[rel]}")
     return passed, failed, stats
 
 
