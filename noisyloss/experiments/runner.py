@@ -213,19 +213,16 @@ def sweep(
 
     Several processes may sweep into one file at once (one per GPU, or per machine on shared
     storage): each run is trained once, by the process that claims it
-    (:class:`~noisyloss.experiments.store.RecordsStore`); the
-    others go on with the next run and, at the end, wait for the runs still being trained elsewhere
-    (or train them, if their process died).  A rerun skips the recorded runs, so an interrupted
-    sweep resumes where it stopped.
+    (:class:`~noisyloss.experiments.store.RecordsStore`); the others go on with the next run and, at
+    the end, wait for the runs still being trained elsewhere (or train them, if their process died).
+    A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.
 
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
     and the configs checked against it (:class:`~noisyloss.experiments.config.ConfigError`, e.g. a
-    ``train_subset`` larger than the
-    data).  ``callback(cfg, entry)`` is called after every epoch of the runs trained here.
-    ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded run whose labels
-    differ from them (by digest) raises :class:`~noisyloss.experiments.config.ConfigError` rather than
-    being reused.  Returns the
-    records of all ``configs`` in order.
+    ``train_subset`` larger than the data).  ``callback(cfg, entry)`` is called after every epoch of
+    the runs trained here.  ``label_sets`` maps each ``cfg.label_set`` to its training labels; a
+    recorded run whose labels differ from them (by digest) raises ``ConfigError`` rather than being
+    reused.  Returns the records of all ``configs`` in order.
     """
     device = default_device() if device is None else torch.device(device)
     configs = [cfg.resolved(device) for cfg in configs]
@@ -236,13 +233,12 @@ def sweep(
     store = RecordsStore(out_path)
     labels_of = lambda cfg: None if cfg.label_set is None else label_sets[cfg.label_set]  # noqa: E731
     done = store.records()
-    todo: Dict[str, RunConfig] = {}
-    for cfg in configs:  # the first spelling of each run not recorded yet
-        if cfg.key() not in done:
-            todo.setdefault(cfg.key(), cfg)
+    todo: Dict[str, RunConfig] = {}  # the first spelling of each run not recorded yet
     for cfg in configs:
         if cfg.key() in done:
             _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
+        else:
+            todo.setdefault(cfg.key(), cfg)
     for cfg in todo.values():  # everything checked before the first run trains
         _prepared(cfg, _cached_dataset(cfg.dataset, device, cfg.quick), labels_of(cfg))
 
