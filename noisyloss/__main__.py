@@ -134,8 +134,10 @@ def _run(args: argparse.Namespace) -> int:
         records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress)
     except experiments.ConfigError as err:
         return fail(str(err))
-    except (FileNotFoundError, DownloadError, DataError) as err:
+    except (FileNotFoundError, DownloadError) as err:
         return fail(f"data unavailable: {err}", status=1)
+    except DataError as err:
+        return fail(f"data file refused: {err}", status=1)
     print(experiments.summary_table(records))
     runs = {experiments.record_key(r): r for r in records}
     here = sum(r.get("pid") == os.getpid() and r.get("host") == platform.node() for r in runs.values())
