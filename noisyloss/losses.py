@@ -231,12 +231,11 @@ class OnlineLabelSmoothing(nn.Module):
         log_p = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
         hard = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)
         soft = -(self.soft_labels[target].to(log_p.dtype) * log_p).sum(dim=1)
-        if self.training:
+        if self.training:  # sums over the correctly classified samples, without a host sync
             with torch.no_grad():
-                correct = log_p.argmax(dim=1) == target
-                y = target[correct]
-                self._sum.index_add_(0, y, log_p[correct].exp().to(self._sum.dtype))
-                self._count.index_add_(0, y, torch.ones_like(y, dtype=self._count.dtype))
+                correct = (log_p.argmax(dim=1) == target).to(self._sum.dtype)
+                self._sum.index_add_(0, target, log_p.exp().to(self._sum.dtype) * correct.unsqueeze(1))
+                self._count.index_add_(0, target, correct)
         return NF.reduce_loss(self.alpha * hard + (1.0 - self.alpha) * soft, self.reduction)
 
     @torch.no_grad()

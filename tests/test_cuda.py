@@ -61,7 +61,7 @@ def test_no_host_sync_inside_a_loss(name):
     # device-side assert, as in F.cross_entropy
     logits = torch.randn(64, 10, device="cuda", requires_grad=True)
     target = torch.randint(0, 10, (64,), device="cuda")
-    loss = (make_loss(name, num_classes=10) if name == "ols" else make_loss(name)).to("cuda").eval()
+    loss = (make_loss(name, num_classes=10) if name == "ols" else make_loss(name)).to("cuda")  # training mode
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
