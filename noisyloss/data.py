@@ -24,7 +24,6 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
