@@ -95,7 +95,7 @@ def cross_entropy(
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
-        >>> cross_entropy(z, y), cross_entropy(z, y, label_smoothing=0.3)  # ln 2, 0.8 ln 2 + 0.1 ln 4
+        >>> cross_entropy(z, y), cross_entropy(z, y, label_smoothing=0.3)  # ln 2 and 1.2 ln 2
         (tensor(0.6931), tensor(0.8318))
     """
     eps = check_param("label_smoothing", label_smoothing, low=0.0, high=1.0)
