@@ -31,6 +31,8 @@ __all__ = [
     "cifar100_asymmetric",
     "CLASS_PAIRS",
     "class_pairs",
+    "NoiseSpec",
+    "parse_noise",
     "make_transition",
     "check_transition",
     "Corrupted",
@@ -212,6 +214,45 @@ def _parse_pairs(text: str, spec: str) -> Dict[int, int]:
     return out
 
 
+class NoiseSpec(NamedTuple):
+    """A parsed noise spec: ``kind`` (clean, sym, uniform, asym, pair), ``rate`` (``None`` for clean)
+    and the class ``pairs`` named in an asym spec (``None`` when it names none)."""
+
+    kind: str
+    rate: Optional[float]
+    pairs: Optional[Dict[int, int]]
+
+    def canonical(self) -> str:
+        """One spelling per noise: ``" SYM : 0.40 "`` and ``"sym:0.4"`` give ``"sym:0.4"``."""
+        if self.rate is None:
+            return self.kind
+        pairs = "" if self.pairs is None else ":" + ",".join(f"{a}>{b}" for a, b in sorted(self.pairs.items()))
+        return f"{self.kind}:{self.rate!r}{pairs}"
+
+
+def parse_noise(spec: str) -> NoiseSpec:
+    """``"asym:0.4:9>1,3>5"`` -> ``NoiseSpec("asym", 0.4, {9: 1, 3: 5})`` (the syntax of
+    :func:`make_transition`; the rate and the classes are checked there)."""
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str like 'sym:0.4', got {type(spec).__name__}")
+    name, sep, value = (s.strip() for s in spec.strip().lower().partition(":"))
+    kinds = ("clean", "sym", "uniform", "asym", "pair")
+    if name not in kinds:
+        raise ValueError(f"unknown noise spec {spec!r}; expected 'clean' or one of {kinds[1:]} as 'name:rate'")
+    if name == "clean":
+        if sep:
+            raise ValueError(f"spec 'clean' takes no rate, got {spec!r}")
+        return NoiseSpec(name, None, None)
+    value, has_pairs, pair_text = (s.strip() for s in value.partition(":"))
+    if has_pairs and name != "asym":
+        raise ValueError(f"only 'asym' noise takes class pairs, got {spec!r}")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"noise spec {spec!r} must look like '{name}:0.4' (rate in [0, 1])") from None
+    return NoiseSpec(name, rate, _parse_pairs(pair_text, spec) if has_pairs else None)
+
+
 def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[int, int], None] = None) -> Tensor:
     """The transition matrix named by ``spec``.
 
@@ -223,36 +264,22 @@ def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[in
     either, ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
     """
     C = _check_num_classes(num_classes)
-    if not isinstance(spec, str):
-        raise TypeError(f"spec must be a str like 'sym:0.4', got {type(spec).__name__}")
-    name, sep, value = (s.strip() for s in spec.strip().lower().partition(":"))
-    kinds = ("clean", "sym", "uniform", "asym", "pair")
-    if name not in kinds:
-        raise ValueError(f"unknown noise spec {spec!r}; expected 'clean' or one of {kinds[1:]} as 'name:rate'")
-    if name == "clean":
-        if sep:
-            raise ValueError(f"spec 'clean' takes no rate, got {spec!r}")
+    kind, rate, given = parse_noise(spec)
+    if kind == "clean":
         return torch.eye(C, dtype=torch.float64)
-    value, has_pairs, pair_text = (s.strip() for s in value.partition(":"))
-    if has_pairs and name != "asym":
-        raise ValueError(f"only 'asym' noise takes class pairs, got {spec!r}")
-    try:
-        rate = float(value)
-    except ValueError:
-        raise ValueError(f"noise spec {spec!r} must look like '{name}:0.4' (rate in [0, 1])") from None
-    if name == "sym":
+    if kind == "sym":
         return symmetric(C, rate)
-    if name == "uniform":
+    if kind == "uniform":
         return symmetric(C, rate, include_true=True)
-    if name == "pair":
+    if kind == "pair":
         return pair_flip(C, rate)
-    if has_pairs:
-        dest = class_pairs(_parse_pairs(pair_text, spec), C)
+    if given is not None:
+        dest = class_pairs(given, C)
     elif pairs is not None:
         dest = class_pairs(pairs, C)
     else:
         raise ValueError(f"'asym' noise needs class pairs and none are defined here: name them in the spec, "
-                         f"e.g. 'asym:{value}:1>7,7>1', or pass pairs= (one of {sorted(CLASS_PAIRS)})")
+                         f"e.g. 'asym:{rate:g}:1>7,7>1', or pass pairs= (one of {sorted(CLASS_PAIRS)})")
     return _flips(C, _check_rate(rate), dest)
 
 

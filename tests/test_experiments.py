@@ -68,6 +68,9 @@ def test_equal_losses_are_one_run_whatever_the_spelling():
     assert key("ls") == key("ce:label_smoothing=0.1") != key("ce")
     assert key("gce:q=0.7") == key("gce") != key("gce:q=0.5")
     assert key("sce:alpha=0.1,beta=1") == key("sce:beta=1.0,alpha=0.10")
+    noise = lambda spec: E.RunConfig(noise=spec).resolved("cpu").key()  # noqa: E731
+    assert noise("sym:0.4") == noise(" SYM : 0.40 ") != noise("sym:0.2")
+    assert noise("asym:0.4:1>7,7>1") == noise("asym:.4:7>1,1>7") != noise("asym:0.4:1>7")
     # a record written with the old spelling is found under the new one: nothing trained again
     rec = next(r for r in book.results("digits_gpu.jsonl") if r["config"]["loss"] == "gce:q=0.7")
     assert E.record_key(rec) == E.RunConfig(**{**rec["config"], "loss": "gce"}).key()

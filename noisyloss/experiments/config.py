@@ -12,7 +12,7 @@ from torch import nn
 from .._checks import check_int, check_seed
 from ..data import ASYM_PAIRS, dataset_info
 from ..models import MODELS
-from ..noise import make_transition
+from ..noise import make_transition, parse_noise
 from ..registry import canonical_spec, make_loss, parse_spec
 from ..runtime import default_device, quick_mode
 
@@ -84,8 +84,11 @@ class RunConfig:
         if self.dataset.startswith("cifar10n-") and self.noise != "clean":
             raise ConfigError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
         pairs = ASYM_PAIRS.get(self.dataset)
-        kind, *rest = (part.strip().lower() for part in self.noise.split(":"))
-        if kind == "asym" and len(rest) < 2 and pairs is None:
+        try:
+            noise = parse_noise(self.noise)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"noise: {err}") from None
+        if noise.kind == "asym" and noise.pairs is None and pairs is None:
             raise ConfigError(f"noise {self.noise!r}: dataset {self.dataset!r} defines no class pairs for 'asym' "
                               f"noise (datasets that do: {sorted(ASYM_PAIRS)}); name them in the spec as "
                               "source>destination, e.g. 'asym:0.4:1>7,7>1'")
@@ -131,11 +134,13 @@ class RunConfig:
         )
 
     def key(self) -> str:
-        """Identity of a run in a records file: the config as canonical JSON, with the loss spec in
-        its canonical spelling (so ``ce`` and ``ce:label_smoothing=0`` are one run) and ``label_set``
-        only when set.  Resolve the config first (:meth:`resolved`) to key what a record stores."""
+        """Identity of a run in a records file: the config as canonical JSON, with the loss and noise
+        specs in their canonical spellings (so ``ce`` and ``ce:label_smoothing=0`` are one run, and
+        ``sym:0.40`` and ``sym:0.4``) and ``label_set`` only when set.  Resolve the config first
+        (:meth:`resolved`) to key what a record stores."""
         fields = dataclasses.asdict(self)
         fields["loss"] = canonical_spec(self.loss)
+        fields["noise"] = parse_noise(self.noise).canonical()
         if fields["label_set"] is None:
             del fields["label_set"]
         return json.dumps(fields, sort_keys=True)
