@@ -237,3 +237,15 @@ def test_nearest_example_labels_follow_the_nearest_example():
     assert 0.35 < flips.count(0) / 200 < 0.65  # P(look-alike not drawn among 2 of 4) = 1/2
     with pytest.raises(ValueError, match="per_class"):
         N.nearest_example_labels(x, y, 2, per_class=5)
+
+
+@pytest.mark.parametrize("specs, canonical", [
+    (["clean", " CLEAN "], "clean"),
+    (["sym:0.4", " SYM : 0.40 ", "sym:.4"], "sym:0.4"),
+    (["pair:1", "pair:1.0"], "pair:1.0"),
+    (["asym:0.4:7>1,1>7", "asym:0.40: 1>7 , 7>1"], "asym:0.4:1>7,7>1"),
+])
+def test_noise_specs_have_one_canonical_spelling_for_one_matrix(specs, canonical):
+    assert {N.parse_noise(s).canonical() for s in specs} == {canonical}
+    for s in specs:
+        assert torch.equal(N.make_transition(s, 10, pairs="cifar10"), N.make_transition(canonical, 10, pairs="cifar10"))
