@@ -480,10 +480,12 @@ def load_dataset(
     generator: Optional[torch.Generator] = None,
     download: bool = True,
 ) -> ImageData:
-    """Load ``name`` (``"digits"``, ``"cifar10"``, ``"cifar10n-<aggre|random1|random2|random3|worse>"``).
+    """Load ``name`` (``"digits"``, ``"synth10"``, ``"synth100"``, ``"cifar10"``,
+    ``"cifar10n-<aggre|random1|random2|random3|worse>"``).
 
     In ``quick`` mode CIFAR is subsampled to ``QUICK_SIZES`` (5k train / 1k test) with ``generator``
-    (default: seed 0, so every quick run sees the same images); digits is small and always whole.
+    (default: seed 0, so every quick run sees the same images); digits is small and always whole;
+    the synthetic sets (:func:`make_synthetic`) take their first ``SYNTH_QUICK_SIZES`` images.
     """
     dataset_info(name)
     device = torch.device("cpu" if device is None else device)
