@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import numpy as np
 import plotly.graph_objects as go
 
-from .analysis import loss_vs_py
+from .analysis import loss_vs_py, simplex_flow
 from .regression import loss_curve
 
 __all__ = [
@@ -349,8 +349,6 @@ def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int
 
     All losses share one arrow scale, so arrow lengths compare across slider steps: the longest arrow
     of all is 0.8 grid cells long."""
-    from .analysis import simplex_flow
-
     flows = {name: simplex_flow(spec, label=label, steps=steps) for name, spec in losses.items()}
     longest = max(float(np.linalg.norm(f.dp @ _CORNERS, axis=1).max()) for f in flows.values())
     scale = 0.8 / steps / longest
