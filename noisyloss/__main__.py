@@ -29,7 +29,7 @@ from . import experiments
 from .data import DATASETS, DataError, DownloadError
 from .models import MODELS
 from .registry import available_losses
-from .runtime import default_device, quick_mode
+from .runtime import configure_threads, default_device, quick_mode
 
 RECORDS = "records.jsonl"
 PROG = "noisyloss"
@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
 
     quick = True if args.quick else False if args.full else None
     try:
+        configure_threads()  # the threading runtime.setup() picks for notebooks
         device = _device(args.device)
         if quick is None:
             quick_mode(device)  # NOISYLOSS_QUICK must be readable

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .noise import check_int, check_labels
+from ._checks import check_int, check_labels
 
 __all__ = ["accuracy", "per_class_accuracy", "ece", "reliability"]
 

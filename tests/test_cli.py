@@ -77,6 +77,21 @@ def test_quick_flag_that_cannot_be_read_is_an_error(tmp_path, capsys, monkeypatc
     assert err.count("\n") == 1 and "NOISYLOSS_QUICK must be 1/0" in err and "'maybe'" in err
 
 
+def test_run_sets_the_threads_setup_picks(tmp_path, capsys, monkeypatch, no_training):
+    import torch
+    before = torch.get_num_threads()
+    monkeypatch.setenv("NOISYLOSS_THREADS", "0")
+    assert main(["run", "--dataset", "digits", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NOISYLOSS_THREADS must be an integer >= 1" in err and "'0'" in err
+    monkeypatch.setenv("NOISYLOSS_THREADS", "1")
+    try:  # the threads are set first, before the bad device stops the run
+        assert main(["run", "--dataset", "digits", "--device", "bogus", "--out", str(tmp_path)]) == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("argv", [["--seeds", "x"], ["--dataset", "mnist"], ["--bogus"]])
 def test_argparse_errors_are_one_line_with_status_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
