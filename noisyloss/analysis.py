@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_param
-from .noise import check_int, corrupt, symmetric
+from ._checks import check_int, check_param
+from .noise import corrupt, symmetric
 from .registry import functional_loss
 
 __all__ = [
