@@ -5,14 +5,17 @@ moving each slider (a mouse click on the slider rail, as a reader would) changes
     python tests/browser/check_site.py [_build/html]
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them).  The site is served
-from 127.0.0.1; the browser reaches nothing else.  Requests to outside hosts (e.g. MathJax's CDN,
-which CI cannot reach) are listed but are not errors; any JavaScript exception or a failed request
-to the site itself is.  Ends with a line ``N passed, M failed``; exit status 1 on any failure.
+from 127.0.0.1, gzip-compressed as GitHub Pages serves it; the browser reaches nothing else.
+Requests to outside hosts (e.g. MathJax's CDN, which CI cannot reach) are listed but are not errors;
+any JavaScript exception or a failed request to the site itself is.  Ends with a line
+``N passed, M failed``; exit status 1 on any failure.
 """
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
+import io
 import json
 import sys
 import tempfile
@@ -38,11 +41,15 @@ window.addEventListener('error', e => window.__errors.push(String(e.message || e
 window.addEventListener('unhandledrejection', e => window.__errors.push('unhandled rejection: ' + String(e.reason)));
 """
 
+# Trace types the page's plotly.js bundle does not hold are listed as `missing` (the site serves a
+# partial bundle, book/_ext/site_assets.py).
 FIGURES_JS = """
+const known = window.Plotly ? Object.keys(Plotly.PlotSchema.get().traces) : [];
 return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) => ({
   index: i,
   drawn: gd.classList.contains('js-plotly-plot') && gd.querySelector('svg.main-svg') !== null,
   traces: (gd.data || []).length,
+  missing: (gd.data || []).map(t => t.type || 'scatter').filter(t => !known.includes(t)),
   sliders: ((gd.layout || {}).sliders || []).length,
 }));
 """
@@ -87,13 +94,36 @@ def check_math(driver, rel: str) -> Tuple[List[str], List[str], int]:
     return ([] if problems else [f"{rel}: {n} formulas typeset"]), problems, n
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
+class GzipHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site as GitHub Pages does: text files (HTML, CSS, JS, JSON, SVG) gzip-compressed
+    when the browser accepts it, over keep-alive connections; fonts and images as they are."""
+
+    protocol_version = "HTTP/1.1"
+    COMPRESSED = (".html", ".css", ".js", ".json", ".svg", ".txt", ".xml")
+    _cache: Dict[Path, bytes] = {}
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if (path.suffix not in self.COMPRESSED or not path.is_file()
+                or "gzip" not in self.headers.get("Accept-Encoding", "")):
+            return super().send_head()
+        if path not in self._cache:
+            self._cache[path] = gzip.compress(path.read_bytes(), compresslevel=6)
+        body = self._cache[path]
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
     def log_message(self, *args) -> None:
         pass
 
 
 def serve(root: Path) -> Tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(QuietHandler, directory=str(root))
+    """Serve ``root`` on a free port of 127.0.0.1 in a daemon thread; (server, base URL)."""
+    handler = functools.partial(GzipHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -173,8 +203,9 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
         figures = driver.execute_script(FIGURES_JS)
     for fig in figures:
         name = f"{rel} figure {fig['index']}"
-        (passed if fig["drawn"] and fig["traces"] > 0 else failed).append(
-            f"{name}: drawn={fig['drawn']} traces={fig['traces']}")
+        (passed if fig["drawn"] and fig["traces"] > 0 and not fig["missing"] else failed).append(
+            f"{name}: drawn={fig['drawn']} traces={fig['traces']}"
+            + (f" trace types not in the site's plotly.js: {sorted(set(fig['missing']))}" if fig["missing"] else ""))
         if fig["sliders"] and fig["drawn"]:
             ok, detail = move_slider(driver, fig["index"])
             (passed if ok else failed).append(f"{name} slider: {detail}")
