@@ -24,7 +24,8 @@ echo "$(basename "$wheel")"
 echo "--- fresh virtual environment: the wheel alone, ipykernel and nbclient"
 python -m venv "$work/venv"
 grep -E '^torch==' "$repo/requirements.txt" >"$work/constraints.txt"
-"$work/venv/bin/python" -m pip install -q -c "$work/constraints.txt" "$wheel" "ipykernel<7" nbclient
+# --no-compile: no bytecode for all of torch up front; the kernel compiles what it imports
+"$work/venv/bin/python" -m pip install -q --no-compile -c "$work/constraints.txt" "$wheel" "ipykernel<7" nbclient
 "$work/venv/bin/python" -m ipykernel install --prefix "$work/venv" --name colab >/dev/null
 
 mkdir "$work/notebooks"
