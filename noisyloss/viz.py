@@ -321,7 +321,7 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
     """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups).
 
     ``errors`` (optional, same keys and lengths as ``groups``) draws symmetric error bars, e.g. the
-    standard deviation over seeds from :func:`noisyloss.experiments.seed_stats`.
+    standard deviation over seeds from ``noisyloss.experiments.seed_stats``.
     """
     if errors is not None:
         if set(errors) - set(groups):
