@@ -9,7 +9,8 @@ cache and the network throttled through the DevTools protocol (``Network.emulate
 transferred (all of the page's requests, and those finished before the first figure) and the time
 from navigation start to the first drawn plotly figure (the first animation frame in which a figure's
 SVG holds a trace), the median of ``--runs`` loads, throttled and unthrottled: the unthrottled
-column is what parsing and drawing cost on this machine's CPU.  The target is a first figure within
+column is what parsing and drawing cost on this machine's CPU.  The last column is when MathJax had
+typeset the page's formulas (throttled).  The target is a first figure within
 2 s at 10 Mbit/s.  The local server speaks HTTP/1.1 (at most 6 connections per host) where Pages
 speaks HTTP/2.
 
@@ -32,14 +33,23 @@ from check_site import browser, serve  # noqa: E402  (the browser check's server
 TARGET_S = 2.0
 
 # Runs before the page's own scripts: from then on, every animation frame looks for the first plotly
-# figure whose SVG holds a trace (scatter, bar or heatmap) and records when it was found.
+# figure whose SVG holds a trace (scatter, bar or heatmap) and records when it was found; and records
+# when MathJax has typeset the page's formulas.
 FIRST_FIGURE_HOOK = """
 window.__firstFigure = null;
+window.__mathDone = null;
 (function poll() {
   if (document.querySelector('.js-plotly-plot .main-svg .trace, .js-plotly-plot .main-svg .hm')) {
     window.__firstFigure = performance.now();
   } else {
     requestAnimationFrame(poll);
+  }
+})();
+(function pollMath() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => { window.__mathDone = performance.now(); });
+  } else if (document.readyState !== 'complete' || document.querySelector('.math')) {
+    requestAnimationFrame(pollMath);
   }
 })();
 """
@@ -49,7 +59,7 @@ window.__firstFigure = null;
 BYTES_JS = """
 const fig = window.__firstFigure;
 const entries = performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'));
-return {figure_ms: fig, requests: entries.length,
+return {figure_ms: fig, math_ms: window.__mathDone, requests: entries.length,
         total: entries.reduce((s, e) => s + e.transferSize, 0),
         before: entries.filter(e => fig !== null && e.responseEnd <= fig).reduce((s, e) => s + e.transferSize, 0)};
 """
@@ -93,7 +103,8 @@ def main(argv: List[str]) -> int:
     print(f"site {root}, {args.runs} cold-cache loads per page, median; load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f"; {os.cpu_count()} CPUs")
     head = (f"{'chapter':28s} {'requests':>8s} {'KB total':>9s} {'KB before fig':>13s} "
-            f"{'1st fig @' + format(args.mbit, 'g') + ' Mbit/s':>18s} {'1st fig unthrottled':>19s}")
+            f"{'1st fig @' + format(args.mbit, 'g') + ' Mbit/s':>18s} {'1st fig unthrottled':>19s} "
+            f"{'math typeset @' + format(args.mbit, 'g'):>16s}")
     print(head)
     print("-" * len(head))
     slow = []
@@ -118,10 +129,12 @@ def main(argv: List[str]) -> int:
                     slow.append(rel)
                     continue
                 t, t0 = statistics.median(fig) / 1000, statistics.median(fast) / 1000
+                math = [r["math_ms"] for r in runs if r["math_ms"] is not None]
+                math_s = f"{statistics.median(math) / 1000:15.2f}s" if math else f"{'-':>16s}"
                 if t > TARGET_S:
                     slow.append(rel)
                 print(f"{rel:28s} {runs[-1]['requests']:8d} {runs[-1]['total'] / 1024:9.0f} "
-                      f"{statistics.median(r['before'] for r in runs) / 1024:13.0f} {t:17.2f}s {t0:18.2f}s")
+                      f"{statistics.median(r['before'] for r in runs) / 1024:13.0f} {t:17.2f}s {t0:18.2f}s {math_s}")
         finally:
             driver.quit()
             server.shutdown()

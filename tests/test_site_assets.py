@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -40,15 +41,38 @@ def _page_body(*figures: go.Figure) -> str:
     return "<p>text</p>" + "".join(pio.to_html(f, full_html=False, include_plotlyjs=False) for f in figures)
 
 
-def test_every_figure_script_waits_for_plotly():
-    body = _page_body(go.Figure(go.Scatter(y=[1, 2])), go.Figure(go.Heatmap(z=[[1, 2], [3, 4]])))
-    context = {"body": body, "script_files": [], "css_files": []}
-    site_assets._page_assets(None, "page", "page.html", context, None)
+MATHJAX_PATH = "mathjax/tex-mml-chtml.js"
+APP = SimpleNamespace(config=SimpleNamespace(mathjax_path=MATHJAX_PATH))
+
+
+def _render(body: str) -> dict:
+    """The page context after the extension's html-page-context handler, for a page with MathJax."""
+    def script(filename, **attributes):
+        return SimpleNamespace(filename=filename, attributes=attributes)
+
+    context = {"body": body, "css_files": [], "pathto": lambda uri, resource: "../" + uri,
+               "script_files": [script(None, body=site_assets.PLOT_QUEUE_JS),  # as Sphinx names them
+                                script("_static/" + site_assets.PLOTLY_JS.name, **{"async": "async"}),
+                                script("_static/" + MATHJAX_PATH, defer="defer")]}
+    site_assets._page_assets(APP, "page", "page.html", context, None)
+    return context
+
+
+def test_every_figure_script_waits_for_plotly_and_mathjax_waits_for_the_page():
+    context = _render(_page_body(go.Figure(go.Scatter(y=[1, 2])), go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]))))
     scripts = re.findall(r"<script>(.*?)</script>", context["body"], re.S)
-    assert len(scripts) == 2
-    for script in scripts:
+    assert len(scripts) == 3
+    for script in scripts[:2]:
         assert script.startswith("noisylossPlot(function () {") and script.endswith("});")
         assert "Plotly.newPlot(" in script
+    assert scripts[2].startswith("window.addEventListener('load'") and '"../_static/mathjax/' in scripts[2]
+    assert [s.filename for s in context["script_files"]] == [None, "_static/" + site_assets.PLOTLY_JS.name]
+
+
+def test_a_page_without_figures_loads_no_plotly():
+    context = _render("<p>text, $x$</p>")
+    assert context["body"] == "<p>text, $x$</p>"
+    assert [s.filename for s in context["script_files"]] == ["_static/" + MATHJAX_PATH]
 
 
 def test_fontawesome_script_is_dropped_from_the_theme_head():

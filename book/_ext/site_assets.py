@@ -7,9 +7,11 @@
   build stops otherwise and names the bundle to fetch.  The site serves it from ``_static`` (figures
   render offline) and loads it ``async`` with high fetch priority, so it never holds up the page;
   each figure's inline script hands its drawing to ``noisylossPlot``, which draws at once when
-  plotly.js is there and otherwise as soon as it has loaded.
+  plotly.js is there and otherwise as soon as it has loaded.  Pages without figures do not load it.
 * MathJax 3 is served from ``_static/mathjax`` (``mathjax_path: mathjax/tex-mml-chtml.js`` in
   ``_config.yml``), copied from the ``sphinx-mathjax-offline`` package: formulas typeset offline too.
+  On a page with figures it is loaded after the page's load event, so neither its bytes nor its
+  typesetting come before the first figure.
   Only the combined component the site loads is copied, with the folders it loads on demand
   (fonts, TeX extensions, accessibility): about 9 MB instead of the package's 24 MB.
 * Theme assets the book does not use are not loaded: FontAwesome's 1.5 MB script (the theme's CSS
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 from pathlib import Path
@@ -30,6 +33,7 @@ import plotly.offline
 HERE = Path(__file__).parent
 PLOTLY_JS = HERE / "plotly" / "plotly-cartesian.min.js"
 PLOTLY_PACKAGE = "plotly.js-cartesian-dist-min"
+STATIC = "_static/"  # Sphinx names a page's scripts by their path in the site, e.g. _static/x.js
 _MATHJAX_SPEC = importlib.util.find_spec("sphinx-mathjax-offline")  # the package's name has hyphens
 MATHJAX = (Path(next(iter(_MATHJAX_SPEC.submodule_search_locations))) / "static" / "mathjax"
            if _MATHJAX_SPEC else None)
@@ -111,12 +115,25 @@ def _is_thebe(asset) -> bool:
 
 
 def _page_assets(app, pagename, templatename, context, doctree) -> None:
-    """Drop sphinx-thebe's assets; figures' inline scripts wait for plotly.js through noisylossPlot."""
-    for key in ("script_files", "css_files"):
-        if context.get(key):
-            context[key] = [asset for asset in context[key] if not _is_thebe(asset)]
-    if "body" in context:
-        context["body"] = _FIGURE_SCRIPT.sub(r"<script>noisylossPlot(function () {\1});</script>", context["body"])
+    """Per page: drop sphinx-thebe's assets. On a page with figures, each figure's inline script waits
+    for plotly.js through noisylossPlot, and MathJax is loaded once the page has loaded (plotly.js
+    included), so typesetting does not hold up the first figure; a page without figures does not
+    load plotly.js."""
+    context["css_files"] = [asset for asset in context.get("css_files", []) if not _is_thebe(asset)]
+    scripts = [asset for asset in context.get("script_files", []) if not _is_thebe(asset)]
+    body, figures = _FIGURE_SCRIPT.subn(r"<script>noisylossPlot(function () {\1});</script>", context.get("body", ""))
+    if figures:
+        mathjax = [asset for asset in scripts if asset.filename == STATIC + app.config.mathjax_path]
+        if mathjax:
+            scripts = [asset for asset in scripts if asset not in mathjax]
+            url = context["pathto"](mathjax[0].filename, 1)
+            body += (f"<script>window.addEventListener('load', function () {{ var s = document.createElement"
+                     f"('script'); s.src = {json.dumps(url)}; document.head.appendChild(s); }});</script>")
+        context["body"] = body
+    else:
+        scripts = [asset for asset in scripts
+                   if asset.filename != STATIC + PLOTLY_JS.name and asset.attributes.get("body") != PLOT_QUEUE_JS]
+    context["script_files"] = scripts
 
 
 def setup(app):

@@ -82,6 +82,9 @@ MathJax.startup.promise.then(() => done({
 
 def check_math(driver, rel: str) -> Tuple[List[str], List[str], int]:
     """(passed, failed, number of formulas) for the MathJax typesetting of the open page."""
+    # on a page with figures, MathJax is loaded after the page's load event (book/_ext/site_assets.py)
+    wait_for(driver, "return !document.querySelector('.math') || !!(window.MathJax && MathJax.startup"
+                     " && MathJax.startup.promise);", 15.0)
     math = driver.execute_async_script(MATH_JS)
     n = math["formulas"]
     if not n:
