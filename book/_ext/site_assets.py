@@ -10,10 +10,10 @@
   plotly.js is there and otherwise as soon as it has loaded.  Pages without figures do not load it.
 * MathJax 3 is served from ``_static/mathjax`` (``mathjax_path: mathjax/tex-mml-chtml.js`` in
   ``_config.yml``), copied from the ``sphinx-mathjax-offline`` package: formulas typeset offline too.
-  On a page with figures it is loaded after the page's load event, so neither its bytes nor its
-  typesetting come before the first figure.
   Only the combined component the site loads is copied, with the folders it loads on demand
-  (fonts, TeX extensions, accessibility): about 9 MB instead of the package's 24 MB.
+  (fonts, TeX extensions, accessibility): about 9 MB instead of the package's 24 MB.  On a page with
+  figures MathJax is loaded after the page's load event, so neither its bytes nor its typesetting
+  come before the first figure.
 * Theme assets the book does not use are not loaded: FontAwesome's 1.5 MB script (the theme's CSS
   already draws every icon from the FontAwesome webfonts; the script is only needed for custom icons,
   and the book has none) and sphinx-thebe's scripts and stylesheet (the book has no live-code button;
