@@ -29,6 +29,7 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
 from check_site import browser, serve  # noqa: E402  (the browser check's server and Chromium)
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 
 TARGET_S = 2.0
 
@@ -67,7 +68,10 @@ return {figure_ms: fig, math_ms: window.__mathDone, requests: entries.length,
 
 def load(driver, url: str, timeout: float = 60.0) -> Dict[str, float]:
     """Open ``url`` with an empty cache; the first figure's time (ms) and the bytes transferred."""
-    driver.get(url)
+    try:
+        driver.get(url)
+    except TimeoutException:  # the page did not finish loading within the driver's page-load timeout
+        return {"figure_ms": None, "math_ms": None, "requests": 0, "total": 0, "before": 0}
     end = time.time() + timeout
     while driver.execute_script("return window.__firstFigure;") is None and time.time() < end:
         time.sleep(0.05)
