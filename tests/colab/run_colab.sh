@@ -24,8 +24,10 @@ echo "$(basename "$wheel")"
 echo "--- fresh virtual environment: the wheel alone, ipykernel and nbclient"
 python -m venv "$work/venv"
 grep -E '^torch==' "$repo/requirements.txt" >"$work/constraints.txt"
-# --no-compile: no bytecode for all of torch up front; the kernel compiles what it imports
-"$work/venv/bin/python" -m pip install -q --no-compile -c "$work/constraints.txt" "$wheel" "ipykernel<7" nbclient
+# --no-compile: no bytecode for all of torch up front; the kernel compiles what it imports. (pip's
+# "Location ... is ignored" lines name index folders of this machine's pip config that do not exist.)
+"$work/venv/bin/python" -m pip install -q --no-compile -c "$work/constraints.txt" "$wheel" "ipykernel<7" nbclient \
+  2> >(grep -v '^WARNING: Location .* is ignored' >&2)
 "$work/venv/bin/python" -m ipykernel install --prefix "$work/venv" --name colab >/dev/null
 
 mkdir "$work/notebooks"
