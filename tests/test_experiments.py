@@ -256,6 +256,78 @@ def test_sweep_calls_back_per_epoch_and_skips_saved_runs(tmp_path):
     assert len(path.read_text().splitlines()) == 2
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread in this process (as runtime.setup() sets on a 2-CPU machine), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_sweep_in_worker_processes_records_what_one_process_records(tmp_path, one_thread):
+    configs = E.grid(["ce", "mae", "gce"], ["sym:0.2"], [0], **FAST)
+    seen = []
+    parallel = E.sweep(configs, tmp_path / "workers.jsonl", device="cpu", progress=False, workers=2,
+                       callback=lambda cfg, entry: seen.append((cfg.loss, entry["epoch"])))
+    serial = E.sweep(configs, tmp_path / "serial.jsonl", device="cpu", progress=False, workers=1)
+    untimed = lambda rec: [{k: v for k, v in e.items() if k != "seconds"} for e in rec["history"]]  # noqa: E731
+    for a, b in zip(parallel, serial):
+        assert a["key"] == b["key"] and a["final"] == b["final"] and untimed(a) == untimed(b)
+        assert a["per_class_acc"] == b["per_class_acc"]
+        assert a["device"] == b["device"] and "1 threads" in a["device"]  # the workers used this thread count
+        assert a["pid"] == b["pid"] == os.getpid()  # recorded as trained by this sweep
+    assert seen == [(loss, epoch) for loss in ("ce", "mae", "gce") for epoch in (1, 2)]  # as serial
+    by_key = lambda recs: sorted(recs, key=lambda r: r["key"])  # noqa: E731  (appended as they finish)
+    assert by_key(E.load_records(tmp_path / "workers.jsonl")) == by_key(parallel)
+
+
+def test_a_worker_failure_surfaces_naming_its_run_and_leaves_no_claim(tmp_path, monkeypatch, one_thread):
+    from noisyloss.experiments import runner as R
+
+    path = tmp_path / "records.jsonl"
+    configs = E.grid(["ce", "mae", "gce"], ["clean"], [0], **FAST)
+    checked = R._prepared
+
+    def check_then_break_the_store(*args):
+        """In this process only, after the checks: a worker's first read of the records, under its
+        claim, has an invalid line to move aside into a folder."""
+        (tmp_path / "records.jsonl.rejected").mkdir(exist_ok=True)
+        with open(path, "a") as f:
+            f.write("not a record\n")
+        return checked(*args)
+
+    monkeypatch.setattr(R, "_prepared", check_then_break_the_store)
+    with pytest.raises(RuntimeError, match=r"a sweep worker failed on run ce \| clean \| seed 0: "
+                                           r"IsADirectoryError: .*records.jsonl.rejected"):
+        E.sweep(configs, path, device="cpu", progress=False, workers=2)
+    store = E.RecordsStore(path)
+    for cfg in configs:
+        with store.claim(cfg.resolved("cpu").key(), wait=False) as claimed:
+            assert claimed  # released by the workers that failed
+
+
+@pytest.mark.parametrize("workers, exc, match", [
+    (0, ValueError, "workers must be an int >= 1, got 0"),
+    (2.0, TypeError, "workers must be an int, got float"),
+])
+def test_sweep_rejects_bad_workers_before_anything_runs(tmp_path, workers, exc, match):
+    with pytest.raises(exc, match=match):
+        E.sweep([E.RunConfig(**FAST)], tmp_path / "r.jsonl", device="cpu", progress=False, workers=workers)
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs(monkeypatch, one_thread):
+    from noisyloss.experiments import runner as R
+
+    monkeypatch.setattr(R, "usable_cpus", lambda: 4)
+    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4  # one thread each
+    assert R._sweep_workers(None, torch.device("cpu"), 3) == 3 and R._sweep_workers(5, torch.device("cpu"), 1) == 1
+    assert R._sweep_workers(None, torch.device("cuda"), 10) == 1  # one device
+    torch.set_num_threads(3)
+    assert R._sweep_workers(None, torch.device("cpu"), 10) == 1  # 4 CPUs // 3 threads
+
+
 def test_seed_stats_are_the_numbers_of_seed_table():
     recs = [{"config": {"loss": "ce", "noise": "sym:0.4"}, "final": {"test_acc": a, "memorised": m}}
             for a, m in ((0.5, 1.0), (0.7, None), (0.9, 0.6))]

@@ -2,29 +2,36 @@
 (:func:`sweep`), each record with its provenance (device, versions, git commit, date)."""
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime as _dt
 import functools
 import hashlib
+import multiprocessing
 import os
 import platform
+import signal
 import subprocess
+import sys
+import threading
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .. import __version__
-from .._checks import check_labels
+from .._checks import check_int, check_labels
 from ..data import ASYM_PAIRS, ImageData, load_dataset
 from ..metrics import ece
 from ..models import make_model
 from ..noise import corrupt, make_transition
-from ..runtime import default_device
+from ..runtime import default_device, usable_cpus
 from ..train import NoisyLabels, fit
 from .config import ConfigError, RunConfig
 from .store import RecordsStore
@@ -93,7 +100,8 @@ def _git_commit() -> Optional[str]:
 
 def provenance(device: torch.device) -> Dict[str, Any]:
     """Where and when: device name, torch and noisyloss versions, git commit, UTC date, and the
-    machine and process that trained the run (several may share one records file)."""
+    machine and process that trained the run (several may share one records file; for a run trained
+    by a worker of :func:`sweep`, the sweeping process)."""
     return {
         "device": _device_name(device),
         "host": platform.node(),
@@ -200,6 +208,100 @@ def _check_digest(record: Dict[str, Any], labels: Optional[Tensor], cfg: RunConf
                           "rename the label set or use another records file")
 
 
+def _train_claimed(path: Path, cfg: RunConfig, device: torch.device, train_labels: Optional[Tensor],
+                   wait: bool, progress: bool, callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]],
+                   pid: int) -> Tuple[bool, Optional[Dict[str, Any]]]:
+    """Train ``cfg`` into the records file ``path`` if its claim is obtained and it is not recorded
+    yet, what :func:`sweep` does for every run; returns whether the claim was obtained and the record
+    if trained here.  ``pid`` is the sweeping process, recorded as the one that trained the run."""
+    store = RecordsStore(path)
+    with store.claim(cfg.key(), wait=wait) as claimed:
+        if not claimed or cfg.key() in store.records():
+            return claimed, None
+        on_epoch = None if callback is None else functools.partial(callback, cfg)
+        record = run(cfg, device=device, progress=progress, callback=on_epoch, train_labels=train_labels).record
+        record["pid"] = pid
+        store.add(record)
+    return True, record
+
+
+def _sweep_worker(path: Path, cfg: RunConfig, device: torch.device, train_labels: Optional[Tensor], wait: bool,
+                  pid: int) -> Tuple[bool, Optional[Dict[str, Any]], List[Tuple[str, Type[Warning]]]]:
+    """:func:`_train_claimed` in a worker process, which also returns the warnings of the run (message,
+    category) for the sweeping process to raise."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        claimed, record = _train_claimed(path, cfg, device, train_labels, wait, False, None, pid)
+    return claimed, record, [(str(w.message), w.category) for w in caught]
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.1)
+    os._exit(1)
+
+
+def _start_worker(threads: int, parent: int) -> None:
+    """Set up a sweep worker process: the sweeping process's CPU threads, and death with that process
+    when it is killed (on Linux at once, elsewhere within 0.1 s), so that no orphan trains on and its
+    claim is released with it."""
+    torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    else:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # killed before that was in place
+        os._exit(1)
+
+
+def _sweep_workers(workers: Optional[int], device: torch.device, pending: int) -> int:
+    """How many processes train the ``pending`` runs: ``workers``, or (``None``) on a CPU the usable
+    CPUs over torch's threads per process, on CUDA one; never more than the runs."""
+    if workers is None:
+        workers = max(1, usable_cpus() // torch.get_num_threads()) if device.type == "cpu" else 1
+    return min(workers, pending)
+
+
+def _sweep_parallel(todo: List[RunConfig], path: Path, device: torch.device,
+                    labels_of: Callable[[RunConfig], Optional[Tensor]], workers: int, progress: bool,
+                    callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]]) -> None:
+    """Train ``todo`` as :func:`sweep` does, in ``workers`` spawned processes (not forked: torch's
+    thread pools do not survive a fork)."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(torch.get_num_threads(), os.getpid()))
+    bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
+    try:
+        for wait in (False, True):  # then wait for the runs claimed elsewhere, or train what they left
+            futures = []
+            for cfg in todo:
+                labels = labels_of(cfg)
+                futures.append(pool.submit(_sweep_worker, path, cfg, device, None if labels is None else labels.cpu(),
+                                           wait, os.getpid()))
+            busy = set()
+            for cfg, future in zip(todo, futures):  # in config order, as the runs finish
+                try:
+                    claimed, record, caught = future.result()
+                except Exception as err:
+                    raise RuntimeError(f"a sweep worker failed on run {cfg.loss} | {cfg.noise} | seed {cfg.seed}: "
+                                       f"{type(err).__name__}: {err}") from err
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=3)
+                if not claimed:
+                    busy.add(cfg.key())
+                    continue
+                bar.update()
+                if record is not None and callback is not None:
+                    for entry in record["history"]:
+                        callback(cfg, entry)
+            todo = [cfg for cfg in todo if cfg.key() in busy]
+    except BaseException as err:  # the runs in progress finish and are recorded; an interrupt does not wait
+        pool.shutdown(wait=not isinstance(err, KeyboardInterrupt), cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()
+
+
 def sweep(
     configs: Iterable[RunConfig],
     out_path: Union[str, os.PathLike],
@@ -208,6 +310,7 @@ def sweep(
     progress: bool = True,
     callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
     label_sets: Optional[Mapping[str, Tensor]] = None,
+    workers: Optional[int] = None,
 ) -> List[Dict[str, Any]]:
     """Run every config not yet recorded in the records file ``out_path`` and add its record there.
 
@@ -217,14 +320,26 @@ def sweep(
     the end, wait for the runs still being trained elsewhere (or train them, if their process died).
     A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.
 
+    ``workers`` processes train the runs at once, each with this process's torch threads and through
+    the same claims (``1``: all in this process).  ``None`` picks, on a CPU, the usable CPUs over
+    ``torch.get_num_threads()`` (two on a 2-CPU machine, where :func:`~noisyloss.runtime.setup` sets
+    one thread), on CUDA one; no more than the runs to train, and none for a single run (a worker
+    starts in seconds: it imports torch and loads the data).  A worker's records equal this process's
+    (same seed and threads); its warnings are raised here, and its exception as a ``RuntimeError``
+    naming the run (its claim released, the runs already trained recorded).
+
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
     and the configs checked against it (:class:`~noisyloss.experiments.config.ConfigError`, e.g. a
     ``train_subset`` larger than the data).  ``callback(cfg, entry)`` is called after every epoch of
-    the runs trained here.  ``label_sets`` maps each ``cfg.label_set`` to its training labels; a
-    recorded run whose labels differ from them (by digest) raises ``ConfigError`` rather than being
-    reused.  Returns the records of all ``configs`` in order.
+    the runs trained here; with workers, in this process after each run has finished (in config
+    order), for each of its epochs in order.  ``progress`` shows each run's epochs, or with workers one bar of finished runs.
+    ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded run whose labels
+    differ from them (by digest) raises ``ConfigError`` rather than being reused.  Returns the records
+    of all ``configs`` in order.
     """
     device = default_device() if device is None else torch.device(device)
+    if workers is not None:
+        workers = check_int("workers", workers, 1)
     configs = [cfg.resolved(device) for cfg in configs]
     label_sets = dict(label_sets or {})
     missing = sorted({c.label_set for c in configs if c.label_set is not None} - set(label_sets))
@@ -241,21 +356,15 @@ def sweep(
             todo.setdefault(cfg.key(), cfg)
     for cfg in todo.values():  # everything checked before the first run trains
         _prepared(cfg, _cached_dataset(cfg.dataset, device, cfg.quick), labels_of(cfg))
-
-    def train(cfg: RunConfig, wait: bool) -> bool:
-        with store.claim(cfg.key(), wait=wait) as claimed:
-            if not claimed:
-                return False
-            if cfg.key() not in store.records():
-                on_epoch = None if callback is None else functools.partial(callback, cfg)
-                record = run(cfg, device=device, progress=progress, callback=on_epoch,
-                             train_labels=labels_of(cfg)).record
-                store.add(record)
-        return True
-
-    busy = [cfg for cfg in todo.values() if not train(cfg, wait=False)]
-    for cfg in busy:  # claimed by other processes: wait for them, or train what they left
-        train(cfg, wait=True)
+    workers = _sweep_workers(workers, device, len(todo))
+    if workers > 1:
+        _sweep_parallel(list(todo.values()), store.path, device, labels_of, workers, progress, callback)
+    else:
+        busy = [cfg for cfg in todo.values()
+                if not _train_claimed(store.path, cfg, device, labels_of(cfg), False, progress, callback,
+                                      os.getpid())[0]]
+        for cfg in busy:  # claimed by other processes: wait for them, or train what they left
+            _train_claimed(store.path, cfg, device, labels_of(cfg), True, progress, callback, os.getpid())
     done = store.records()
     for cfg in configs:
         _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
