@@ -332,10 +332,10 @@ def sweep(
     and the configs checked against it (:class:`~noisyloss.experiments.config.ConfigError`, e.g. a
     ``train_subset`` larger than the data).  ``callback(cfg, entry)`` is called after every epoch of
     the runs trained here; with workers, in this process after each run has finished (in config
-    order), for each of its epochs in order.  ``progress`` shows each run's epochs, or with workers one bar of finished runs.
-    ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded run whose labels
-    differ from them (by digest) raises ``ConfigError`` rather than being reused.  Returns the records
-    of all ``configs`` in order.
+    order), for each of its epochs in order.  ``progress`` shows each run's epochs, or with workers
+    one bar of finished runs.  ``label_sets`` maps each ``cfg.label_set`` to its training labels; a
+    recorded run whose labels differ from them (by digest) raises ``ConfigError`` rather than being
+    reused.  Returns the records of all ``configs`` in order.
     """
     device = default_device() if device is None else torch.device(device)
     if workers is not None:
