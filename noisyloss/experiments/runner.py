@@ -208,7 +208,7 @@ def _check_digest(record: Dict[str, Any], labels: Optional[Tensor], cfg: RunConf
                           "rename the label set or use another records file")
 
 
-def _train_claimed(path: Path, cfg: RunConfig, device: torch.device, train_labels: Optional[Tensor],
+def _train_claimed(path: Path, cfg: RunConfig, device: torch.device, train_labels: Optional[Tensor], *,
                    wait: bool, progress: bool, callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]],
                    pid: int) -> Tuple[bool, Optional[Dict[str, Any]]]:
     """Train ``cfg`` into the records file ``path`` if its claim is obtained and it is not recorded
@@ -231,7 +231,8 @@ def _sweep_worker(path: Path, cfg: RunConfig, device: torch.device, train_labels
     category) for the sweeping process to raise."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        claimed, record = _train_claimed(path, cfg, device, train_labels, wait, False, None, pid)
+        claimed, record = _train_claimed(path, cfg, device, train_labels, wait=wait, progress=False, callback=None,
+                                         pid=pid)
     return claimed, record, [(str(w.message), w.category) for w in caught]
 
 
@@ -360,11 +361,11 @@ def sweep(
     if workers > 1:
         _sweep_parallel(list(todo.values()), store.path, device, labels_of, workers, progress, callback)
     else:
-        busy = [cfg for cfg in todo.values()
-                if not _train_claimed(store.path, cfg, device, labels_of(cfg), False, progress, callback,
-                                      os.getpid())[0]]
+        train = functools.partial(_train_claimed, store.path, device=device, progress=progress, callback=callback,
+                                  pid=os.getpid())
+        busy = [cfg for cfg in todo.values() if not train(cfg, train_labels=labels_of(cfg), wait=False)[0]]
         for cfg in busy:  # claimed by other processes: wait for them, or train what they left
-            _train_claimed(store.path, cfg, device, labels_of(cfg), True, progress, callback, os.getpid())
+            train(cfg, train_labels=labels_of(cfg), wait=True)
     done = store.records()
     for cfg in configs:
         _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
