@@ -14,6 +14,7 @@
   (fonts, TeX extensions, accessibility): about 9 MB instead of the package's 24 MB.  On a page with
   figures MathJax is loaded after the page's load event, so neither its bytes nor its typesetting
   come before the first figure.
+* ``noisyloss.css``: cell outputs wrap rather than being clipped; wide tables scroll in their own box.
 * Theme assets the book does not use are not loaded: FontAwesome's 1.5 MB script (the theme's CSS
   already draws every icon from the FontAwesome webfonts; the script is only needed for custom icons,
   and the book has none) and sphinx-thebe's scripts and stylesheet (the book has no live-code button;
@@ -33,6 +34,7 @@ import plotly.offline
 HERE = Path(__file__).parent
 PLOTLY_JS = HERE / "plotly" / "plotly-cartesian.min.js"
 PLOTLY_PACKAGE = "plotly.js-cartesian-dist-min"
+CSS = HERE / "noisyloss.css"  # outputs wrap, wide tables fit
 STATIC = "_static/"  # Sphinx names a page's scripts by their path in the site, e.g. _static/x.js
 _MATHJAX_SPEC = importlib.util.find_spec("sphinx-mathjax-offline")  # the package's name has hyphens
 MATHJAX = (Path(next(iter(_MATHJAX_SPEC.submodule_search_locations))) / "static" / "mathjax"
@@ -90,6 +92,7 @@ def _copy_assets(app, exception) -> None:
         static = Path(app.outdir) / "_static"
         static.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PLOTLY_JS, static / PLOTLY_JS.name)
+        shutil.copyfile(CSS, static / CSS.name)
         _copy_mathjax(app.config.mathjax_path, static / "mathjax")
 
 
@@ -144,6 +147,7 @@ def setup(app):
     # fetchpriority: the browser fetches plotly.js ahead of the page's other async and deferred scripts
     app.add_js_file(PLOTLY_JS.name, priority=100,
                     **{"async": "async", "fetchpriority": "high", "onload": PLOT_QUEUE_RUN})
+    app.add_css_file(CSS.name)
     app.connect("config-inited", _configure)
     app.connect("builder-inited", _register_filter)
     app.connect("build-finished", _copy_assets)
