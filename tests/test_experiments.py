@@ -321,12 +321,16 @@ def test_sweep_rejects_bad_workers_before_anything_runs(tmp_path, workers, exc, 
 def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs(monkeypatch, one_thread):
     from noisyloss.experiments import runner as R
 
+    monkeypatch.setattr(R, "usable_cpus", lambda: 4)
     script = types.ModuleType("__main__")
     script.__file__ = "train.py"  # python train.py: a spawned worker would run it again
     monkeypatch.setitem(sys.modules, "__main__", script)
     assert R._sweep_workers(None, torch.device("cpu"), 10) == 1 and R._sweep_workers(2, torch.device("cpu"), 10) == 2
+    script.__spec__ = types.SimpleNamespace(name="train")  # python -m train: the same
+    assert R._sweep_workers(None, torch.device("cpu"), 10) == 1
+    script.__spec__ = types.SimpleNamespace(name="noisyloss.__main__")  # python -m noisyloss: not run again
+    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a notebook's
-    monkeypatch.setattr(R, "usable_cpus", lambda: 4)
     assert R._sweep_workers(None, torch.device("cpu"), 10) == 4  # one thread each
     assert R._sweep_workers(None, torch.device("cpu"), 3) == 3 and R._sweep_workers(5, torch.device("cpu"), 1) == 1
     assert R._sweep_workers(None, torch.device("cuda"), 10) == 1  # one device

@@ -255,19 +255,23 @@ def _start_worker(threads: int, parent: int) -> None:
         os._exit(1)
 
 
-def _main_is_a_script() -> bool:
-    """Whether ``__main__`` is a file run by path (``python script.py``), which a spawned process runs
-    again: safe only behind ``if __name__ == "__main__":`` (a notebook or ``python -m`` is not run)."""
+def _main_runs_again() -> bool:
+    """Whether a spawned process runs ``__main__`` again, as multiprocessing does for a script or a
+    module run as the program (``python train.py``, ``python -m train``), not for a package's
+    ``__main__`` (``python -m noisyloss``), a notebook or a REPL."""
     main = sys.modules.get("__main__")
-    return getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is not None
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return not (name == "__main__" or name.endswith(".__main__"))
+    return getattr(main, "__file__", None) is not None
 
 
 def _sweep_workers(workers: Optional[int], device: torch.device, pending: int) -> int:
     """How many processes train the ``pending`` runs: ``workers``, or (``None``) on a CPU the usable
-    CPUs over torch's threads per process, on CUDA or in a script run by path one; never more than
-    the runs."""
+    CPUs over torch's threads per process, on CUDA or where workers would run ``__main__`` again one;
+    never more than the runs."""
     if workers is None:
-        parallel = device.type == "cpu" and not _main_is_a_script()
+        parallel = device.type == "cpu" and not _main_runs_again()
         workers = max(1, usable_cpus() // torch.get_num_threads()) if parallel else 1
     return min(workers, pending)
 
@@ -335,9 +339,10 @@ def sweep(
     ``torch.get_num_threads()`` (two on a 2-CPU machine, where :func:`~noisyloss.runtime.setup` sets
     one thread), on CUDA one; no more than the runs to train, and none for a single run (a worker
     starts in seconds: it imports torch and loads the data).  Workers are spawned processes, which
-    run a script given by path (``python script.py``) again: there ``None`` means one, and more need
-    the script's code behind ``if __name__ == "__main__":``; notebooks and ``python -m`` need nothing.  A worker's records equal this process's
-    (same seed and threads); its warnings are raised here, and its exception as a ``RuntimeError``
+    run the program's script again (``python train.py``, ``python -m train``, not a notebook or
+    ``python -m noisyloss``): there ``None`` means one, and more need the script's code behind
+    ``if __name__ == "__main__":``.  A worker's records equal this process's (same seed and
+    threads); its warnings are raised here, and its exception as a ``RuntimeError``
     naming the run (its claim released, the runs already trained recorded).
 
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
