@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="peak learning rate (default by model: %s)" % ", ".join(
                           f"{m} {lr}" for m, lr in experiments.DEFAULT_LR.items()))
     runp.add_argument("--model", choices=sorted(MODELS), default=None,
-                      help="(default: mlp on digits, cnn on CIFAR)")
+                      help="(default: mlp on digits and synth10/synth100, cnn on CIFAR)")
     runp.add_argument("--train-subset", type=int, default=None, help="train on this many images (default: all)")
     runp.add_argument("--no-augment", action="store_true", help="no random translate / flip")
     mode = runp.add_mutually_exclusive_group()

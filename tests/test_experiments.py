@@ -487,3 +487,8 @@ def test_the_gpu_records_are_package_data_of_the_wheel():
     shipped = {p.name for pattern in patterns for p in (root / "noisyloss").glob(pattern)}
     assert {"digits_gpu.jsonl", "bench_train_h100.jsonl"} <= shipped
     assert not (root / "book" / "results").exists()  # one copy, in the package
+
+
+@pytest.mark.parametrize("dataset, model", [("digits", "mlp"), ("synth10", "mlp"), ("synth100", "mlp"), ("cifar10", "cnn")])
+def test_default_model_follows_the_image_size(dataset, model):
+    assert E.RunConfig(loss="ce", dataset=dataset).resolved("cpu").model == model

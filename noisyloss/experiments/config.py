@@ -44,8 +44,8 @@ class RunConfig:
     ``noise``: a :func:`noisyloss.noise.make_transition` spec applied to the clean training labels
     (``"clean"`` for ``cifar10n-*``, whose human labels are the noise); ``"asym:R"`` uses the class
     pairs of the dataset (:data:`noisyloss.data.ASYM_PAIRS`) or those named in the spec.
-    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on digits, ``cnn`` on CIFAR;
-    ``DEFAULT_LR``).  ``train_subset``: train on this many images (a fixed random subset, the same for
+    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on the 8x8 sets: digits, synth10,
+    synth100; ``cnn`` on CIFAR; ``DEFAULT_LR``).  ``train_subset``: train on this many images (a fixed random subset, the same for
     every seed).  ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
     ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
     process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
@@ -125,7 +125,7 @@ class RunConfig:
     def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
         """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
         device = default_device() if device is None else torch.device(device)
-        model = self.model or ("mlp" if self.dataset == "digits" else "cnn")
+        model = self.model or ("mlp" if dataset_info(self.dataset)[2] == 8 else "cnn")  # 8x8 sets: the MLP
         return dataclasses.replace(
             self,
             model=model,
