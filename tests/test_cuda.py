@@ -8,6 +8,7 @@ import torch
 
 import noisyloss
 from noisyloss.registry import LOSSES, make_loss
+from test_functional import assert_compiled_equals_eager
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -76,16 +77,7 @@ def test_compiled_on_cuda_equals_eager(name, monkeypatch):
     torch._dynamo.reset()
     logits = torch.randn(64, 10, device="cuda", dtype=torch.float64)
     target = torch.randint(0, 10, (64,), device="cuda")
-    loss = make_loss(name, reduction="none")
-    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-    torch.manual_seed(5)
-    expected = loss(a, target)
-    torch.manual_seed(5)
-    out = torch.compile(loss, fullgraph=True)(b, target)
-    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    expected.sum().backward()
-    out.sum().backward()
-    torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
+    assert_compiled_equals_eager(make_loss(name, reduction="none"), logits, target, seed=5, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC)

@@ -42,6 +42,22 @@ EXTREMES = st.one_of(st.sampled_from([-1e4, -1e3, -88.0, -30.0, 0.0, 30.0, 88.0,
                      st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False))
 
 
+def assert_compiled_equals_eager(f: Callable, z: torch.Tensor, y: torch.Tensor, *, seed: int, rtol: float,
+                                 atol: float, **compile_kwargs: Any) -> None:
+    """``torch.compile(f, fullgraph=True)`` gives eager ``f``'s values and gradients (both random
+    streams started from ``seed``)."""
+    compiled = torch.compile(f, fullgraph=True, **compile_kwargs)
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    torch.manual_seed(seed)
+    expected = f(a, y)
+    torch.manual_seed(seed)
+    out = compiled(b, y)
+    torch.testing.assert_close(out, expected, rtol=rtol, atol=atol)
+    expected.sum().backward()
+    out.sum().backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=rtol, atol=atol)
+
+
 @st.composite
 def logits_and_targets(draw):
     n, c = draw(st.integers(1, 5)), draw(st.sampled_from([2, 3, 5, 13]))
@@ -144,16 +160,7 @@ class LossTests:
         z, y = batch(n=16, c=5)
         for params in self.cases:
             f = lambda x, t: type(self).fn(x, t, reduction="none", **params)  # noqa: E731
-            compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-            a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
-            torch.manual_seed(3)
-            expected = f(a, y)
-            torch.manual_seed(3)
-            out = compiled(b, y)
-            torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-            expected.sum().backward()
-            out.sum().backward()
-            torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
+            assert_compiled_equals_eager(f, z, y, seed=3, rtol=1e-12, atol=1e-12, backend="aot_eager")
 
     @pytest.mark.parametrize("bad", [-1, 3])
     def test_out_of_range_targets_raise_a_clear_error(self, bad):
@@ -400,15 +407,7 @@ def test_every_loss_compiles_with_inductor_in_one_graph(monkeypatch):
         return torch.stack([fn(x, t, reduction="none", **params) for fn, params in ALL_LOSSES])
 
     z, y = batch(n=16, c=5, dtype=torch.float32)
-    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
-    torch.manual_seed(4)
-    expected = all_losses(a, y)
-    torch.manual_seed(4)
-    out = torch.compile(all_losses, fullgraph=True)(b, y)
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
-    expected.sum().backward()
-    out.sum().backward()
-    torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6)
+    assert_compiled_equals_eager(all_losses, z, y, seed=4, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
