@@ -103,15 +103,21 @@ def setups(device: torch.device, cnn: bool, quick: bool):
                64 if quick else 512)
 
 
+def fresh_model(build, device: torch.device, x: Tensor) -> nn.Module:
+    """The model ``build`` makes from seed 0, on ``device``; channels-last for images on CUDA."""
+    torch.manual_seed(0)
+    model = build().to(device)
+    if device.type == "cuda" and x.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def loss_share_table(device: torch.device, specs: List[str], cnn: bool, quick: bool, min_run_time: float) -> None:
     for name, build, x, y, batch in setups(device, cnn, quick):
         print(f"\n[1] loss share of a training step: {name}, batch {batch}, {torch.get_num_threads()} threads")
         print(f"{'loss':22s} {'step ms':>9s} {'loss fwd+bwd ms':>16s} {'share':>7s}")
         for spec in specs:
-            torch.manual_seed(0)
-            model = build().to(device)
-            if device.type == "cuda" and x.dim() == 4:
-                model = model.to(memory_format=torch.channels_last)
+            model = fresh_model(build, device, x)
             step = seconds(make_step(model, eager(model, make_loss(spec)), x, y, batch), min_run_time)
             own = seconds(loss_only(spec, batch, 10, device), min_run_time)
             print(f"{spec:22s} {step * 1e3:9.3f} {own * 1e3:16.3f} {own / step:7.1%}")
@@ -173,10 +179,7 @@ def cuda_table(device: torch.device, specs: List[str], compile_specs: List[str],
         print(f"\n[3] CUDA: {name}, batch {batch}")
         print(f"{'loss':22s} {'syncs/step':>10s} {'eager ms':>9s} {'compiled ms':>12s} {'speed-up':>9s}")
         for spec in specs:
-            torch.manual_seed(0)
-            model = build().to(device)
-            if x.dim() == 4:
-                model = model.to(memory_format=torch.channels_last)
+            model = fresh_model(build, device, x)
             forward = eager(model, make_loss(spec))
             syncs = syncs_per_step(make_step(model, forward, x, y, batch), 3 if quick else 20)
             line = f"{spec:22s} {syncs:10.2f}"
