@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ._checks import check_int, check_param, check_reduction
 from .functional import reduce_loss
+from .runtime import fixed_threads
 
 __all__ = [
     "mbe", "huber", "log_cosh", "quantile",
@@ -226,12 +227,8 @@ def _one_thread(device: torch.device) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with fixed_threads(1):
         yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def fit_regression(

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageData
 from .metrics import accuracy, per_class_accuracy
+from .runtime import balance_threads
 
 __all__ = [
     "NoisyLabels",
@@ -207,6 +208,7 @@ def fit(
             opt.step()
             sched.step()
             total += loss.detach().float()
+            balance_threads()  # CPU threads follow the machine's load (runtime.configure_threads)
         if hasattr(loss_fn, "next_epoch"):
             loss_fn.next_epoch()
         train_loss = float(total) / steps  # synchronises with the device

@@ -336,6 +336,8 @@ def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs
     assert R._sweep_workers(None, torch.device("cuda"), 10) == 1  # one device
     torch.set_num_threads(3)
     assert R._sweep_workers(None, torch.device("cpu"), 10) == 1  # 4 CPUs // 3 threads
+    monkeypatch.setattr(R, "adapting_threads", lambda: True)  # setup()'s threads follow the load:
+    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4 and R._worker_threads() == 1  # one each
 
 
 def test_seed_stats_are_the_numbers_of_seed_table():

@@ -31,7 +31,7 @@ from ..data import ASYM_PAIRS, ImageData, load_dataset
 from ..metrics import ece
 from ..models import make_model
 from ..noise import corrupt, make_transition
-from ..runtime import default_device, usable_cpus
+from ..runtime import adapting_threads, default_device, usable_cpus
 from ..train import NoisyLabels, fit
 from .config import ConfigError, RunConfig
 from .store import RecordsStore
@@ -80,7 +80,8 @@ def make_labels(data: ImageData, noise: str, seed: int = 0) -> NoisyLabels:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = "1-2 threads by load" if adapting_threads() else f"{torch.get_num_threads()} threads"
+    return f"cpu ({platform.processor() or platform.machine()}, {threads})"
 
 
 @functools.lru_cache(maxsize=1)
@@ -266,13 +267,19 @@ def _main_runs_again() -> bool:
     return getattr(main, "__file__", None) is not None
 
 
+def _worker_threads() -> int:
+    """A sweep worker's CPU threads: this process's, or one where they follow the load (two workers
+    on two CPUs are each other's busy neighbour)."""
+    return 1 if adapting_threads() else torch.get_num_threads()
+
+
 def _sweep_workers(workers: Optional[int], device: torch.device, pending: int) -> int:
     """How many processes train the ``pending`` runs: ``workers``, or (``None``) on a CPU the usable
-    CPUs over torch's threads per process, on CUDA or where workers would run ``__main__`` again one;
-    never more than the runs."""
+    CPUs over a worker's threads, on CUDA or where workers would run ``__main__`` again one; never
+    more than the runs."""
     if workers is None:
         parallel = device.type == "cpu" and not _main_runs_again()
-        workers = max(1, usable_cpus() // torch.get_num_threads()) if parallel else 1
+        workers = max(1, usable_cpus() // _worker_threads()) if parallel else 1
     return min(workers, pending)
 
 
@@ -282,7 +289,7 @@ def _sweep_parallel(todo: List[RunConfig], path: Path, device: torch.device,
     """Train ``todo`` as :func:`sweep` does, in ``workers`` spawned processes (not forked: torch's
     thread pools do not survive a fork)."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(torch.get_num_threads(), os.getpid()))
+                               initializer=_start_worker, initargs=(_worker_threads(), os.getpid()))
     bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
     try:
         for wait in (False, True):  # then wait for the runs claimed elsewhere, or train what they left
@@ -334,10 +341,10 @@ def sweep(
     the end, wait for the runs still being trained elsewhere (or train them, if their process died).
     A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.
 
-    ``workers`` processes train the runs at once, each with this process's torch threads and through
-    the same claims (``1``: all in this process).  ``None`` picks, on a CPU, the usable CPUs over
-    ``torch.get_num_threads()`` (two on a 2-CPU machine, where :func:`~noisyloss.runtime.setup` sets
-    one thread), on CUDA one; no more than the runs to train, and none for a single run (a worker
+    ``workers`` processes train the runs at once, each with this process's torch threads (one where
+    they follow the load, see :func:`~noisyloss.runtime.configure_threads`) and through the same
+    claims (``1``: all in this process).  ``None`` picks, on a CPU, the usable CPUs over a worker's
+    threads (two on a 2-CPU machine), on CUDA one; no more than the runs to train, and none for a single run (a worker
     starts in seconds: it imports torch and loads the data).  Workers are spawned processes, which
     run the program's script again (``python train.py``, ``python -m train``, not a notebook or
     ``python -m noisyloss``): there ``None`` means one, and more need the script's code behind
