@@ -318,6 +318,30 @@ def test_sweep_rejects_bad_workers_before_anything_runs(tmp_path, workers, exc, 
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_sweep_workers_die_with_a_killed_sweeping_process(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        "from noisyloss import experiments as E\n"
+        "if __name__ == '__main__':\n"
+        "    E.sweep(E.grid(['ce', 'mae'], ['sym:0.4'], [0], dataset='digits', epochs=1000, batch_size=64,\n"
+        f"            augment=False), {str(tmp_path / 'r.jsonl')!r}, device='cpu', progress=False, workers=2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "r.jsonl.claims").glob("*.lock"))) < 2:  # both runs claimed: training
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the workers did not start training"
+            time.sleep(0.1)
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 2  # the workers (and a fork server)
+    finally:
+        proc.kill()
+        proc.wait()
+    gone, alive = psutil.wait_procs(descendants, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
+
+
 def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs(monkeypatch, one_thread):
     from noisyloss.experiments import runner as R
 

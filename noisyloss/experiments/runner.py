@@ -2,7 +2,6 @@
 (:func:`sweep`), each record with its provenance (device, versions, git commit, date)."""
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import datetime as _dt
 import functools
@@ -10,7 +9,7 @@ import hashlib
 import multiprocessing
 import os
 import platform
-import signal
+import select
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ from ..data import ASYM_PAIRS, ImageData, load_dataset
 from ..metrics import ece
 from ..models import make_model
 from ..noise import corrupt, make_transition
-from ..runtime import adapting_threads, default_device, usable_cpus
+from ..runtime import adapting_threads, configure_threads, default_device, usable_cpus
 from ..train import NoisyLabels, fit
 from .config import ConfigError, RunConfig
 from .store import RecordsStore
@@ -237,23 +236,49 @@ def _sweep_worker(path: Path, cfg: RunConfig, device: torch.device, train_labels
     return claimed, record, [(str(w.message), w.category) for w in caught]
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.1)
+def _exit_with(sweeper: int) -> None:
+    """Exit this process as soon as the process ``sweeper`` is gone (Linux: woken by a pidfd at once;
+    elsewhere within 0.1 s)."""
+    try:
+        select.select([os.pidfd_open(sweeper)], [], [])
+    except (AttributeError, OSError):  # no pidfd here, or the process is gone already
+        while _alive(sweeper):
+            time.sleep(0.1)
     os._exit(1)
 
 
-def _start_worker(threads: int, parent: int) -> None:
-    """Set up a sweep worker process: the sweeping process's CPU threads, and death with that process
-    when it is killed (on Linux at once, elsewhere within 0.1 s), so that no orphan trains on and its
-    claim is released with it."""
-    torch.set_num_threads(threads)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _start_worker(threads: Optional[int], sweeper: int) -> None:
+    """Set up a sweep worker process: its CPU threads (``None``: following the load, as
+    :func:`~noisyloss.runtime.configure_threads` sets them), and death with the sweeping process, so
+    that no orphan trains on when it is killed and its claim is released with it."""
+    if threads is None:
+        configure_threads()
     else:
-        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # killed before that was in place
-        os._exit(1)
+        torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with, args=(sweeper,), daemon=True).start()
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """How workers start: forked by a fork server that imported torch and what training imports on its
+    first step (``torch._dynamo``, through ``torch.optim``) once, so that every sweep after the first
+    starts its workers in a fraction of a second, not seconds of imports; where there is no fork
+    server (Windows), spawned.  Never forked from this process: torch's thread pools do not survive
+    a fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torch._dynamo", __name__])
+    return context
 
 
 def _main_runs_again() -> bool:
@@ -268,8 +293,8 @@ def _main_runs_again() -> bool:
 
 
 def _worker_threads() -> int:
-    """A sweep worker's CPU threads: this process's, or one where they follow the load (two workers
-    on two CPUs are each other's busy neighbour)."""
+    """A sweep worker's CPU threads, to count the workers: this process's, or one where they follow
+    the load (two workers on two CPUs are each other's busy neighbour; the last one left takes two)."""
     return 1 if adapting_threads() else torch.get_num_threads()
 
 
@@ -286,10 +311,10 @@ def _sweep_workers(workers: Optional[int], device: torch.device, pending: int) -
 def _sweep_parallel(todo: List[RunConfig], path: Path, device: torch.device,
                     labels_of: Callable[[RunConfig], Optional[Tensor]], workers: int, progress: bool,
                     callback: Optional[Callable[[RunConfig, Dict[str, Any]], None]]) -> None:
-    """Train ``todo`` as :func:`sweep` does, in ``workers`` spawned processes (not forked: torch's
-    thread pools do not survive a fork)."""
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(_worker_threads(), os.getpid()))
+    """Train ``todo`` as :func:`sweep` does, in ``workers`` processes (:func:`_worker_context`)."""
+    threads = None if adapting_threads() else torch.get_num_threads()
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
+                               initargs=(threads, os.getpid()))
     bar = tqdm(total=len(todo), desc=f"runs ({workers} processes)", disable=not progress)
     try:
         for wait in (False, True):  # then wait for the runs claimed elsewhere, or train what they left
@@ -341,15 +366,16 @@ def sweep(
     the end, wait for the runs still being trained elsewhere (or train them, if their process died).
     A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.
 
-    ``workers`` processes train the runs at once, each with this process's torch threads (one where
-    they follow the load, see :func:`~noisyloss.runtime.configure_threads`) and through the same
-    claims (``1``: all in this process).  ``None`` picks, on a CPU, the usable CPUs over a worker's
-    threads (two on a 2-CPU machine), on CUDA one; no more than the runs to train, and none for a single run (a worker
-    starts in seconds: it imports torch and loads the data).  Workers are spawned processes, which
-    run the program's script again (``python train.py``, ``python -m train``, not a notebook or
-    ``python -m noisyloss``): there ``None`` means one, and more need the script's code behind
-    ``if __name__ == "__main__":``.  A worker's records equal this process's (same seed and
-    threads); its warnings are raised here, and its exception as a ``RuntimeError``
+    ``workers`` processes train the runs at once, each with this process's torch threads (or, where
+    they follow the load, threads that follow it too: see :func:`~noisyloss.runtime.configure_threads`)
+    and through the same claims (``1``: all in this process).  ``None`` picks, on a CPU, the usable
+    CPUs over a worker's threads (two on a 2-CPU machine), on CUDA one; no more than the runs to
+    train, and none for a single run.  Workers start from a fork server that imports torch once (the
+    first sweep of a process waits seconds for it, later ones do not), or are spawned where there is
+    none (Windows); either runs the program's script again (``python train.py``, ``python -m
+    train``, not a notebook or ``python -m noisyloss``): there ``None`` means one, and more need the
+    script's code behind ``if __name__ == "__main__":``.  A worker's records equal this process's
+    (same seed and threads); its warnings are raised here, and its exception as a ``RuntimeError``
     naming the run (its claim released, the runs already trained recorded).
 
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
