@@ -342,6 +342,24 @@ def test_sweep_workers_die_with_a_killed_sweeping_process(tmp_path):
     assert not alive, [p.cmdline() for p in alive]
 
 
+def test_prepare_workers_starts_the_fork_server_that_a_sweep_then_uses(tmp_path, one_thread, monkeypatch):
+    psutil = pytest.importorskip("psutil")
+    from noisyloss.experiments import runner as R
+
+    def servers():
+        return [p.pid for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+
+    monkeypatch.setattr(R, "usable_cpus", lambda: 1)
+    assert not E.prepare_workers("cpu")  # one CPU: no workers, no server
+    monkeypatch.setattr(R, "usable_cpus", lambda: 2)
+    assert not E.prepare_workers("cuda")  # one process per device
+    assert E.prepare_workers("cpu") and len(servers()) == 1
+    started = servers()
+    records = E.sweep(E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST), tmp_path / "r.jsonl", device="cpu",
+                      progress=False)
+    assert len(records) == 2 and servers() == started  # the workers came from the server already running
+
+
 def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs(monkeypatch, one_thread):
     from noisyloss.experiments import runner as R
 

@@ -16,7 +16,7 @@ Every public name is importable from ``noisyloss.experiments`` itself.
 True
 """
 from .config import DEFAULT_LR, ConfigError, RunConfig, grid
-from .runner import RunResult, labels_digest, make_labels, provenance, run, sweep
+from .runner import RunResult, labels_digest, make_labels, prepare_workers, provenance, run, sweep
 from .store import RecordsStore, load_records, record_key, save_record
 from .tables import record_noise, seed_stats, seed_table, summary_table
 
@@ -29,6 +29,7 @@ __all__ = [
     "labels_digest",
     "run",
     "sweep",
+    "prepare_workers",
     "grid",
     "RecordsStore",
     "record_key",

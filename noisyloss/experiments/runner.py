@@ -35,7 +35,7 @@ from ..train import NoisyLabels, fit
 from .config import ConfigError, RunConfig
 from .store import RecordsStore
 
-__all__ = ["RunResult", "make_labels", "labels_digest", "provenance", "run", "sweep"]
+__all__ = ["RunResult", "make_labels", "labels_digest", "provenance", "run", "sweep", "prepare_workers"]
 
 
 @dataclass
@@ -279,6 +279,21 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch", "torch._dynamo", __name__])
     return context
+
+
+def prepare_workers(device: Union[str, torch.device, None] = None) -> bool:
+    """Start, in the background, the fork server that :func:`sweep`'s workers start from, where a sweep
+    on ``device`` would use workers (a CPU with CPUs to spare, a fork server on this system).  It
+    imports torch for seconds; started early (``book.setup(sweeps=True)``), that overlaps the first
+    cells of a page instead of delaying its first sweep.  Returns whether it started (or found) one."""
+    device = default_device() if device is None else torch.device(device)
+    if "forkserver" not in multiprocessing.get_all_start_methods() or _sweep_workers(None, device, 2) < 2:
+        return False
+    _worker_context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return True
 
 
 def _main_runs_again() -> bool:
