@@ -1,7 +1,9 @@
 r"""Training loop with on-device augmentation and per-epoch measurements of memorisation.
 
 One code path for CPU and CUDA: on CUDA the forward pass runs under bf16 autocast with
-``channels_last`` tensors; on CPU everything is float32 and, given the seed, deterministic.
+``channels_last`` tensors; on CPU everything is float32 and, given the seed and the number of CPU
+threads, deterministic (threads that follow the load, see :func:`noisyloss.runtime.configure_threads`,
+can change the last bits of a result).
 The optimiser is SGD with Nesterov momentum and a triangular learning-rate schedule (linear warm-up
 over the first 20 % of the steps, then linear decay to zero), as in fast CIFAR-10 training recipes.
 
