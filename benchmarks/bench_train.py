@@ -69,10 +69,10 @@ def eager(model: nn.Module, loss: nn.Module) -> Callable[[Tensor, Tensor], Tenso
     return lambda x, y: loss(model(x), y)
 
 
-def seconds(fn: Callable[[], None], min_run_time: float, threads: Optional[int] = None) -> float:
+def seconds(fn: Callable[[], None], min_run_time: float) -> float:
     """Median seconds of one call of ``fn`` (CUDA synchronised by the timer)."""
     fn()  # warm-up
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads or torch.get_num_threads())
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
@@ -139,7 +139,7 @@ def contention_table(window: float, rounds: int) -> None:
     """The digits-MLP step with fixed threads and with ``setup()``'s threads, which follow the load
     (the step calls ``runtime.balance_threads()``, as ``train.fit`` does), alone and beside a busy
     process started just before the measurement."""
-    adapting = runtime.configure_threads() and runtime.adapting_threads()
+    runtime.configure_threads()
     digits = load_dataset("digits")
     torch.manual_seed(0)
     model = make_model("mlp", 10, 1, 8)
@@ -155,7 +155,7 @@ def contention_table(window: float, rounds: int) -> None:
         return mean_step_seconds(lambda: (step(), runtime.balance_threads()), window)
 
     settings = {f"torch default ({DEFAULT_THREADS})": fixed(DEFAULT_THREADS), "one thread": fixed(1)}
-    if adapting:
+    if runtime.adapting_threads():
         settings["setup(): by load"] = by_load
     else:
         settings[f"setup() ({torch.get_num_threads()})"] = fixed(torch.get_num_threads())

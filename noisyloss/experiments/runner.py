@@ -287,9 +287,8 @@ def prepare_workers(device: Union[str, torch.device, None] = None) -> bool:
     imports torch for seconds; started early (``book.setup(sweeps=True)``), that overlaps the first
     cells of a page instead of delaying its first sweep.  Returns whether it started (or found) one."""
     device = default_device() if device is None else torch.device(device)
-    if "forkserver" not in multiprocessing.get_all_start_methods() or _sweep_workers(None, device, 2) < 2:
+    if _sweep_workers(None, device, 2) < 2 or _worker_context().get_start_method() != "forkserver":
         return False
-    _worker_context()
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
