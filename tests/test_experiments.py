@@ -259,11 +259,12 @@ def test_sweep_calls_back_per_epoch_and_skips_saved_runs(tmp_path):
 
 @pytest.fixture
 def one_thread():
-    """One torch thread in this process (as runtime.setup() sets on a 2-CPU machine), restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """One fixed torch thread in this process, not following the load even if an earlier test left
+    runtime.configure_threads()'s adapting threads on; restored after."""
+    from noisyloss import runtime
+
+    with runtime.fixed_threads(1):
+        yield
 
 
 def test_sweep_in_worker_processes_records_what_one_process_records(tmp_path, one_thread):

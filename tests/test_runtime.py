@@ -12,12 +12,8 @@ from noisyloss import runtime
 
 
 @pytest.fixture(autouse=True)
-def restore_threads(monkeypatch):
+def no_thread_override(monkeypatch):  # the threads themselves are restored by conftest.py
     monkeypatch.delenv("NOISYLOSS_THREADS", raising=False)
-    before, balance = torch.get_num_threads(), runtime._balance
-    yield
-    torch.set_num_threads(before)
-    runtime._balance = balance
 
 
 def test_environment_sets_the_threads(monkeypatch):
