@@ -118,3 +118,12 @@ def test_the_experiment_chapters_start_first():
     order = [d for d, _ in parallel_execution._to_execute(app, docnames)]
     assert order[:3] == ["book/10_cifar10n", "book/09_underfitting", "book/09_noisy_cifar"]  # the longest first
     assert len(order) == len(docnames) - 2  # the notebooks only
+
+
+@pytest.mark.parametrize("jobs, reuse, message", [
+    (-1, False, "noisyloss_execution_jobs must be an int >= 0"), (1.5, False, "noisyloss_execution_jobs"),
+    (True, False, "noisyloss_execution_jobs"), (2, "yes", "noisyloss_reuse_executed must be true or false")])
+def test_a_bad_setting_stops_the_build_and_names_itself(jobs, reuse, message):
+    with pytest.raises(ValueError, match=message):
+        parallel_execution.check_config(None, SimpleNamespace(noisyloss_execution_jobs=jobs, noisyloss_reuse_executed=reuse))
+    parallel_execution.check_config(None, SimpleNamespace(noisyloss_execution_jobs=0, noisyloss_reuse_executed=False))

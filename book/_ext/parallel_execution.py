@@ -28,7 +28,6 @@ book's experiment chapters, the longest, come last.
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import subprocess
@@ -36,8 +35,8 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import nullcontext, suppress
-from pathlib import Path
+from contextlib import nullcontext
+from pathlib import Path, PurePosixPath
 from typing import List, Optional, Tuple
 
 import nbformat
@@ -66,12 +65,14 @@ def execute(path: str, cwd: Optional[str], timeout: Optional[int], allow_errors:
 
 def _execute_in_subprocess(path: str, cwd: Optional[str], timeout: Optional[int], allow_errors: bool):
     """:func:`execute` in a fresh Python process (one kernel client per process); returns as it does."""
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         proc = subprocess.run([sys.executable, __file__, path, json.dumps([cwd, timeout, allow_errors]), str(out)],
                               capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
-            return None, 0.0, f"the executing process exited with status {proc.returncode}:\n{proc.stderr[-4000:]}"
+            return (None, time.perf_counter() - start,
+                    f"the executing process exited with status {proc.returncode}:\n{proc.stderr[-4000:]}")
         result = json.loads(out.read_text(encoding="utf8"))
     return nbformat.from_dict(result["nb"]), result["seconds"], result["error"]
 
@@ -84,8 +85,8 @@ def _to_execute(app, docnames: List[str]) -> List[Tuple[str, Path]]:
         path = Path(app.env.doc2path(docname))
         if path.suffix != ".ipynb":
             continue
-        if any(fnmatch.fnmatch(str(path), pattern) for pattern in config.execution_excludepatterns):
-            continue
+        if any(PurePosixPath(path.as_posix()).match(pattern) for pattern in config.execution_excludepatterns):
+            continue  # excluded from execution, as myst-nb decides it
         nb = nbformat.read(path, as_version=4)
         if nb.metadata.get("mystnb", {}).get("execution_mode", config.execution_mode) != "cache":
             continue
@@ -136,9 +137,18 @@ def pre_execute(app, env, docnames: List[str]) -> None:
     LOGGER.info(f"executed {len(todo)} notebooks in {time.perf_counter() - start:.1f} s [parallel_execution]")
 
 
+def check_config(app, config) -> None:
+    jobs = config.noisyloss_execution_jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"noisyloss_execution_jobs must be an int >= 0 (0: two on two usable CPUs, else one), got {jobs!r}")
+    if not isinstance(config.noisyloss_reuse_executed, bool):
+        raise ValueError(f"noisyloss_reuse_executed must be true or false, got {config.noisyloss_reuse_executed!r}")
+
+
 def setup(app):
     app.add_config_value("noisyloss_execution_jobs", 0, "env", [int])
     app.add_config_value("noisyloss_reuse_executed", False, "env", [bool])
+    app.connect("config-inited", check_config)
     app.connect("env-before-read-docs", pre_execute)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
