@@ -127,3 +127,18 @@ def test_a_bad_setting_stops_the_build_and_names_itself(jobs, reuse, message):
     with pytest.raises(ValueError, match=message):
         parallel_execution.check_config(None, SimpleNamespace(noisyloss_execution_jobs=jobs, noisyloss_reuse_executed=reuse))
     parallel_execution.check_config(None, SimpleNamespace(noisyloss_execution_jobs=0, noisyloss_reuse_executed=False))
+
+
+def test_the_book_builds_through_the_extension_and_pages_can_switch_to_reuse():
+    import re
+
+    import yaml
+
+    text = (ROOT / "_config.yml").read_text()
+    config = yaml.safe_load(text)
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert config["sphinx"]["local_extensions"]["parallel_execution"] == "book/_ext"
+    assert config["sphinx"]["config"]["noisyloss_reuse_executed"] is False  # README's build executes everything
+    workflow = (ROOT / ".github" / "workflows" / "pages.yml").read_text()
+    pattern = re.search(r"sed 's/(\^[^/]+\$)/", workflow).group(1)  # the line the Pages workflow rewrites
+    assert len(re.findall(pattern, text, flags=re.M)) == 1
