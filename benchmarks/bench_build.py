@@ -54,7 +54,10 @@ def execute_all(paths, jobs: int, timeout: int = 300):
             each = dict(pool.map(one, order))
         return time.perf_counter() - start, busy_seconds() - cpu0, each
     finally:
-        os.environ.pop("TMPDIR") if saved is None else os.environ.__setitem__("TMPDIR", saved)
+        if saved is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved
         shutil.rmtree(tmp, ignore_errors=True)
 
 

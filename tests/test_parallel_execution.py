@@ -115,7 +115,7 @@ def test_the_experiment_chapters_start_first():
     app = SimpleNamespace(env=SimpleNamespace(
         doc2path=lambda d: ROOT / (d + (".ipynb" if (ROOT / (d + ".ipynb")).exists() else ".md")),
         mystnb_config=SimpleNamespace(execution_excludepatterns=[], execution_mode="cache")))
-    order = [d for d, _ in parallel_execution._to_execute(app, docnames)]
+    order = [d for d, _, _ in parallel_execution._to_execute(app, docnames)]
     assert order[:3] == ["book/10_cifar10n", "book/09_underfitting", "book/09_noisy_cifar"]  # the longest first
     assert len(order) == len(docnames) - 2  # the notebooks only
 

@@ -77,8 +77,9 @@ def _execute_in_subprocess(path: str, cwd: Optional[str], timeout: Optional[int]
     return nbformat.from_dict(result["nb"]), result["seconds"], result["error"]
 
 
-def _to_execute(app, docnames: List[str]) -> List[Tuple[str, Path]]:
-    """The notebooks among ``docnames`` that myst-nb would execute, in the order they should start."""
+def _to_execute(app, docnames: List[str]) -> List[Tuple[str, Path, nbformat.NotebookNode]]:
+    """The notebooks among ``docnames`` that myst-nb would execute, as ``(docname, path, notebook)``, in
+    the order they should start."""
     config = app.env.mystnb_config
     found = []
     for docname in docnames:
@@ -90,8 +91,8 @@ def _to_execute(app, docnames: List[str]) -> List[Tuple[str, Path]]:
         nb = nbformat.read(path, as_version=4)
         if nb.metadata.get("mystnb", {}).get("execution_mode", config.execution_mode) != "cache":
             continue
-        found.append((docname, path))
-    return sorted(found, reverse=True)
+        found.append((docname, path, nb))
+    return sorted(found, key=lambda item: item[0], reverse=True)
 
 
 def pre_execute(app, env, docnames: List[str]) -> None:
@@ -99,11 +100,11 @@ def pre_execute(app, env, docnames: List[str]) -> None:
     if config.execution_mode != "cache":
         return
     from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
 
     cache = get_cache(config.execution_cache_path)
     todo = []
-    for docname, path in _to_execute(app, docnames):
-        nb = nbformat.read(path, as_version=4)
+    for docname, path, nb in _to_execute(app, docnames):
         try:
             record = cache.match_cache_notebook(nb)
         except KeyError:
@@ -129,8 +130,6 @@ def pre_execute(app, env, docnames: List[str]) -> None:
                 LOGGER.info(f"{docname}: execution failed after {seconds:.1f} s; myst-nb executes it again while "
                             f"reading it and reports the error [parallel_execution]")
                 continue
-            from jupyter_cache.base import CacheBundleIn
-
             cache.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}),
                                         check_validity=False, overwrite=True)
             LOGGER.info(f"{docname}: executed in {seconds:.2f} s ({jobs} at a time) [parallel_execution]")
