@@ -109,7 +109,8 @@ def check_logits_target(logits: object, target: object, num_classes: Optional[in
     """Check a classification loss's inputs; return ``target`` as int64.
 
     ``logits``: ``(N, C)`` floating tensor with ``C >= 2`` (``C == num_classes`` when that is given:
-    a loss built for ``num_classes`` classes); ``target``: ``(N,)`` integer tensor on the same device.  The values of ``target`` are checked against ``[0, C)`` only on CPU and outside
+    a loss built for ``num_classes`` classes); ``target``: ``(N,)`` integer tensor on the same device.
+    The values of ``target`` are checked against ``[0, C)`` only on CPU and outside
     :func:`torch.compile`: that check reads the tensor on the host, which would sync a CUDA stream
     and break a compiled graph.  On CUDA an out-of-range target trips the device-side assert of
     ``gather``, as in ``F.cross_entropy``.

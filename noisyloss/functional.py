@@ -80,8 +80,9 @@ def clamp_logits(logits: Tensor) -> Tensor:
     r"""The logits every loss computes with: half precision (bfloat16, float16) upcast to float32,
     then clamped to :math:`\pm\sqrt{\text{largest float}}` of that dtype (float32: ±1.8e19).
 
-    Then :math:`|\log p_k| \le 2\sqrt{\max} + \log C`, so a loss value times any weight below
-    :math:`\sqrt{\max}/2`, and its sum over batches or classes smaller than that, stay finite.  A
+    Then :math:`|\log p_k| \le 2\sqrt{\max} + \log C` (float32: 3.7e19), so a loss value stays
+    finite times any weight, and summed over any batch or set of classes, below
+    :math:`\sqrt{\max}/4` (float32: 4.6e18).  A
     larger or infinite logit counts as the bound, with zero gradient.  No float32 probability
     changes (every :math:`p_k` that rounds to 0 or 1 still does); a log-probability below about
     :math:`-2\sqrt{\max}` does, which only a loss weighing :math:`\log p_y` by a tiny factor

@@ -2,6 +2,7 @@
 presets of one's own (register_loss, register_preset); the argument checks they share."""
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
@@ -101,7 +102,8 @@ def test_a_registered_loss_is_a_spec_everywhere(registry):
     assert R.canonical_spec("scaled:scale=2.0") == "scaled:scale=2"
     z, y = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), torch.arange(6) % 4
     torch.testing.assert_close(R.make_loss("half_ce:weight=0.25")(z, y), 0.25 * NF.cross_entropy(z, y))
-    torch.testing.assert_close(R.make_loss("scaled:scale=3", reduction="sum")(z, y), 3 * NF.mae(z, y, reduction="sum"))
+    torch.testing.assert_close(R.make_loss("scaled:scale=3", reduction="sum")(z, y),
+                               3 * NF.mae(z, y, reduction="sum"))
     torch.testing.assert_close(R.functional_loss("half_ce")(z, y, reduction="none"),
                                0.5 * NF.cross_entropy(z, y, reduction="none"))
     with pytest.raises(ValueError, match="stateful or has no functional form"):
@@ -172,8 +174,10 @@ def test_functional_loss_builds_no_module(monkeypatch):
 
 @pytest.mark.parametrize("name", ["rce", "sce", "nce_rce"])
 def test_A_code_is_the_reference_codes_clamp(name):
-    z, y = 2 * torch.randn(32, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), torch.arange(32) % 10
-    code, number = R.make_loss(f"{name}:A=code", reduction="none"), R.make_loss(f"{name}:A={math.log(1e-4)!r}", reduction="none")
+    z = 2 * torch.randn(32, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(32) % 10
+    code = R.make_loss(f"{name}:A=code", reduction="none")
+    number = R.make_loss(f"{name}:A={math.log(1e-4)!r}", reduction="none")
     assert code.A == NF.REFERENCE_CODE_A == math.log(1e-4)
     assert torch.equal(code(z, y), number(z, y))
     if name == "rce":
@@ -187,7 +191,8 @@ def test_A_code_is_the_reference_codes_clamp(name):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("call_, exc, match", [
     (lambda: _checks.check_bool("hard", 1), TypeError, "hard must be a bool, got int"),
-    (lambda: _checks.check_choice("base", 3, ("ce", "mae")), TypeError, r"base must be one of \('ce', 'mae'\), got int"),
+    (lambda: _checks.check_choice("base", 3, ("ce", "mae")), TypeError,
+     r"base must be one of \('ce', 'mae'\), got int"),
     (lambda: _checks.check_choice("base", "x", ("ce", "mae")), ValueError, r"got 'x'"),
     (lambda: _checks.check_reduction(None), TypeError, "reduction must be one of"),
     (lambda: _checks.check_reduction("avg"), ValueError, "reduction must be one of"),
@@ -209,3 +214,8 @@ def test_checks_return_what_they_accept():
     assert _checks.check_name("name", "cifar10-n.v2_a") == "cifar10-n.v2_a"
     assert _checks.check_subclass("cls", L.GCELoss, torch.nn.Module) is L.GCELoss
     assert _checks.check_callable("f", len) is len
+
+
+def test_docstring_examples():
+    result = doctest.testmod(R)
+    assert result.failed == 0 and result.attempted > 0
