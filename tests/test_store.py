@@ -101,8 +101,10 @@ def test_only_invalid_lines_are_moved_aside_and_the_others_stay_as_they_were(tmp
     bad = first if bad is None else bad
     last = json.dumps(_foreign()).encode()
     path.write_bytes(first + b"\n" + bad + b"\n" + last)  # no final newline
+    before = _state(path)
     with pytest.warns(RuntimeWarning, match=f"line 2: {why}.* skipped"):
         assert len(E.load_records(path)) == 2
+    assert _state(path) == before  # load_records only reads
     store = E.RecordsStore(path)
     with pytest.warns(RuntimeWarning, match=f"line 2: {why}.*moved to .*records.jsonl.rejected"):
         assert len(store.records()) == 2
