@@ -161,6 +161,27 @@ def _latex_text(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
 
 
+def _csv(table: List[List[Any]]) -> str:
+    """CSV of the values as they are (numbers in full precision, ``None`` empty)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(table)
+    return out.getvalue().rstrip("\n")
+
+
+def _markdown(table: List[List[str]]) -> str:
+    """A GitHub table: the head, a rule, the rows."""
+    lines = ["| " + " | ".join(c.replace("|", r"\|") for c in row) + " |" for row in table]
+    return "\n".join([lines[0], "|" + "---|" * len(table[0]), *lines[1:]])
+
+
+def _latex(table: List[List[str]], left: int) -> str:
+    """A LaTeX ``tabular`` of cells already escaped: the first ``left`` columns left-aligned, the
+    numbers right-aligned, a rule under the head."""
+    head, *rows = [" & ".join(row) + r" \\" for row in table]
+    columns = "l" * left + "r" * (len(table[0]) - left)
+    return "\n".join([rf"\begin{{tabular}}{{{columns}}}", head, r"\hline", *rows, r"\end{tabular}"])
+
+
 def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",), fmt: str = "text") -> str:
     r"""Mean ± std over seeds, one row per run (records grouped by canonical run key): its config
     fields (``dataset``, ``model``, ``noise``, ``loss``, ``epochs``, and any other field that differs
@@ -184,25 +205,17 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
     rows = [([f.get(k) for k in shown], len(g), sum(map(_diverged, g)), [_stats(g, m) for m in metrics])
             for f, g in zip(fields, groups)]
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*shown, "n", "diverged", *(f"{m}_{s}" for m in metrics for s in ("mean", "std", "n"))])
-        for values, n, diverged, stats in rows:
-            writer.writerow([*values, n, diverged, *(v for s in stats for v in (s or ("", "", 0)))])
-        return out.getvalue().rstrip("\n")
+        head = [*shown, "n", "diverged", *(f"{m}_{s}" for m in metrics for s in ("mean", "std", "n"))]
+        return _csv([head] + [[*values, n, diverged, *(v for s in stats for v in (s or ("", "", 0)))]
+                              for values, n, diverged, stats in rows])
     escape, pm = (_latex_text, r" $\pm$ ") if fmt == "latex" else (str, " ± ")
     table = [[escape(c) for c in (*shown, "n", "diverged", *metrics)]]
     for values, n, diverged, stats in rows:
         table.append([escape("-" if v is None else str(v)) for v in values] + [str(n), str(diverged)]
                      + ["-" if s is None else f"{s[0]:.3f}{pm}{s[1]:.3f}" for s in stats])
-    if fmt == "text":
-        return _aligned(table)
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(c.replace("|", r"\|") for c in row) + " |" for row in table]
-        return "\n".join([lines[0], "|" + "---|" * len(table[0]), *lines[1:]])
-    body = [" & ".join(row) + r" \\" for row in table]
-    return "\n".join([r"\begin{tabular}{" + "l" * len(shown) + "r" * (len(table[0]) - len(shown)) + "}",
-                      body[0], r"\hline", *body[1:], r"\end{tabular}"])
+    if fmt == "latex":
+        return _latex(table, len(shown))
+    return _markdown(table) if fmt == "markdown" else _aligned(table)
 
 
 def to_dataframe(records: Sequence[Record]):
