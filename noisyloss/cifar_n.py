@@ -57,17 +57,21 @@ def read_labels(path: PathLike) -> Dict[str, Tensor]:
 
     The files are ``torch.save``'d dicts of numpy arrays (and, in CIFAR-100N, lists of ints). They are
     read with ``weights_only=True`` and only numpy's array reconstruction allowed, so loading a file
-    cannot run arbitrary pickled code.
+    cannot run arbitrary pickled code (``torch.serialization.safe_globals``: torch >= 2.5).
     """
     reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, wherever it lives
-    integer_dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)]
-    allowed = [np.ndarray, np.dtype, *integer_dtypes, reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct")]
+    integer_dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64,
+                                                  np.uint8, np.uint16, np.uint32, np.uint64)]
+    # files written with numpy 1.x name the function numpy.core.multiarray._reconstruct
+    allowed = torch.serialization.safe_globals(
+        [np.ndarray, np.dtype, *integer_dtypes, reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct")])
     try:
-        with torch.serialization.safe_globals(allowed):
+        with allowed:
             table = torch.load(path, weights_only=True)
     except Exception as err:  # torch.load raises many kinds (UnpicklingError, RuntimeError, ...)
         reason = " ".join(str(err).split())[:300]
-        raise DataError(f"{path}: not a CIFAR-N label file of integer numpy arrays ({type(err).__name__}: {reason})") from None
+        raise DataError(f"{path}: not a CIFAR-N label file of integer numpy arrays "
+                        f"({type(err).__name__}: {reason})") from None
     if not isinstance(table, dict):
         raise DataError(f"{path}: a CIFAR-N label file holds a dict, got {type(table).__name__}")
     labels = {str(key): np.asarray(value) for key, value in table.items()}
@@ -118,7 +122,8 @@ def noise_rate(clean: Tensor, noisy: Tensor) -> float:
 def _stack_annotations(annotations: Sequence[Tensor], at_least: int) -> Tensor:
     """K >= ``at_least`` annotators' label tensors of the same N images -> (K, N) int64."""
     if isinstance(annotations, Tensor) or not isinstance(annotations, Sequence):
-        raise TypeError(f"annotations must be a sequence of label tensors (one per annotator), got {type(annotations).__name__}")
+        raise TypeError("annotations must be a sequence of label tensors (one per annotator), "
+                        f"got {type(annotations).__name__}")
     if len(annotations) < at_least:
         raise ValueError(f"annotations must hold at least {at_least} label tensors, got {len(annotations)}")
     rows = [check_labels(f"annotations[{k}]", labels) for k, labels in enumerate(annotations)]
@@ -129,7 +134,11 @@ def _stack_annotations(annotations: Sequence[Tensor], at_least: int) -> Tensor:
 
 def agreement(annotations: Sequence[Tensor]) -> Tensor:
     """K annotators' labels of the same N images -> the (K,) float64 fractions of images that got 1,
-    2, …, K distinct labels (entry 0: all annotators agree)."""
+    2, …, K distinct labels (entry 0: all annotators agree).
+
+    >>> agreement([torch.tensor([0, 1, 2]), torch.tensor([0, 1, 0])]).tolist()  # image 2: two labels
+    [0.6666666666666666, 0.3333333333333333]
+    """
     labels = _stack_annotations(annotations, 2)
     ordered = labels.sort(dim=0).values
     distinct = 1 + (ordered[1:] != ordered[:-1]).sum(dim=0)
@@ -151,8 +160,9 @@ def worker_errors(side: SideInfo, annotations: Sequence[Tensor], clean: Tensor) 
                          f"{int(side.last[-1]) + 1} images, got shape {tuple(labels.shape)}")
     worker = side.workers.repeat_interleave(side.last - side.first + 1, dim=0).T  # (K, N): who labelled what
     ids, which = worker.reshape(-1).unique(return_inverse=True)
-    wrong = (labels != clean).reshape(-1).long()
-    return ids, torch.bincount(which, minlength=len(ids)), torch.bincount(which, wrong, minlength=len(ids)).long()
+    wrong = (labels != clean).reshape(-1)
+    errors = torch.bincount(which, weights=wrong.double(), minlength=len(ids)).long()
+    return ids, torch.bincount(which, minlength=len(ids)), errors
 
 
 def most_confused(clean: Tensor, noisy: Tensor, num_classes: int, k: int = 10) -> List[Tuple[int, int, int]]:
