@@ -1,5 +1,6 @@
 """noisyloss.cifar_n on the book's copy of the released CIFAR-N files (book/data) and on small
 hand-made inputs; the book's files are checked against their published checksums."""
+import doctest
 import hashlib
 import re
 import tomllib
@@ -155,3 +156,8 @@ def test_argument_errors():
         cifar_n.noise_rate(labels, torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="noisy"):
         cifar_n.most_confused(labels, torch.tensor([0, 5]), 3)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(cifar_n)
+    assert result.failed == 0 and result.attempted > 0
