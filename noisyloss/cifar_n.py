@@ -84,12 +84,14 @@ def read_labels(path: PathLike) -> Dict[str, Tensor]:
 
 
 class SideInfo(NamedTuple):
-    """One row per batch of consecutive images labelled together."""
+    """One row per batch of consecutive images labelled together: ``first`` and ``last`` (B,), the
+    indices of the batch's first and last image (inclusive); ``workers`` (B, K), the worker id of each
+    of its K annotators; ``seconds`` (B, K), the seconds each of them spent on the batch."""
 
-    first: Tensor  #: (B,) index of the batch's first image
-    last: Tensor  #: (B,) index of its last image (inclusive)
-    workers: Tensor  #: (B, K) worker id of each of the K annotators of the batch
-    seconds: Tensor  #: (B, K) seconds each annotator spent on the batch
+    first: Tensor
+    last: Tensor
+    workers: Tensor
+    seconds: Tensor
 
 
 def read_side_info(path: PathLike) -> SideInfo:
