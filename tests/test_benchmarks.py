@@ -21,12 +21,11 @@ def test_bench_losses_prints_a_row_per_loss(capsys):
     assert "C=3: F.cross_entropy fwd+bwd" in out
 
 
-def test_bench_train_prints_the_loss_share_and_contention_tables(capsys):
+def test_bench_train_prints_the_loss_share_table(capsys):
     bench = _load("bench_train")
     bench.main(["--quick"])
     out = capsys.readouterr().out
     assert "[1] loss share of a training step: digits MLP" in out
-    assert "[2] contention" in out and "busy/alone" in out and ("MET" in out or "MISSED" in out)
     assert [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in ("ce", "gce")][:2] == \
         ["ce", "gce"]
 
