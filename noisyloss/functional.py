@@ -10,10 +10,20 @@ Every loss follows :mod:`torch.nn.functional` conventions::
 * ``reduction``: ``"mean"`` | ``"sum"`` | ``"none"`` (per-sample losses, shape ``(N,)``).
 
 Each loss reads the same way: validate the arguments, take ``F.log_softmax`` of the logits, gather
-:math:`\log p_y` at the target, apply the formula, reduce.  Working with :math:`\log p` rather
-than :math:`p` keeps every loss exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is
-``-expm1(q log p)``, :math:`\log(1 - p)` is a ``logsumexp`` over the other classes, so no loss
-produces NaN or Inf for finite logits, even at ``|logit| ~ 1e4``.
+:math:`\log p_y` at the target, apply the formula, reduce.  A loss with parameters checks them
+with its ``<name>_params`` function, defined just above it; the loss's Module
+(:class:`noisyloss.losses.FunctionalLoss`) runs the same check when it is built.
+
+**Exact at the extremes.** Working with :math:`\log p` rather than :math:`p` keeps every loss
+exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is ``-expm1(q log p)``,
+:math:`\log(1 - p)` is a ``logsumexp`` over the other classes.  The logits enter through
+:func:`clamp_logits`, which bounds them by :math:`\pm\sqrt{\max}` of the computation dtype
+(float32, and so bfloat16 and float16: ±1.8e19), far beyond any logit that changes a float32
+probability.  Hence no loss gives NaN or Inf, in its value or its gradient, for any logits but NaN:
+finite logits up to ±3.4e38 and ±inf included.  Beyond the bound a logit counts as the bound, with
+zero gradient.  Where a formula's exact value is infinite, the loss returns the finite value at the
+bound: label smoothing with a −inf logit (:math:`-\frac{\varepsilon}{C}\log 0`) is about
+:math:`\frac{\varepsilon}{C}\,1.8\cdot 10^{19}`.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
@@ -32,15 +42,18 @@ assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_generator, check_logits_target, check_param, check_reduction
+from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
+                      check_reduction)
 
 __all__ = [
+    "REFERENCE_CODE_A",
+    "GCE_MIN_Q",
     "cross_entropy",
     "mae",
     "gce",
@@ -53,14 +66,31 @@ __all__ = [
     "peer",
     "negative_learning",
     "reduce_loss",
+    "clamp_logits",
 ]
 
 PEER_BASES = ("ce", "mae")
+#: ``A = "code"``: the value the SCE and APL authors' code gives :math:`\log 0` by clamping the one-hot at 1e-4
+REFERENCE_CODE_A = math.log(1e-4)
+#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, within :func:`clamp_logits`'s bound
+GCE_MIN_Q = 1e-19
 
 
-def _float(logits: Tensor) -> Tensor:
-    """Half precision (bfloat16, float16) upcast to float32; float32 and float64 unchanged."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+def clamp_logits(logits: Tensor) -> Tensor:
+    r"""The logits every loss computes with: half precision (bfloat16, float16) upcast to float32,
+    then clamped to :math:`\pm\sqrt{\text{largest float}}` of that dtype (float32: ±1.8e19).
+
+    Then :math:`|\log p_k| \le 2\sqrt{\max} + \log C` (float32: 3.7e19), so a loss value stays
+    finite times any weight, and summed over any batch or set of classes, below
+    :math:`\sqrt{\max}/4` (float32: 4.6e18).  A
+    larger or infinite logit counts as the bound, with zero gradient.  No float32 probability
+    changes (every :math:`p_k` that rounds to 0 or 1 still does); a log-probability below about
+    :math:`-2\sqrt{\max}` does, which only a loss weighing :math:`\log p_y` by a tiny factor
+    notices (GCE at ``q`` near :data:`GCE_MIN_Q`).
+    """
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    bound = math.sqrt(torch.finfo(z.dtype).max)
+    return z.clamp(-bound, bound)
 
 
 def _gather(log_p: Tensor, index: Tensor) -> Tensor:
@@ -82,6 +112,11 @@ def _device_of(generator: Optional[torch.Generator], logits: Tensor) -> torch.de
     return logits.device if generator is None else generator.device
 
 
+def cross_entropy_params(label_smoothing: float) -> Tuple[float]:
+    """:func:`cross_entropy`'s parameters, checked (its Module checks them with this at construction)."""
+    return (check_param("label_smoothing", label_smoothing, low=0.0, high=1.0),)
+
+
 def cross_entropy(
     logits: Tensor, target: Tensor, *, label_smoothing: float = 0.0, reduction: str = "mean"
 ) -> Tensor:
@@ -98,10 +133,10 @@ def cross_entropy(
         >>> cross_entropy(z, y), cross_entropy(z, y, label_smoothing=0.3)  # ln 2 and 1.2 ln 2
         (tensor(0.6931), tensor(0.8318))
     """
-    eps = check_param("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    (eps,) = cross_entropy_params(label_smoothing)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    return F.cross_entropy(_float(logits), target, label_smoothing=eps, reduction=reduction)
+    return F.cross_entropy(clamp_logits(logits), target, label_smoothing=eps, reduction=reduction)
 
 
 def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
@@ -118,8 +153,14 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-torch.expm1(log_py), reduction)
+
+
+def gce_params(q: float, k: Optional[float]) -> Tuple[float, Optional[float]]:
+    """:func:`gce`'s parameters, checked."""
+    q = check_param("q", q, low=GCE_MIN_Q, high=1.0)
+    return q, None if k is None else check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def gce(
@@ -134,7 +175,9 @@ def gce(
     hence no gradient.
 
     Args:
-        q: in :math:`(0, 1]`.
+        q: in :math:`[10^{-19}, 1]` (:data:`GCE_MIN_Q`): the value is at most :math:`1/q`, so a
+            smaller ``q`` could overflow float32 sums (at ``q = 1e-50``, ``1/q`` itself does); below
+            about ``1e-7`` GCE already equals CE to float32 precision.
         k: ``None`` or the truncation threshold in :math:`(0, 1)`.
 
     Example:
@@ -144,19 +187,25 @@ def gce(
         >>> gce(z, y, q=0.5, k=0.3, reduction="none")  # p_y = 0.2 <= k: (1 - sqrt(0.3)) / 0.5
         tensor([0.5858, 0.9046])
     """
-    q = check_param("q", q, low=0.0, high=1.0, low_open=True)
-    if k is not None:
-        k = check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
+    q, k = gce_params(q, k)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     loss = -torch.expm1(q * log_py) / q
     if k is not None:
         loss = torch.where(log_py <= math.log(k), -math.expm1(q * math.log(k)) / q, loss)
     return reduce_loss(loss, reduction)
 
 
-def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "mean") -> Tensor:
+def rce_params(A: Union[float, str]) -> Tuple[float]:
+    """:func:`rce`'s parameter, checked: a negative number, or ``"code"`` for :data:`REFERENCE_CODE_A`."""
+    if isinstance(A, str):
+        check_choice("A", A, ("code",))
+        return (REFERENCE_CODE_A,)
+    return (check_param("A", A, high=0.0, high_open=True),)
+
+
+def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reduction: str = "mean") -> Tensor:
     r"""Reverse cross entropy :math:`-\sum_k p_k \log q_k` with :math:`q = e_y` and :math:`\log 0 := A`
     (Wang et al., 2019, "Symmetric cross entropy for robust learning with noisy labels"), which is
     :math:`-A(1 - p_y)`.
@@ -166,18 +215,24 @@ def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "me
     ``1e-4``, which is ``A = ln 1e-4``.
 
     Args:
-        A: the value given to :math:`\log 0`, negative.
+        A: the value given to :math:`\log 0`, negative, or ``"code"`` for :data:`REFERENCE_CODE_A`
+            :math:`= \ln 10^{-4} \approx -9.21`, the authors' code's one-hot clamp (the spec ``rce:A=code``).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
         >>> rce(z, y, A=-4.0)
         tensor(2.)
     """
-    A = check_param("A", A, high=0.0, high_open=True)
+    (A,) = rce_params(A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(A * torch.expm1(log_py), reduction)
+
+
+def sce_params(alpha: float, beta: float, A: Union[float, str]) -> Tuple[float, float, float]:
+    """:func:`sce`'s and :func:`nce_rce`'s parameters, checked: two nonnegative weights and RCE's ``A``."""
+    return check_param("alpha", alpha, low=0.0), check_param("beta", beta, low=0.0), *rce_params(A)
 
 
 def sce(
@@ -186,27 +241,30 @@ def sce(
     *,
     alpha: float = 0.1,
     beta: float = 1.0,
-    A: float = -4.0,
+    A: Union[float, str] = -4.0,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Symmetric cross entropy :math:`\alpha\,\mathrm{CE} + \beta\,\mathrm{RCE}
     = -\alpha \log p_y - \beta A (1 - p_y)` (Wang et al., 2019).
 
+    The paper's CIFAR settings (alpha, beta) come with its code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``sce_cifar10``, ``sce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of CE and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
         >>> sce(z, y, alpha=0.1, beta=1.0, A=-4.0)  # 0.1 ln 2 + 4 (1 - 1/2)
         tensor(2.0693)
+        >>> sce(z, y, alpha=0.1, beta=1.0, A="code")  # 0.1 ln 2 - ln(1e-4) (1 - 1/2)
+        tensor(4.6745)
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
+    alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-alpha * log_py + beta * A * torch.expm1(log_py), reduction)
 
 
@@ -214,7 +272,9 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Normalized cross entropy :math:`\log p_y / \sum_k \log p_k` (Ma et al., 2020, "Normalized
     loss functions for deep learning with noisy labels").
 
-    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.
+    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.  The denominator grows
+    without bound as any :math:`p_k \to 0`, so NCE tends to 0 whatever :math:`p_y` when one
+    non-target logit goes to :math:`-\infty`: a −inf logit gives about :math:`10^{-19}` and no gradient.
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -223,7 +283,7 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     return reduce_loss(_gather(log_p, target) / log_p.sum(dim=1), reduction)
 
 
@@ -233,29 +293,35 @@ def nce_rce(
     *,
     alpha: float = 1.0,
     beta: float = 1.0,
-    A: float = -4.0,
+    A: Union[float, str] = -4.0,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Active-passive loss :math:`\alpha\,\mathrm{NCE} + \beta\,\mathrm{RCE}
     = \alpha \log p_y / \sum_k \log p_k - \beta A (1 - p_y)` (Ma et al., 2020).
 
+    The APL configs' settings come with their code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``nce_rce_cifar10``, ``nce_rce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of :func:`nce` and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
         >>> nce_rce(z, y, alpha=1.0, beta=1.0, A=-4.0)
         tensor(2.2000)
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
+    alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     log_py = _gather(log_p, target)
     return reduce_loss(alpha * log_py / log_p.sum(dim=1) + beta * A * torch.expm1(log_py), reduction)
+
+
+def focal_params(gamma: float) -> Tuple[float]:
+    """:func:`focal`'s parameter, checked."""
+    return (check_param("gamma", gamma, low=0.0),)
 
 
 def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str = "mean") -> Tensor:
@@ -274,14 +340,19 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
         >>> focal(z, y, gamma=2.0), focal(z, y, gamma=0.0)  # ln 2 / 4, ln 2
         (tensor(0.1733), tensor(0.6931))
     """
-    gamma = check_param("gamma", gamma, low=0.0)
+    (gamma,) = focal_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     one_minus_py = -torch.expm1(log_py)
     if 0.0 < gamma < 1.0:
         one_minus_py = one_minus_py.clamp_min(torch.finfo(one_minus_py.dtype).tiny)
     return reduce_loss(-one_minus_py.pow(gamma) * log_py, reduction)
+
+
+def bootstrap_params(beta: float, hard: bool) -> Tuple[float, bool]:
+    """:func:`bootstrap`'s parameters, checked."""
+    return check_param("beta", beta, low=0.0, high=1.0), check_bool("hard", hard)
 
 
 def bootstrap(
@@ -307,17 +378,22 @@ def bootstrap(
         >>> bootstrap(z, y, beta=0.8, hard=True)  # 0.8 ln 4 + 0.2 ln 2
         tensor(1.2477)
     """
-    beta = check_param("beta", beta, low=0.0, high=1.0)
-    if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
+    beta, hard = bootstrap_params(beta, hard)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     if hard:
         self_term = _gather(log_p, log_p.argmax(dim=1))
     else:
         self_term = (log_p.exp() * log_p).sum(dim=1)
     return reduce_loss(-beta * _gather(log_p, target) - (1.0 - beta) * self_term, reduction)
+
+
+def peer_params(
+    alpha: float, base: str, generator: Optional[torch.Generator]
+) -> Tuple[float, str, Optional[torch.Generator]]:
+    """:func:`peer`'s parameters, checked."""
+    return check_param("alpha", alpha, low=0.0), check_choice("base", base, PEER_BASES), check_generator(generator)
 
 
 def peer(
@@ -346,13 +422,10 @@ def peer(
         >>> cross_entropy(z, y), peer(z, y, alpha=0.5)  # the peer terms sum to the CE: (1 - alpha) CE
         (tensor(1.0397), tensor(0.5199))
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    if base not in PEER_BASES:
-        raise ValueError(f"base must be one of {PEER_BASES}, got {base!r}")
-    check_generator(generator)
+    alpha, base, generator = peer_params(alpha, base, generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     n, device = len(target), _device_of(generator, logits)
     j = torch.randperm(n, generator=generator, device=device).to(logits.device)
     k = torch.randperm(n, generator=generator, device=device).to(logits.device)
@@ -361,6 +434,11 @@ def peer(
     if base == "ce":
         return reduce_loss(-log_py + alpha * log_p_peer, reduction)
     return reduce_loss(-torch.expm1(log_py) + alpha * torch.expm1(log_p_peer), reduction)
+
+
+def negative_learning_params(generator: Optional[torch.Generator]) -> Tuple[Optional[torch.Generator]]:
+    """:func:`negative_learning`'s parameter, checked."""
+    return (check_generator(generator),)
 
 
 def negative_learning(
@@ -387,12 +465,12 @@ def negative_learning(
         >>> negative_learning(z, y)  # ybar is 1 or 2, both with p = 1/4: -ln(3/4)
         tensor(0.2877)
     """
-    check_generator(generator)
+    (generator,) = negative_learning_params(generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     n, c = logits.shape
     shift = torch.randint(1, c, (n,), generator=generator, device=_device_of(generator, logits))
     complementary = (target + shift.to(logits.device)) % c
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     others = log_p.scatter(1, complementary.unsqueeze(1), float("-inf"))
     return reduce_loss(-torch.logsumexp(others, dim=1), reduction)
