@@ -10,14 +10,12 @@ The optimiser and the learning-rate schedule are factories (:data:`OptimizerFact
 Nesterov momentum 0.9 and weight decay 5e-4 (:func:`sgd`) under a triangular schedule, a linear
 warm-up over the first 20 % of the steps, then a linear decay to zero (:func:`triangular`).
 
-Losses that keep a state per training sample (ELR, the pruned truncated GCE) follow one protocol:
-
-* a loss Module whose class attribute ``needs_index`` is true is called as
-  ``loss_fn(logits, target, index)``, ``index`` the ``(B,)`` int64 positions of the batch's samples
-  in the training set, on the training device; any other loss as ``loss_fn(logits, target)``;
-* after every epoch, a loss with a ``next_epoch`` method is called as ``loss_fn.next_epoch(end)``
-  with ``end`` an :class:`EpochEnd`: the epoch just finished (1-based), the number of epochs of
-  the fit, and the float32 eval-mode logits of the un-augmented training set in training-set order.
+:func:`fit` follows the training-loop protocol of :mod:`noisyloss.losses` for losses that keep a
+state per training sample (ELR, the pruned truncated GCE): a loss whose ``needs_index`` is true is
+called as ``loss_fn(logits, target, index)`` with the batch's positions in the training set, and after
+every epoch ``loss_fn.next_epoch(EpochEnd(epoch, epochs, train_logits))`` is called when the loss has
+that method, ``train_logits`` being the eval-mode logits of the un-augmented training set that the
+memorisation metrics below are computed from.
 
 After every epoch the model predicts the (un-augmented) training set, which splits by the noise mask
 into clean samples and corrupted ones (whose given label is wrong):
@@ -45,12 +43,12 @@ from tqdm.auto import tqdm
 
 from ._checks import check_int, check_param
 from .data import ImageData
+from .losses import EpochEnd
 from .metrics import accuracy, per_class_accuracy
 
 __all__ = [
     "NoisyLabels",
     "FitResult",
-    "EpochEnd",
     "OptimizerFactory",
     "SchedulerFactory",
     "flip",
@@ -91,14 +89,6 @@ class FitResult(NamedTuple):
     per_class_acc: List[float]
     test_logits: Optional[Tensor]
     diverged: Optional[int] = None
-
-
-class EpochEnd(NamedTuple):
-    """What :func:`fit` hands to a loss's ``next_epoch`` after each epoch."""
-
-    epoch: int  #: 1-based, the epoch just finished
-    epochs: int  #: total epochs of the fit
-    train_logits: Tensor  #: (N, C) float32 eval-mode logits of the un-augmented training set, in order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +276,7 @@ def fit(
     Each history entry has ``epoch``, ``test_acc``, ``train_loss`` (mean loss of the epoch's steps),
     ``fit_clean``, ``memorised``, ``corrected`` and ``seconds`` (cumulative training time, evaluation
     excluded).  After each epoch the loss's ``next_epoch(EpochEnd(...))`` is called, when it has one
-    (the index protocol of this module's docstring), then ``callback(entry)``.  A non-finite mean
+    (the protocol of :mod:`noisyloss.losses`), then ``callback(entry)``.  A non-finite mean
     loss or non-finite test logits stop training after that epoch (``FitResult.diverged``); the
     check reads one number per epoch.
     """

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import noisyloss
-from noisyloss import train
+from noisyloss import EpochEnd, train
 from noisyloss.data import ImageData, load_dataset
 from noisyloss.models import make_model
-from noisyloss.train import EpochEnd, NoisyLabels, fit, predict
+from noisyloss.train import NoisyLabels, fit, predict
 
 
 @pytest.fixture(scope="module")
