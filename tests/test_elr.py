@@ -198,3 +198,41 @@ def test_trains_through_fit_and_averages_every_seen_sample():
     assert res.history[-1]["test_acc"] > 0.8
     sums = loss.targets.sum(1)  # every sample seen 5 times (449 divides 1347): sum 1 - 0.7^5
     torch.testing.assert_close(sums, torch.full_like(sums, 1 - 0.7 ** 5))
+
+
+def _steps(loss, batches, device):
+    """Values and gradients of ``loss`` over ``batches`` on ``device``."""
+    out = []
+    for logits, target, index in batches:
+        z = logits.to(device).requires_grad_(True)
+        value = loss(z, target.to(device), index.to(device))
+        value.backward()
+        out.append((value.detach().cpu(), z.grad.cpu()))
+    return out
+
+
+def test_compiles_whole_with_the_eager_values():
+    eager, compiled = ELRLoss(12, 5), ELRLoss(12, 5)
+    torch._dynamo.reset()
+    steps = _steps(torch.compile(compiled, fullgraph=True, backend="aot_eager"), _batches(), "cpu")
+    for (v, g), (vc, gc) in zip(_steps(eager, _batches(), "cpu"), steps):
+        torch.testing.assert_close(vc, v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gc, g, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(compiled.targets, eager.targets, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_without_a_host_sync():
+    cpu, cuda = ELRLoss(12, 5), ELRLoss(12, 5).to("cuda")
+    for (v, g), (vc, gc) in zip(_steps(cpu, _batches(), "cpu"), _steps(cuda, _batches(), "cuda")):
+        torch.testing.assert_close(vc, v, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(gc, g, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(cuda.targets.cpu(), cpu.targets, rtol=1e-6, atol=1e-7)
+    logits, target, index = next(_batches())
+    logits, target, index = logits.cuda().requires_grad_(True), target.cuda(), index.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        cuda(logits, target, index).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)

@@ -180,3 +180,52 @@ def test_trains_through_fit_and_prunes_with_the_model_of_that_epoch():
     assert torch.equal(loss.weights, (py > 0.5).float())
     kept_corrupted, kept_clean = float(loss.weights[corrupted].mean()), float(loss.weights[~corrupted].mean())
     assert kept_corrupted < 0.25 * kept_clean, (kept_corrupted, kept_clean)  # the pruned are mostly wrong labels
+
+
+def _batches(n=12, c=5, steps=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, c, (n,), generator=g)
+    for _ in range(steps):
+        index = torch.randperm(n, generator=g)[:4]
+        yield 2 * torch.randn(4, c, generator=g, dtype=torch.float64), labels[index], index
+
+
+def _steps(loss, device):
+    """Values and gradients over the batches, with a pruning round after the second one."""
+    out = []
+    for step, (logits, target, index) in enumerate(_batches()):
+        z = logits.to(device).requires_grad_(True)
+        value = loss(z, target.to(device), index.to(device))
+        value.backward()
+        out.append((value.detach().cpu(), z.grad.cpu()))
+        if step == 1:
+            loss.next_epoch(_end(1, 2 * torch.randn(12, 5, generator=torch.Generator().manual_seed(9)).to(device)))
+    return out
+
+
+def test_compiles_whole_with_the_eager_values():
+    eager, compiled = TruncatedGCELoss(12, start_prune=2), TruncatedGCELoss(12, start_prune=2)
+    torch._dynamo.reset()
+    steps = _steps(torch.compile(compiled, fullgraph=True, backend="aot_eager"), "cpu")  # next_epoch: eager
+    for (v, g), (vc, gc) in zip(_steps(eager, "cpu"), steps):
+        torch.testing.assert_close(vc, v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gc, g, rtol=1e-12, atol=1e-12)
+    assert torch.equal(compiled.weights, eager.weights) and 0 < float(eager.weights.sum()) < 12
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_without_a_host_sync():
+    cpu, cuda = TruncatedGCELoss(12, start_prune=2), TruncatedGCELoss(12, start_prune=2).to("cuda")
+    for (v, g), (vc, gc) in zip(_steps(cpu, "cpu"), _steps(cuda, "cuda")):
+        torch.testing.assert_close(vc, v, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(gc, g, rtol=1e-9, atol=1e-9)
+    assert torch.equal(cuda.weights.cpu(), cpu.weights)
+    logits, target, index = (t.cuda() for t in next(_batches()))
+    logits.requires_grad_(True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        cuda(logits, target, index).backward()
+        cuda.next_epoch(_end(1, torch.randn(12, 5, device="cuda")))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
