@@ -273,9 +273,10 @@ class ELRLoss(nn.Module):
     Where the authors' code differs: it also clamps the prediction inside the regulariser,
     :math:`\log(1 - \langle \mathrm{clamp}(p), t\rangle)`, so a probability above
     :math:`1 - 10^{-4}` or below :math:`10^{-4}` gets no gradient from the regulariser; here every
-    probability keeps its exact gradient.  On predictions inside the clamp both are equal.  Its
-    ``lambda`` is read from the training config (the paper's CIFAR-10 setting: ``lam=3``,
-    ``beta=0.7``).
+    probability keeps its exact gradient.  On predictions inside the clamp both are equal.  Their
+    ``forward`` takes ``(index, output, label)``, and ``lambda`` and ``beta`` come from the config
+    files (``ELR/config_cifar10.json``: ``lam=3``, ``beta=0.7``, our defaults;
+    ``ELR/config_cifar100.json``: ``lam=7``, ``beta=0.9``).
 
     Called as ``forward(logits, target, index)`` (``needs_index``: the training-loop protocol of this
     module); every call updates the rows ``index`` of :attr:`targets`.
@@ -289,8 +290,9 @@ class ELRLoss(nn.Module):
     Example:
         >>> loss = ELRLoss(num_examples=4, num_classes=3, lam=3.0, beta=0.7)
         >>> z, y = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 1])
-        >>> value = loss(z, y, torch.tensor([0, 2]))
-        >>> loss.targets[[0, 2]].sum(1)  # (1 - beta) * a normalised prediction each
+        >>> loss(z, y, torch.tensor([0, 2]))  # CE 0.3955 plus 3 times the mean of log(1 - 0.3 |p|^2)
+        tensor(-0.1283)
+        >>> loss.targets[[0, 2]].sum(1)  # t = 0.3 * the prediction (no probability is clamped here)
         tensor([0.3000, 0.3000])
     """
 
