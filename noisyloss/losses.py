@@ -266,7 +266,8 @@ class ELRLoss(nn.Module):
     (since :math:`\sum_k p_k = 1`).  Its gradient with respect to the logits is
     :math:`r - p` with :math:`r_k \propto p_k (1 - t_k)`, bounded without any clamp, and the clamp on
     :math:`\hat p` keeps every :math:`t_k \le 1 - \delta`, :math:`\delta = \frac{(C-1)10^{-4}}{1 + (C-2)10^{-4}}`,
-    so the regulariser is bounded below by :math:`\log \delta`.
+    so the regulariser is bounded below by :math:`\log \delta`.  The logits pass through
+    :func:`noisyloss.functional.clamp_logits`, as every loss's do.
 
     Where the authors' code differs: it also clamps the prediction inside the regulariser,
     :math:`\log(1 - \langle \mathrm{clamp}(p), t\rangle)`, so a probability above
@@ -311,11 +312,9 @@ class ELRLoss(nn.Module):
         self.register_buffer("targets", torch.zeros(num_examples, num_classes))
 
     def forward(self, logits: Tensor, target: Tensor, index: Tensor) -> Tensor:
-        target = check_logits_target(logits, target)
+        target = check_logits_target(logits, target, self.num_classes)
         index = check_index(index, target, self.num_examples)
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(f"logits have C={logits.shape[1]} classes but num_classes={self.num_classes}")
-        log_p = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
         with torch.no_grad():
             p = log_p.exp().clamp(self.CLAMP, 1.0 - self.CLAMP)
             p = p / p.sum(dim=1, keepdim=True)
@@ -422,7 +421,7 @@ class TruncatedGCELoss(nn.Module):
         if not self.prunes_after(end.epoch):
             return
         seen = self.labels >= 0
-        log_p = F.log_softmax(end.train_logits.float(), dim=1)
+        log_p = F.log_softmax(NF.clamp_logits(end.train_logits), dim=1)
         log_py = log_p.gather(1, self.labels.clamp(min=0).unsqueeze(1)).squeeze(1)
         self.weights.copy_(torch.where(seen, (log_py > math.log(self.k)).to(self.weights.dtype), self.weights))
 

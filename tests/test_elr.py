@@ -144,11 +144,9 @@ def test_the_regulariser_is_bounded_below_by_the_clamp_of_the_targets():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_extreme_logits_give_finite_values_and_gradients(dtype):
-    """Finite wherever cross entropy is: at +-3e38 on the label, at +-1e4 against it, with -inf on
-    another class."""
     big = torch.finfo(dtype).max
-    logits = torch.tensor([[big, -big, 0.0], [1e4, -1e4, 0.0], [0.0, -math.inf, 1.0]], dtype=dtype)
-    target, index = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2])
+    logits = torch.tensor([[big, -big, 0.0], [-big, big, 0.0], [0.0, -math.inf, 1.0]], dtype=dtype)
+    target, index = torch.tensor([0, 0, 2]), torch.tensor([0, 1, 2])
     loss = ELRLoss(num_examples=3, num_classes=3)
     for _ in range(3):
         z = logits.clone().requires_grad_(True)
