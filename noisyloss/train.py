@@ -214,17 +214,18 @@ def train_epoch(
     scheduler: Optional[LRScheduler] = None,
     *,
     grad_clip: Optional[float] = None,
-    augment: Optional[Callable[[Tensor], Tensor]] = None,
+    transform: Optional[Callable[[Tensor], Tensor]] = None,
 ) -> Tensor:
-    """One pass over ``batches`` (rows of sample indices into ``x`` and ``y``): per batch, a forward
-    pass, ``loss_fn`` (with the indices when it ``needs_index``), a backward pass, the gradient norm
-    clipped at ``grad_clip``, an optimiser step and a scheduler step.  Returns the mean loss of the
-    steps as a 0-dim tensor on the device, so that no step waits for the host."""
+    """One pass over ``batches`` (rows of sample indices into ``x`` and ``y``): per batch, the
+    inputs through ``transform`` (augmentation), a forward pass, ``loss_fn`` (with the indices when
+    it ``needs_index``), a backward pass, the gradient norm clipped at ``grad_clip``, an optimiser
+    step and a scheduler step.  Returns the mean loss of the steps as a 0-dim tensor on the device,
+    so that no step waits for the host."""
     model.train()
     needs_index = getattr(loss_fn, "needs_index", False)
     total = torch.zeros((), device=x.device)
     for idx in batches:
-        inputs = x[idx] if augment is None else augment(x[idx])
+        inputs = x[idx] if transform is None else transform(x[idx])
         with _autocast(x.device):
             out = model(inputs)
         loss = loss_fn(out, y[idx], idx) if needs_index else loss_fn(out, y[idx])
@@ -307,7 +308,8 @@ def fit(
     batch_size = min(check_int("batch_size", batch_size, 1), n)
     steps = n // batch_size
     gen = torch.Generator(device=device).manual_seed(seed)
-    aug = partial(augment, pad=max(1, data.image_size // 16), hflip=data.hflip, generator=gen) if augmentation else None
+    transform = (partial(augment, pad=max(1, data.image_size // 16), hflip=data.hflip, generator=gen)
+                 if augmentation else None)
     opt = optimizer(model.parameters())
     sched = None if scheduler is None else scheduler(opt, epochs * steps)
     history: List[Dict[str, object]] = []
@@ -317,7 +319,7 @@ def fit(
         start = time.perf_counter()
         batches = torch.randperm(n, device=device, generator=gen)[: steps * batch_size].view(steps, batch_size)
         train_loss = float(train_epoch(model, loss_fn, data.x_train, labels.labels, batches, opt, sched,
-                                       grad_clip=grad_clip, augment=aug))  # synchronises with the device
+                                       grad_clip=grad_clip, transform=transform))  # synchronises with the device
         seconds += time.perf_counter() - start
         metrics, test_logits, train_logits = evaluate(model, data, labels)
         if not (math.isfinite(train_loss) and bool(torch.isfinite(test_logits).all())):

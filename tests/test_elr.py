@@ -52,7 +52,8 @@ def test_matches_the_float64_formula_over_several_steps(lam, beta):
 def test_targets_start_at_zero_and_are_updated_before_use():
     loss = ELRLoss(num_examples=6, num_classes=3, lam=2.0, beta=0.7)
     assert torch.equal(loss.targets, torch.zeros(6, 3))
-    logits, target, index = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]]), torch.tensor([0, 1]), torch.tensor([4, 1])
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+    target, index = torch.tensor([0, 1]), torch.tensor([4, 1])
     value = loss(logits, target, index)
     p = logits.softmax(1)
     hat = p.clamp(CLAMP, 1 - CLAMP)

@@ -279,3 +279,28 @@ def test_fit_leaves_cudnn_benchmark_alone(digits):
         assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = saved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_training_epoch_never_waits_for_the_host():
+    data = load_dataset("digits", device="cuda")
+    torch.manual_seed(0)
+    model = make_model("cnn", 10, 1, 8).cuda().to(memory_format=torch.channels_last)
+    loss = noisyloss.ELRLoss(num_examples=len(data.y_train), num_classes=10).cuda()  # needs_index
+    opt = train.sgd()(model.parameters())
+    sched = train.triangular()(opt, 10)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    batches = torch.randperm(len(data.y_train), device="cuda", generator=gen)[:5 * 256].view(5, 256)
+
+    def epoch():
+        return train.train_epoch(model, loss, data.x_train, data.y_train, batches, opt, sched, grad_clip=5.0,
+                                 transform=lambda x: train.augment(x, pad=1, hflip=False, generator=gen))
+
+    epoch()  # first calls: lazy initialisation
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        mean_loss = epoch()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(mean_loss)
