@@ -9,6 +9,7 @@ from . import functional
 from .losses import (
     BootstrapLoss,
     CrossEntropyLoss,
+    ELRLoss,
     EpochEnd,
     FocalLoss,
     FunctionalLoss,
@@ -21,6 +22,7 @@ from .losses import (
     PeerLoss,
     RCELoss,
     SCELoss,
+    TruncatedGCELoss,
 )
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
@@ -51,4 +53,6 @@ __all__ = [
     "PeerLoss",
     "NegativeLearningLoss",
     "OnlineLabelSmoothing",
+    "ELRLoss",
+    "TruncatedGCELoss",
 ]
