@@ -142,3 +142,13 @@ def check_generator(generator: object) -> Optional[torch.Generator]:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def check_invertible(name: str, matrix: Tensor) -> Tensor:
+    """Check that the square matrix ``matrix`` is invertible: full numerical rank (singular values
+    above ``torch.linalg.matrix_rank``'s tolerance); return it."""
+    rank = int(torch.linalg.matrix_rank(matrix))
+    if rank < matrix.shape[0]:
+        raise ValueError(f"{name} must be invertible, got a singular {matrix.shape[0]}x{matrix.shape[1]} "
+                         f"matrix of rank {rank}")
+    return matrix
