@@ -22,6 +22,7 @@ from .losses import (
     RCELoss,
     SCELoss,
 )
+from .losses import BackwardCorrectionLoss, ForwardCorrectionLoss, NLSLoss, Poly1Loss, TaylorLoss
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
 
@@ -51,4 +52,9 @@ __all__ = [
     "PeerLoss",
     "NegativeLearningLoss",
     "OnlineLabelSmoothing",
+    "ForwardCorrectionLoss",
+    "BackwardCorrectionLoss",
+    "NLSLoss",
+    "Poly1Loss",
+    "TaylorLoss",
 ]

@@ -41,7 +41,7 @@ from torch import Tensor
 from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
                       check_reduction)
 from ._checks import check_int, check_invertible
-from .noise import check_transition
+from .noise import check_transition, make_transition
 
 __all__ = [
     "REFERENCE_CODE_A",
@@ -451,13 +451,16 @@ def negative_learning(
 # loss correction, negative label smoothing, poly-1, Taylor cross entropy
 # --------------------------------------------------------------------------------------------
 def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tensor:
-    """``T`` checked against the logits' ``C`` classes, float64 on the logits' device.
+    """``T`` (a matrix, or a noise spec built for the logits' ``C`` classes) checked, float64 on the
+    logits' device.
 
     The values (nonnegative, rows summing to 1, invertible when asked) are read on the host, so, as
     for targets, they are checked only in eager mode for a ``T`` on the CPU; a ``T`` already on an
     accelerator (a Module's buffer) and a compiled graph get the shape check alone.
     """
     c = logits.shape[1]
+    if isinstance(T, str):
+        T = make_transition(T, c)
     if isinstance(T, Tensor) and (T.device.type != "cpu" or torch.compiler.is_compiling()):
         if T.shape != (c, c):
             raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, "
@@ -474,7 +477,7 @@ def _log_p64(logits: Tensor) -> Tensor:
     return F.log_softmax(logits.double(), dim=1)
 
 
-def forward_correction(logits: Tensor, target: Tensor, T: object, *, reduction: str = "mean") -> Tensor:
+def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
     r"""Forward loss correction :math:`-\log\,(p^\top T)_{\tilde y} = -\log \sum_i p_i T_{i\tilde y}`
     (Patrini et al., 2017, "Making deep neural networks robust to label noise: a loss correction
     approach"), with :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
@@ -496,12 +499,14 @@ def forward_correction(logits: Tensor, target: Tensor, T: object, *, reduction: 
     be :math:`-\infty`.  The result is returned in float32 (float64 for float64 logits).
 
     Args:
-        T: the ``(C, C)`` row-stochastic transition matrix (tensor or array-like); a constant.
+        T: the ``(C, C)`` row-stochastic transition matrix (tensor or array-like; a constant), or a
+            noise spec of :func:`noisyloss.noise.make_transition` (``"sym:0.4"``) built for the
+            logits' ``C`` classes.
 
     Example:
         >>> T = torch.tensor([[0.8, 0.2], [0.2, 0.8]])  # 20 % of each class flipped to the other
         >>> z, y = torch.tensor([[0.75, 0.25]]).log(), torch.tensor([0])  # p = (3/4, 1/4)
-        >>> forward_correction(z, y, T)  # -ln(0.75 * 0.8 + 0.25 * 0.2) = -ln 0.65
+        >>> forward_correction(z, y, T=T)  # -ln(0.75 * 0.8 + 0.25 * 0.2) = -ln 0.65
         tensor(0.4308)
     """
     check_reduction(reduction)
@@ -512,7 +517,7 @@ def forward_correction(logits: Tensor, target: Tensor, T: object, *, reduction: 
     return reduce_loss(loss.to(_float(logits).dtype), reduction)
 
 
-def backward_correction(logits: Tensor, target: Tensor, T: object, *, reduction: str = "mean") -> Tensor:
+def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
     r"""Backward loss correction :math:`(T^{-1} \ell)_{\tilde y} = \sum_k (T^{-1})_{\tilde y k}\,(-\log p_k)`
     (Patrini et al., 2017), with :math:`\ell_k = -\log p_k` the CE of every label and
     :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
@@ -532,12 +537,13 @@ def backward_correction(logits: Tensor, target: Tensor, T: object, *, reduction:
     zeroes its gradient there (``loss.py``, ``robust("backward", P)``).
 
     Args:
-        T: the ``(C, C)`` row-stochastic transition matrix, invertible (``ValueError`` otherwise).
+        T: the ``(C, C)`` row-stochastic transition matrix, invertible (``ValueError`` otherwise), or
+            a noise spec (``"sym:0.4"``), as in :func:`forward_correction`.
 
     Example:
         >>> T = torch.tensor([[0.8, 0.2], [0.2, 0.8]])  # T^-1 = [[4/3, -1/3], [-1/3, 4/3]]
         >>> z, y = torch.tensor([[0.75, 0.25]]).log(), torch.tensor([0])
-        >>> backward_correction(z, y, T)  # (4/3)(-ln 3/4) - (1/3)(-ln 1/4)
+        >>> backward_correction(z, y, T=T)  # (4/3)(-ln 3/4) - (1/3)(-ln 1/4)
         tensor(-0.0785)
     """
     check_reduction(reduction)
@@ -547,6 +553,11 @@ def backward_correction(logits: Tensor, target: Tensor, T: object, *, reduction:
     weights = T_inv[target]  # row y~ of T^-1 for every sample
     loss = torch.where(weights == 0, 0.0, weights * neg_log_p).sum(dim=1)
     return reduce_loss(loss.to(_float(logits).dtype), reduction)
+
+
+def nls_params(smooth_rate: float) -> Tuple[float]:
+    """:func:`nls`'s parameter, checked: a smoothing rate of at most 1."""
+    return (check_param("smooth_rate", smooth_rate, high=1.0),)
 
 
 def nls(logits: Tensor, target: Tensor, *, smooth_rate: float = -0.2, reduction: str = "mean") -> Tensor:
@@ -574,12 +585,17 @@ def nls(logits: Tensor, target: Tensor, *, smooth_rate: float = -0.2, reduction:
         >>> nls(z, y, smooth_rate=-0.3)  # 1.3 ln 2 - 0.3 (ln 2 + 2 ln 4) / 3 = 0.8 ln 2
         tensor(0.5545)
     """
-    r = check_param("smooth_rate", smooth_rate, high=1.0)
+    (r,) = nls_params(smooth_rate)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     neg_log_p = -_log_p64(logits)
     loss = (1.0 - r) * _gather(neg_log_p, target) + r * neg_log_p.mean(dim=1)
     return reduce_loss(loss.to(_float(logits).dtype), reduction)
+
+
+def poly1_params(epsilon: float) -> Tuple[float]:
+    """:func:`poly1`'s parameter, checked: at least -1."""
+    return (check_param("epsilon", epsilon, low=-1.0),)
 
 
 def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -602,11 +618,16 @@ def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: st
         >>> poly1(z, y, epsilon=2.0)  # ln 2 + 2 (1 - 1/2)
         tensor(1.6931)
     """
-    epsilon = check_param("epsilon", epsilon, low=-1.0)
+    (epsilon,) = poly1_params(epsilon)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
     return reduce_loss(-log_py - epsilon * torch.expm1(log_py), reduction)
+
+
+def taylor_params(order: int) -> Tuple[int]:
+    """:func:`taylor`'s parameter, checked: an int of at least 1."""
+    return (check_int("order", order, 1),)
 
 
 def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "mean") -> Tensor:
@@ -628,7 +649,7 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
         >>> taylor(z, y, order=2)  # 1/2 + (1/2)^2 / 2
         tensor(0.6250)
     """
-    order = check_int("order", order, 1)
+    (order,) = taylor_params(order)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     one_minus_py = -torch.expm1(_gather(F.log_softmax(_float(logits), dim=1), target))

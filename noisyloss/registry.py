@@ -11,6 +11,7 @@ preset's name is a spec too (``make_loss("sce_cifar10")``), and parameters after
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable, Dict, NamedTuple, Tuple
 
 from torch import Tensor, nn
@@ -43,6 +44,8 @@ PRESETS: Dict[str, Preset] = {}
 _DEFAULTS: Dict[str, Dict[str, Any]] = {"ls": {"label_smoothing": 0.1}}
 _ALIASES = {"cross_entropy": "ce", "negative_learning": "nl"}
 _PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothing"}}
+#: a class pair of an asym noise spec (``7>1``): after a comma it continues the value before it
+_CLASS_PAIR = re.compile(r"\d+\s*>\s*\d+")
 #: arguments that are objects, not numbers or words: given to make_loss, never in a spec
 _NOT_IN_SPECS = ("generator",)
 
@@ -135,8 +138,14 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         defaults = _DEFAULTS.get(name, {})
     else:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}; presets: {', '.join(PRESETS)}")
-    params: Dict[str, Any] = {}
+    items: list = []
     for item in filter(None, (s.strip() for s in rest.split(","))):
+        if _CLASS_PAIR.fullmatch(item) and items:  # "T=asym:0.4:1>7,7>1": a comma inside a noise spec
+            items[-1] += "," + item
+        else:
+            items.append(item)
+    params: Dict[str, Any] = {}
+    for item in items:
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or not key or not value:
             raise ValueError(f"loss spec parameter {item!r} in {spec!r} must look like key=value")
@@ -263,3 +272,12 @@ for _name, _spec, _source, _note in [
     ("focal_cifar10", "focal:gamma=0.5", _APL.format("cifar10", "focal"), _APL_CIFAR10),
 ]:
     register_preset(_name, _spec, _source, _note)
+
+for _name, _cls, _description in [
+    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (T=sym:0.4) or a matrix"),
+    ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
+    ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
+    ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),
+    ("taylor", L.TaylorLoss, "Taylor cross entropy sum_{k<=order} (1 - p_y)^k / k"),
+]:
+    register_loss(_name, _cls, _description)
