@@ -156,7 +156,7 @@ class TestBackwardCorrection(CorrectionTests):
         # with v = 3e38 (as rounded to dtype), sample 0 has -log p = (0, 2v, v): 2 v - 0.5 (0 + 2v) = v,
         # finite although one -log p_k, 6e38, is past float32; sample 1 likewise; sample 2: a -inf
         # logit with a negative coefficient: -inf, the exact value
-        v = float(z[0, 0])
+        v = float(z[0, 0].detach())
         assert out[2] == -INF
         torch.testing.assert_close(out[:2], torch.tensor([v, v]), rtol=1e-6, atol=0)
 

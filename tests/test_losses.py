@@ -10,6 +10,7 @@ from noisyloss import losses as L
 from noisyloss.registry import LOSSES, available_losses, functional_loss, make_loss, parse_spec
 
 ALL_NAMES = {"ce", "ls", "mae", "gce", "rce", "sce", "nce", "nce_rce", "focal", "bootstrap", "peer", "nl", "ols"}
+ALL_NAMES |= {"forward", "backward", "nls", "poly1", "taylor"}
 
 
 def gen(seed: int) -> torch.Generator:
