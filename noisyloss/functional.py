@@ -5,7 +5,9 @@ Every loss follows :mod:`torch.nn.functional` conventions::
     loss = NAME(logits, target, *, <params>, reduction="mean")
 
 * ``logits``: ``(N, C)`` floating tensor, ``C >= 2``; float32 and float64 are computed as they are,
-  bfloat16 and float16 in float32 (and returned as float32).
+  bfloat16 and float16 in float32 (and returned as float32).  The losses that weigh the
+  log-probabilities of several classes (:func:`forward_correction`, :func:`backward_correction`,
+  :func:`nls`) compute float32 and half logits in float64, and return float32.
 * ``target``: ``(N,)`` integer tensor of class indices in ``[0, C)``.
 * ``reduction``: ``"mean"`` | ``"sum"`` | ``"none"`` (per-sample losses, shape ``(N,)``).
 
@@ -607,8 +609,9 @@ def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: st
     Allowed: :math:`\varepsilon \ge -1`, where the loss decreases as :math:`p_y` grows (its slope in
     :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``; the value
     is :math:`+\infty` only where :math:`-\log p_y` exceeds the float's range, the gradient is always
-    finite.  The paper gives the loss as pseudo-code with :math:`p_y` from a softmax (no released
-    reference implementation was found).
+    finite.  The paper gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with
+    ``pt`` from a softmax, commented ``epsilon >= -1``), which this computes; no released
+    implementation was found.
 
     Args:
         epsilon: :math:`\varepsilon \ge -1`, the extra weight of the first polynomial term.
