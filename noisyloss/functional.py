@@ -5,17 +5,25 @@ Every loss follows :mod:`torch.nn.functional` conventions::
     loss = NAME(logits, target, *, <params>, reduction="mean")
 
 * ``logits``: ``(N, C)`` floating tensor, ``C >= 2``; float32 and float64 are computed as they are,
-  bfloat16 and float16 in float32 (and returned as float32).  The losses that weigh the
-  log-probabilities of several classes (:func:`forward_correction`, :func:`backward_correction`,
-  :func:`nls`) compute float32 and half logits in float64, and return float32.
+  bfloat16 and float16 in float32 (and returned as float32).
 * ``target``: ``(N,)`` integer tensor of class indices in ``[0, C)``.
 * ``reduction``: ``"mean"`` | ``"sum"`` | ``"none"`` (per-sample losses, shape ``(N,)``).
 
 Each loss reads the same way: validate the arguments, take ``F.log_softmax`` of the logits, gather
-:math:`\log p_y` at the target, apply the formula, reduce.  Working with :math:`\log p` rather
-than :math:`p` keeps every loss exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is
-``-expm1(q log p)``, :math:`\log(1 - p)` is a ``logsumexp`` over the other classes, so no loss
-produces NaN or Inf for finite logits, even at ``|logit| ~ 1e4``.
+:math:`\log p_y` at the target, apply the formula, reduce.  A loss with parameters checks them
+with its ``<name>_params`` function, defined just above it; the loss's Module
+(:class:`noisyloss.losses.FunctionalLoss`) runs the same check when it is built.
+
+**Exact at the extremes.** Working with :math:`\log p` rather than :math:`p` keeps every loss
+exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is ``-expm1(q log p)``,
+:math:`\log(1 - p)` is a ``logsumexp`` over the other classes.  The logits enter through
+:func:`clamp_logits`, which bounds them by :math:`\pm\sqrt{\max}` of the computation dtype
+(float32, and so bfloat16 and float16: ±1.8e19), far beyond any logit that changes a float32
+probability.  Hence no loss gives NaN or Inf, in its value or its gradient, for any logits but NaN:
+finite logits up to ±3.4e38 and ±inf included.  Beyond the bound a logit counts as the bound, with
+zero gradient.  Where a formula's exact value is infinite, the loss returns the finite value at the
+bound: label smoothing with a −inf logit (:math:`-\frac{\varepsilon}{C}\log 0`) is about
+:math:`\frac{\varepsilon}{C}\,1.8\cdot 10^{19}`.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
@@ -60,6 +68,7 @@ __all__ = [
     "peer",
     "negative_learning",
     "reduce_loss",
+    "clamp_logits",
     "forward_correction",
     "backward_correction",
     "nls",
@@ -70,13 +79,25 @@ __all__ = [
 PEER_BASES = ("ce", "mae")
 #: ``A = "code"``: the value the SCE and APL authors' code gives :math:`\log 0` by clamping the one-hot at 1e-4
 REFERENCE_CODE_A = math.log(1e-4)
-#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, so float32 means and sums stay finite
-GCE_MIN_Q = 1e-30
+#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, within :func:`clamp_logits`'s bound
+GCE_MIN_Q = 1e-19
 
 
-def _float(logits: Tensor) -> Tensor:
-    """Half precision (bfloat16, float16) upcast to float32; float32 and float64 unchanged."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+def clamp_logits(logits: Tensor) -> Tensor:
+    r"""The logits every loss computes with: half precision (bfloat16, float16) upcast to float32,
+    then clamped to :math:`\pm\sqrt{\text{largest float}}` of that dtype (float32: ±1.8e19).
+
+    Then :math:`|\log p_k| \le 2\sqrt{\max} + \log C` (float32: 3.7e19), so a loss value stays
+    finite times any weight, and summed over any batch or set of classes, below
+    :math:`\sqrt{\max}/4` (float32: 4.6e18).  A
+    larger or infinite logit counts as the bound, with zero gradient.  No float32 probability
+    changes (every :math:`p_k` that rounds to 0 or 1 still does); a log-probability below about
+    :math:`-2\sqrt{\max}` does, which only a loss weighing :math:`\log p_y` by a tiny factor
+    notices (GCE at ``q`` near :data:`GCE_MIN_Q`).
+    """
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    bound = math.sqrt(torch.finfo(z.dtype).max)
+    return z.clamp(-bound, bound)
 
 
 def _gather(log_p: Tensor, index: Tensor) -> Tensor:
@@ -122,7 +143,7 @@ def cross_entropy(
     (eps,) = cross_entropy_params(label_smoothing)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    return F.cross_entropy(_float(logits), target, label_smoothing=eps, reduction=reduction)
+    return F.cross_entropy(clamp_logits(logits), target, label_smoothing=eps, reduction=reduction)
 
 
 def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
@@ -139,7 +160,7 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-torch.expm1(log_py), reduction)
 
 
@@ -161,7 +182,9 @@ def gce(
     hence no gradient.
 
     Args:
-        q: in :math:`(0, 1]`.
+        q: in :math:`[10^{-19}, 1]` (:data:`GCE_MIN_Q`): the value is at most :math:`1/q`, so a
+            smaller ``q`` could overflow float32 sums (at ``q = 1e-50``, ``1/q`` itself does); below
+            about ``1e-7`` GCE already equals CE to float32 precision.
         k: ``None`` or the truncation threshold in :math:`(0, 1)`.
 
     Example:
@@ -174,7 +197,7 @@ def gce(
     q, k = gce_params(q, k)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     loss = -torch.expm1(q * log_py) / q
     if k is not None:
         loss = torch.where(log_py <= math.log(k), -math.expm1(q * math.log(k)) / q, loss)
@@ -199,7 +222,8 @@ def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reductio
     ``1e-4``, which is ``A = ln 1e-4``.
 
     Args:
-        A: the value given to :math:`\log 0`, negative.
+        A: the value given to :math:`\log 0`, negative, or ``"code"`` for :data:`REFERENCE_CODE_A`
+            :math:`= \ln 10^{-4} \approx -9.21`, the authors' code's one-hot clamp (the spec ``rce:A=code``).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -209,7 +233,7 @@ def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reductio
     (A,) = rce_params(A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(A * torch.expm1(log_py), reduction)
 
 
@@ -230,19 +254,24 @@ def sce(
     r"""Symmetric cross entropy :math:`\alpha\,\mathrm{CE} + \beta\,\mathrm{RCE}
     = -\alpha \log p_y - \beta A (1 - p_y)` (Wang et al., 2019).
 
+    The paper's CIFAR settings (alpha, beta) come with its code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``sce_cifar10``, ``sce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of CE and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
         >>> sce(z, y, alpha=0.1, beta=1.0, A=-4.0)  # 0.1 ln 2 + 4 (1 - 1/2)
         tensor(2.0693)
+        >>> sce(z, y, alpha=0.1, beta=1.0, A="code")  # 0.1 ln 2 - ln(1e-4) (1 - 1/2)
+        tensor(4.6745)
     """
     alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-alpha * log_py + beta * A * torch.expm1(log_py), reduction)
 
 
@@ -250,7 +279,9 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Normalized cross entropy :math:`\log p_y / \sum_k \log p_k` (Ma et al., 2020, "Normalized
     loss functions for deep learning with noisy labels").
 
-    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.
+    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.  The denominator grows
+    without bound as any :math:`p_k \to 0`, so NCE tends to 0 whatever :math:`p_y` when one
+    non-target logit goes to :math:`-\infty`: a −inf logit gives about :math:`10^{-19}` and no gradient.
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -259,7 +290,7 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     return reduce_loss(_gather(log_p, target) / log_p.sum(dim=1), reduction)
 
 
@@ -275,9 +306,12 @@ def nce_rce(
     r"""Active-passive loss :math:`\alpha\,\mathrm{NCE} + \beta\,\mathrm{RCE}
     = \alpha \log p_y / \sum_k \log p_k - \beta A (1 - p_y)` (Ma et al., 2020).
 
+    The APL configs' settings come with their code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``nce_rce_cifar10``, ``nce_rce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of :func:`nce` and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -287,7 +321,7 @@ def nce_rce(
     alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     log_py = _gather(log_p, target)
     return reduce_loss(alpha * log_py / log_p.sum(dim=1) + beta * A * torch.expm1(log_py), reduction)
 
@@ -316,7 +350,7 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     (gamma,) = focal_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     one_minus_py = -torch.expm1(log_py)
     if 0.0 < gamma < 1.0:
         one_minus_py = one_minus_py.clamp_min(torch.finfo(one_minus_py.dtype).tiny)
@@ -354,7 +388,7 @@ def bootstrap(
     beta, hard = bootstrap_params(beta, hard)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     if hard:
         self_term = _gather(log_p, log_p.argmax(dim=1))
     else:
@@ -398,7 +432,7 @@ def peer(
     alpha, base, generator = peer_params(alpha, base, generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     n, device = len(target), _device_of(generator, logits)
     j = torch.randperm(n, generator=generator, device=device).to(logits.device)
     k = torch.randperm(n, generator=generator, device=device).to(logits.device)
@@ -444,7 +478,7 @@ def negative_learning(
     n, c = logits.shape
     shift = torch.randint(1, c, (n,), generator=generator, device=_device_of(generator, logits))
     complementary = (target + shift.to(logits.device)) % c
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     others = log_p.scatter(1, complementary.unsqueeze(1), float("-inf"))
     return reduce_loss(-torch.logsumexp(others, dim=1), reduction)
 
@@ -474,11 +508,6 @@ def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tenso
     return T.to(device=logits.device, dtype=torch.float64)
 
 
-def _log_p64(logits: Tensor) -> Tensor:
-    """``log_softmax`` in float64, for the losses that weigh several classes' log p (see :func:`forward_correction`)."""
-    return F.log_softmax(logits.double(), dim=1)
-
-
 def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
     r"""Forward loss correction :math:`-\log\,(p^\top T)_{\tilde y} = -\log \sum_i p_i T_{i\tilde y}`
     (Patrini et al., 2017, "Making deep neural networks robust to label noise: a loss correction
@@ -487,18 +516,14 @@ def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str],
     The model's clean posterior :math:`p` is pushed through the noise, :math:`p^\top T` being the
     posterior of the noisy label, and scored by CE against the noisy label :math:`\tilde y`; with
     the true ``T`` the minimiser of the noisy risk is the clean posterior.  Computed as
-    :math:`-\mathrm{logsumexp}_i (\log p_i + \log T_{i\tilde y})` from float64 log-probabilities
-    (see below), a zero of ``T`` being an exact :math:`-\infty` (that term is absent).  For finite
-    logits the loss is bounded by :math:`-\log \min_i \{T_{i\tilde y} : T_{i\tilde y} > 0\}` and its
-    gradient is finite; it is :math:`+\infty`, with a NaN gradient, only where every class that can
-    turn into :math:`\tilde y` has a logit of :math:`-\infty`.  The authors' Keras code clips
-    :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the product ``K.dot(y_pred, P)`` and its log
-    (``loss.py``, ``robust("forward", P)``); nothing is clipped here.
-
-    float32 and half logits are computed in float64 here, as in :func:`backward_correction` and
-    :func:`nls`, the losses that weigh the log-probabilities of several classes: the spread of float32
-    logits reaches 6.8e38, past float32's range, so a float32 :math:`\log p_k` of a finite logit can
-    be :math:`-\infty`.  The result is returned in float32 (float64 for float64 logits).
+    :math:`-\mathrm{logsumexp}_i (\log p_i + \log T_{i\tilde y})`, a zero of ``T`` being an exact
+    :math:`-\infty` (that term is absent), so the loss is at most
+    :math:`-\log \min_i \{T_{i\tilde y} : T_{i\tilde y} > 0\}` while the classes that can turn into
+    :math:`\tilde y` keep a probability that does not round to 0, and at most about
+    :math:`3.7 \cdot 10^{19}` (float32, :func:`clamp_logits`) otherwise.  The authors' Keras code
+    clips :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the product ``K.dot(y_pred, P)`` and its
+    log (``loss.py``, ``robust("forward", P)``), which bounds the loss by :math:`-\log 10^{-7} = 16.1`;
+    nothing is clipped here.
 
     Args:
         T: the ``(C, C)`` row-stochastic transition matrix (tensor or array-like; a constant), or a
@@ -513,10 +538,9 @@ def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str],
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = _log_p64(logits)
-    log_T = _transition(T, logits).log()  # log 0 = -inf: that term is absent from the sum
-    loss = -torch.logsumexp(log_p + log_T.t()[target], dim=1)
-    return reduce_loss(loss.to(_float(logits).dtype), reduction)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
+    log_T = _transition(T, logits).log().to(log_p.dtype)  # log 0 = -inf: that term is absent
+    return reduce_loss(-torch.logsumexp(log_p + log_T.t()[target], dim=1), reduction)
 
 
 def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
@@ -526,17 +550,14 @@ def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str]
 
     Unbiased: its expectation over the noisy label :math:`\tilde y \sim T_{y,\cdot}` is the clean CE
     :math:`-\log p_y`, because :math:`T\,T^{-1} = I`.  :math:`T^{-1}` has negative entries, so the
-    loss is unbounded below: it can be negative, and is :math:`-\infty` where a class with
-    :math:`(T^{-1})_{\tilde y k} < 0` has :math:`p_k = 0` (a logit of :math:`-\infty`); where two
-    classes with coefficients of opposite signs both have :math:`p_k = 0` it has no limit (NaN).
-    Computed from float64 log-probabilities (see :func:`forward_correction`), so every finite float32
-    logit gives a finite :math:`-\log p_k` and the large coefficients of both signs of a nearly
-    singular ``T`` cancel in float64; the value is exact up to its rounding to float32 (where it
-    exceeds float32's range, :math:`\pm\infty`).  Terms with :math:`(T^{-1})_{\tilde y k} = 0` are
-    dropped exactly (the clean classes of an asymmetric ``T``).  The gradient
-    :math:`p - (T^{-1})_{\tilde y \cdot}` is always finite.  The authors' Keras code clips :math:`p`
-    to :math:`[10^{-7}, 1 - 10^{-7}]` before the log, which bounds each :math:`\ell_k` by 16.1 and
-    zeroes its gradient there (``loss.py``, ``robust("backward", P)``).
+    loss is unbounded below: it can be negative, and it falls without limit as a class with
+    :math:`(T^{-1})_{\tilde y k} < 0` gets :math:`p_k \to 0`.  Where :math:`p_k = 0` (a logit of
+    :math:`-\infty`), the exact :math:`-\infty`, the loss takes its value at
+    :func:`clamp_logits`'s bound (each :math:`\ell_k` at most about :math:`3.7 \cdot 10^{19}` in
+    float32), finite for any ``T``.  The gradient is :math:`p - (T^{-1})_{\tilde y \cdot}`.  The
+    authors' Keras code clips :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the log, which
+    bounds each :math:`\ell_k` by 16.1 and zeroes its gradient there (``loss.py``,
+    ``robust("backward", P)``).
 
     Args:
         T: the ``(C, C)`` row-stochastic transition matrix, invertible (``ValueError`` otherwise), or
@@ -550,11 +571,9 @@ def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str]
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    neg_log_p = -_log_p64(logits)
+    neg_log_p = -F.log_softmax(clamp_logits(logits), dim=1)
     T_inv = torch.linalg.inv_ex(_transition(T, logits, invertible=True)).inverse  # no host sync
-    weights = T_inv[target]  # row y~ of T^-1 for every sample
-    loss = torch.where(weights == 0, 0.0, weights * neg_log_p).sum(dim=1)
-    return reduce_loss(loss.to(_float(logits).dtype), reduction)
+    return reduce_loss((T_inv.to(neg_log_p.dtype)[target] * neg_log_p).sum(dim=1), reduction)
 
 
 def nls_params(smooth_rate: float) -> Tuple[float]:
@@ -573,11 +592,10 @@ def nls(logits: Tensor, target: Tensor, *, smooth_rate: float = -0.2, reduction:
     :math:`r < 0`, hence this function.  Allowed: :math:`r \le 1` (above 1 the labelled class would
     get a negative weight); the paper's sweep runs from 0.8 down to -8.  With :math:`r < 0` every
     other class gets the negative weight :math:`r/C`, so the loss rewards pushing their
-    probabilities to 0 and is unbounded below: a logit of :math:`-\infty` on another class gives
-    :math:`-\infty`, the exact value (NaN, no limit, when the labelled class's logit is
-    :math:`-\infty` too).  Computed from float64 log-probabilities (see :func:`forward_correction`):
-    exact up to the final rounding for every finite logit.  The gradient :math:`p - t` is always
-    finite.  The authors' ``loss_gls`` (``loss.py``) computes the same value.
+    probabilities to 0 and is unbounded below.  At a logit of :math:`-\infty` on another class (the
+    exact value :math:`-\infty`) it takes its value at :func:`clamp_logits`'s bound, about
+    :math:`\frac{r}{C}\,3.7 \cdot 10^{19}` in float32.  The gradient is :math:`p - t`.  The authors'
+    ``loss_gls`` (``loss.py``) computes the same value.
 
     Args:
         smooth_rate: :math:`r \le 1`; :math:`r < 0` is NLS, :math:`r = 0` CE, :math:`r > 0` label smoothing.
@@ -590,9 +608,8 @@ def nls(logits: Tensor, target: Tensor, *, smooth_rate: float = -0.2, reduction:
     (r,) = nls_params(smooth_rate)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    neg_log_p = -_log_p64(logits)
-    loss = (1.0 - r) * _gather(neg_log_p, target) + r * neg_log_p.mean(dim=1)
-    return reduce_loss(loss.to(_float(logits).dtype), reduction)
+    neg_log_p = -F.log_softmax(clamp_logits(logits), dim=1)
+    return reduce_loss((1.0 - r) * _gather(neg_log_p, target) + r * neg_log_p.mean(dim=1), reduction)
 
 
 def poly1_params(epsilon: float) -> Tuple[float]:
@@ -607,9 +624,7 @@ def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: st
     CE is :math:`\sum_{j \ge 1} (1 - p_y)^j / j`; Poly-1 changes the weight of its first term from 1 to
     :math:`1 + \varepsilon`.  :math:`\varepsilon = -1` removes that term, ``epsilon = 0`` is CE.
     Allowed: :math:`\varepsilon \ge -1`, where the loss decreases as :math:`p_y` grows (its slope in
-    :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``; the value
-    is :math:`+\infty` only where :math:`-\log p_y` exceeds the float's range, the gradient is always
-    finite.  The paper gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with
+    :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``.  The paper gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with
     ``pt`` from a softmax, commented ``epsilon >= -1``), which this computes; no released
     implementation was found.
 
@@ -624,7 +639,7 @@ def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: st
     (epsilon,) = poly1_params(epsilon)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-log_py - epsilon * torch.expm1(log_py), reduction)
 
 
@@ -640,8 +655,7 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
 
     ``order = 1`` is :func:`mae`; order 2 adds half the squared error :math:`(1 - p_y)^2/2`;
     :math:`t \to \infty` gives CE.  Bounded by the harmonic number :math:`H_t = \sum_{k \le t} 1/k`
-    (the value at :math:`p_y = 0`), so it is finite at any logits, :math:`\pm\infty` included on other
-    classes.  :math:`1 - p_y` is ``-expm1(log p_y)``, exact where :math:`p_y` is close to 1.  No code
+    (the value at :math:`p_y = 0`).  :math:`1 - p_y` is ``-expm1(log p_y)``, exact where :math:`p_y` is close to 1.  No code
     released by the authors was found.
 
     Args:
@@ -655,6 +669,6 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
     (order,) = taylor_params(order)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    one_minus_py = -torch.expm1(_gather(F.log_softmax(_float(logits), dim=1), target))
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
     k = torch.arange(1, order + 1, dtype=one_minus_py.dtype, device=one_minus_py.device)
     return reduce_loss((one_minus_py.unsqueeze(1).pow(k) / k).sum(dim=1), reduction)
