@@ -508,7 +508,9 @@ def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tenso
     return T.to(device=logits.device, dtype=torch.float64)
 
 
-def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
+def forward_correction(
+    logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean"
+) -> Tensor:
     r"""Forward loss correction :math:`-\log\,(p^\top T)_{\tilde y} = -\log \sum_i p_i T_{i\tilde y}`
     (Patrini et al., 2017, "Making deep neural networks robust to label noise: a loss correction
     approach"), with :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
@@ -543,7 +545,9 @@ def forward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str],
     return reduce_loss(-torch.logsumexp(log_p + log_T.t()[target], dim=1), reduction)
 
 
-def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean") -> Tensor:
+def backward_correction(
+    logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean"
+) -> Tensor:
     r"""Backward loss correction :math:`(T^{-1} \ell)_{\tilde y} = \sum_k (T^{-1})_{\tilde y k}\,(-\log p_k)`
     (Patrini et al., 2017), with :math:`\ell_k = -\log p_k` the CE of every label and
     :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
@@ -551,8 +555,8 @@ def backward_correction(logits: Tensor, target: Tensor, *, T: Union[Tensor, str]
     Unbiased: its expectation over the noisy label :math:`\tilde y \sim T_{y,\cdot}` is the clean CE
     :math:`-\log p_y`, because :math:`T\,T^{-1} = I`.  :math:`T^{-1}` has negative entries, so the
     loss is unbounded below: it can be negative, and it falls without limit as a class with
-    :math:`(T^{-1})_{\tilde y k} < 0` gets :math:`p_k \to 0`.  Where :math:`p_k = 0` (a logit of
-    :math:`-\infty`), the exact :math:`-\infty`, the loss takes its value at
+    :math:`(T^{-1})_{\tilde y k} < 0` gets :math:`p_k \to 0`.  At :math:`p_k = 0` (a logit of
+    :math:`-\infty`), where that limit is :math:`-\infty`, the loss takes its value at
     :func:`clamp_logits`'s bound (each :math:`\ell_k` at most about :math:`3.7 \cdot 10^{19}` in
     float32), finite for any ``T``.  The gradient is :math:`p - (T^{-1})_{\tilde y \cdot}`.  The
     authors' Keras code clips :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the log, which
@@ -624,9 +628,9 @@ def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: st
     CE is :math:`\sum_{j \ge 1} (1 - p_y)^j / j`; Poly-1 changes the weight of its first term from 1 to
     :math:`1 + \varepsilon`.  :math:`\varepsilon = -1` removes that term, ``epsilon = 0`` is CE.
     Allowed: :math:`\varepsilon \ge -1`, where the loss decreases as :math:`p_y` grows (its slope in
-    :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``.  The paper gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with
-    ``pt`` from a softmax, commented ``epsilon >= -1``), which this computes; no released
-    implementation was found.
+    :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``.  The paper
+    gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with ``pt`` from a softmax,
+    commented ``epsilon >= -1``), which this computes; no released implementation was found.
 
     Args:
         epsilon: :math:`\varepsilon \ge -1`, the extra weight of the first polynomial term.
@@ -655,8 +659,8 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
 
     ``order = 1`` is :func:`mae`; order 2 adds half the squared error :math:`(1 - p_y)^2/2`;
     :math:`t \to \infty` gives CE.  Bounded by the harmonic number :math:`H_t = \sum_{k \le t} 1/k`
-    (the value at :math:`p_y = 0`).  :math:`1 - p_y` is ``-expm1(log p_y)``, exact where :math:`p_y` is close to 1.  No code
-    released by the authors was found.
+    (the value at :math:`p_y = 0`).  :math:`1 - p_y` is ``-expm1(log p_y)``, exact where :math:`p_y`
+    is close to 1.  No code released by the authors was found.
 
     Args:
         order: the number of terms :math:`t`, an int :math:`\ge 1`.

@@ -268,7 +268,7 @@ for _name, _spec, _source, _note in [
     register_preset(_name, _spec, _source, _note)
 
 for _name, _cls, _description in [
-    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (T=sym:0.4) or a matrix"),
+    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix"),
     ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
     ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
     ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),

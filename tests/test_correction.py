@@ -59,7 +59,8 @@ class CorrectionTests(LossTests):
 
         z, y = batch(c=5, scale=2.0)  # no probability below 1e-7: the clip does nothing
         T = noise.symmetric(5, 0.4)
-        torch.testing.assert_close(type(self).fn(z, y, T=T, reduction="none"), theirs(z, y, T), rtol=1e-12, atol=1e-12)
+        ours = type(self).fn(z, y, T=T, reduction="none")
+        torch.testing.assert_close(ours, theirs(z, y, T), rtol=1e-12, atol=1e-12)
         # p_1 = e^-40 / 4 and class 1 clean: the loss is -log p_1 = 41.4; the clip makes it -log 1e-7 = 16.1
         z, y = torch.tensor([[40.0, 0.0, 40.0, 40.0, 40.0]], dtype=torch.float64), torch.tensor([1])
         T = noise.make_transition("asym:0.4:0>2", 5)
@@ -146,7 +147,8 @@ class TestBackwardCorrection(CorrectionTests):
 
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
     def test_at_the_edge_of_the_float_range(self, dtype):
-        z = torch.tensor([[3e38, -3e38, 0.0], [0.0, 3e38, -3e38], [5.0, -INF, 1.0]], dtype=dtype, requires_grad=True)
+        z = torch.tensor([[3e38, -3e38, 0.0], [0.0, 3e38, -3e38], [5.0, -INF, 1.0]], dtype=dtype)
+        z.requires_grad_(True)
         y = torch.tensor([2, 0, 0])
         T = noise.symmetric(3, 0.4)  # T^-1 = 2.5 I - 0.5: diagonal 2, off-diagonal -0.5
         out = NF.backward_correction(z, y, T=T, reduction="none")
@@ -262,22 +264,27 @@ class TestEstimateTransitionAnchor:
         torch.testing.assert_close(noise.estimate_transition_anchor(probs), self.T, rtol=0, atol=1e-15)
         assert noise.estimate_transition_anchor(probs.float()).dtype == torch.float64
 
+    def with_outliers(self) -> torch.Tensor:
+        """5 % anchors per class, and one over-confident outlier per class (p = e_i, a memorised sample)."""
+        torch.manual_seed(1)  # the Dirichlet draws
+        outliers = torch.eye(4, dtype=torch.float64)
+        return torch.cat([noisy_posteriors(self.T, anchors_per_class=60, mixed=956), outliers])
+
     def test_the_97th_percentile_ignores_outliers_that_fool_the_argmax(self):
-        # 5 % anchors per class, and one over-confident outlier per class (p = e_i, a memorised
-        # sample): the argmax picks the outliers, the 97th percentile lands among the anchors
-        torch.manual_seed(1)
-        probs = torch.cat([noisy_posteriors(self.T, anchors_per_class=60, mixed=956), torch.eye(4, dtype=torch.float64)])
+        # the argmax picks the outliers, the 97th percentile lands among the anchors
+        probs = self.with_outliers()
         assert torch.equal(noise.estimate_transition_anchor(probs), torch.eye(4, dtype=torch.float64))
-        torch.testing.assert_close(noise.estimate_transition_anchor(probs, percentile=97), self.T, rtol=0, atol=1e-15)
+        torch.testing.assert_close(noise.estimate_transition_anchor(probs, percentile=97), self.T,
+                                   rtol=0, atol=1e-15)
 
     def test_the_percentile_is_numpys_higher_rule_and_100_is_the_argmax(self):
         probs = torch.softmax(torch.randn(101, 3, generator=gen(2), dtype=torch.float64), dim=1)
         for q in (0.0, 50.0, 97.0, 99.5, 100.0):
-            anchors = [int(np.flatnonzero(probs[:, i].numpy() == np.percentile(probs[:, i].numpy(), q,
-                                                                               method="higher"))[0])
-                       for i in range(3)]
+            columns = probs.numpy().T
+            anchors = [int(np.flatnonzero(col == np.percentile(col, q, method="higher"))[0]) for col in columns]
             assert torch.equal(noise.estimate_transition_anchor(probs, percentile=q), probs[anchors])
-        assert torch.equal(noise.estimate_transition_anchor(probs, percentile=100), noise.estimate_transition_anchor(probs))
+        assert torch.equal(noise.estimate_transition_anchor(probs, percentile=100),
+                           noise.estimate_transition_anchor(probs))
 
     def test_the_released_estimator(self):
         # the estimator as released (references.anchor_transition_as_released, our words)
@@ -304,13 +311,12 @@ class TestEstimateTransitionAnchor:
     def test_exact_ties_at_the_percentile_break_the_released_rule(self):
         # anchors tie exactly at T_ii (the synthetic data above): zeroing all values >= the
         # percentile removes every anchor, and the released rule picks a mixed sample instead
-        torch.manual_seed(1)
-        probs = torch.cat([noisy_posteriors(self.T, anchors_per_class=60, mixed=956), torch.eye(4, dtype=torch.float64)])
+        probs = self.with_outliers()
         theirs = R.anchor_transition_as_released(probs.numpy(), True)
         assert not np.allclose(theirs[0], self.T[0].numpy(), atol=1e-3)
 
     @pytest.mark.parametrize("probs,kw,exc,match", [
-        (torch.tensor([[0.5, 0.5]]).long(), {}, TypeError, "probs must be a floating torch.Tensor, got torch.int64"),
+        (torch.tensor([[1, 0]]), {}, TypeError, "probs must be a floating torch.Tensor, got torch.int64"),
         ([[0.5, 0.5]], {}, TypeError, "probs must be a floating torch.Tensor, got list"),
         (torch.tensor([0.5, 0.5]), {}, ValueError, r"probs must have shape \(N, C\)"),
         (torch.tensor([[2.0, -1.0]]), {}, ValueError, r"probs must hold probabilities in \[0, 1\]"),

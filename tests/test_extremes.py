@@ -24,7 +24,8 @@ REQUIRED = {"forward": "T=sym:0.4", "backward": "T=sym:0.4"}
 SPECS: List[str] = sorted(f"{n}:{REQUIRED[n]}" if n in REQUIRED else n for n in LOSSES) + [
     "focal:gamma=0.5", "focal:gamma=0", "bootstrap:hard=true", "peer:base=mae", "gce:q=1e-19", "gce:q=0.7,k=0.3",
     "sce:A=code", "nce_rce:A=code"]
-SPECS += ["forward:T=asym:0.4:0>1", "backward:T=pair:0.3", "nls:smooth_rate=-8", "poly1:epsilon=-1", "taylor:order=6"]
+SPECS += ["forward:T=asym:0.4:0>1", "backward:T=pair:0.3", "nls:smooth_rate=-8", "poly1:epsilon=-1",
+          "taylor:order=6"]
 
 
 def build(spec: str) -> torch.nn.Module:
