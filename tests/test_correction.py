@@ -327,3 +327,22 @@ class TestEstimateTransitionAnchor:
     def test_bad_arguments_name_themselves(self, probs, kw, exc, match):
         with pytest.raises(exc, match=match):
             noise.estimate_transition_anchor(probs, **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_losses_run_without_a_host_sync():
+    # a Module's T is a buffer on the device: the loss checks its shape only, and inverts it with
+    # inv_ex, which reads no error code on the host
+    losses = [L.ForwardCorrectionLoss("sym:0.4", num_classes=10), L.BackwardCorrectionLoss("pair:0.3", 10),
+              L.NLSLoss(), L.Poly1Loss(), L.TaylorLoss()]
+    z = torch.randn(64, 10, device="cuda", requires_grad=True)
+    y = torch.randint(0, 10, (64,), device="cuda")
+    expected = [loss(z.cpu(), y.cpu()) for loss in losses]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = [loss.cuda()(z, y) for loss in losses]
+        torch.stack(out).sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.testing.assert_close(torch.stack(out).cpu(), torch.stack(expected), rtol=1e-5, atol=1e-6)
