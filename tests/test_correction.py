@@ -337,11 +337,12 @@ def test_on_cuda_the_losses_run_without_a_host_sync():
               L.NLSLoss(), L.Poly1Loss(), L.TaylorLoss()]
     z = torch.randn(64, 10, device="cuda", requires_grad=True)
     y = torch.randint(0, 10, (64,), device="cuda")
-    expected = [loss(z.cpu(), y.cpu()) for loss in losses]
+    expected = [loss(z.detach().cpu(), y.cpu()) for loss in losses]
+    losses = [loss.cuda() for loss in losses]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        out = [loss.cuda()(z, y) for loss in losses]
+        out = [loss(z, y) for loss in losses]
         torch.stack(out).sum().backward()
     finally:
         torch.cuda.set_sync_debug_mode(0)
