@@ -269,17 +269,18 @@ class ForwardCorrectionLoss(FunctionalLoss):
     def checked_arguments(cls, T: Union[Tensor, str], num_classes: Optional[int] = None,
                           reduction: str = "mean") -> Dict[str, Any]:
         """``{"T": the checked matrix (or noise spec, without num_classes), "reduction": ...}``."""
+        reduction = check_reduction(reduction)
         if num_classes is not None:
             num_classes = check_int("num_classes", num_classes, 2)
         if isinstance(T, str):
             parse_noise(T)
             if num_classes is None:
-                return {"T": T, "reduction": check_reduction(reduction)}
+                return {"T": T, "reduction": reduction}
             T = make_transition(T, num_classes)
         T = check_transition(T, num_classes)
         if cls.invertible:
             check_invertible("T", T)
-        return {"T": T, "reduction": check_reduction(reduction)}
+        return {"T": T, "reduction": reduction}
 
     def __init__(self, T: Union[Tensor, str], num_classes: Optional[int] = None, reduction: str = "mean") -> None:
         nn.Module.__init__(self)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from torch import Tensor, nn
 
@@ -132,7 +132,7 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         defaults = _DEFAULTS.get(name, {})
     else:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}; presets: {', '.join(PRESETS)}")
-    items: list = []
+    items: List[str] = []
     for item in filter(None, (s.strip() for s in rest.split(","))):
         if _CLASS_PAIR.fullmatch(item) and items:  # "T=asym:0.4:1>7,7>1": a comma inside a noise spec
             items[-1] += "," + item
