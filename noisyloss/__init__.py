@@ -24,6 +24,7 @@ from .losses import (
     SCELoss,
     TruncatedGCELoss,
 )
+from .losses import BackwardCorrectionLoss, ForwardCorrectionLoss, NLSLoss, Poly1Loss, TaylorLoss
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
 
@@ -55,4 +56,9 @@ __all__ = [
     "OnlineLabelSmoothing",
     "ELRLoss",
     "TruncatedGCELoss",
+    "ForwardCorrectionLoss",
+    "BackwardCorrectionLoss",
+    "NLSLoss",
+    "Poly1Loss",
+    "TaylorLoss",
 ]

@@ -218,3 +218,31 @@ def check_index(index: object, target: Tensor, num_examples: int) -> Tensor:
             raise ValueError(f"index must be in [0, {num_examples - 1}] (num_examples={num_examples}), "
                              f"found {index[outside][0].item()}")
     return index.long()
+def check_invertible(name: str, matrix: Tensor) -> Tensor:
+    """Check that the square matrix ``matrix`` is invertible: full numerical rank (singular values
+    above ``torch.linalg.matrix_rank``'s tolerance); return it."""
+    rank = int(torch.linalg.matrix_rank(matrix))
+    if rank < matrix.shape[0]:
+        raise ValueError(f"{name} must be invertible, got a singular {matrix.shape[0]}x{matrix.shape[1]} "
+                         f"matrix of rank {rank}")
+    return matrix
+
+
+#: tolerance on the row sums of a matrix of probabilities
+_PROB_SUM_TOL = 1e-4
+
+
+def check_probabilities(name: str, probs: object) -> Tensor:
+    """Check that ``probs`` is an ``(N, C)`` floating tensor, ``N >= 1``, ``C >= 2``, of probabilities:
+    entries in ``[0, 1]``, rows summing to 1 (within 1e-4, float32 softmax rounding); return it."""
+    if not isinstance(probs, Tensor) or not probs.is_floating_point():
+        raise TypeError(f"{name} must be a floating torch.Tensor, got "
+                        f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}")
+    if probs.dim() != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
+        raise ValueError(f"{name} must have shape (N, C) with N >= 1 and C >= 2, got {tuple(probs.shape)}")
+    if not bool(((probs >= 0) & (probs <= 1)).all()):
+        raise ValueError(f"{name} must hold probabilities in [0, 1] (softmax outputs, not logits)")
+    err = float((probs.double().sum(dim=1) - 1).abs().max())
+    if err > _PROB_SUM_TOL:
+        raise ValueError(f"rows of {name} must sum to 1, largest deviation {err:.3g}")
+    return probs

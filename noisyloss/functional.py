@@ -50,6 +50,8 @@ from torch import Tensor
 
 from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
                       check_reduction)
+from ._checks import check_int, check_invertible
+from .noise import check_transition, make_transition
 
 __all__ = [
     "REFERENCE_CODE_A",
@@ -67,6 +69,11 @@ __all__ = [
     "negative_learning",
     "reduce_loss",
     "clamp_logits",
+    "forward_correction",
+    "backward_correction",
+    "nls",
+    "poly1",
+    "taylor",
 ]
 
 PEER_BASES = ("ce", "mae")
@@ -474,3 +481,198 @@ def negative_learning(
     log_p = F.log_softmax(clamp_logits(logits), dim=1)
     others = log_p.scatter(1, complementary.unsqueeze(1), float("-inf"))
     return reduce_loss(-torch.logsumexp(others, dim=1), reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# loss correction, negative label smoothing, poly-1, Taylor cross entropy
+# --------------------------------------------------------------------------------------------
+def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tensor:
+    """``T`` (a matrix, or a noise spec built for the logits' ``C`` classes) checked, float64 on the
+    logits' device.
+
+    The values (nonnegative, rows summing to 1, invertible when asked) are read on the host, so, as
+    for targets, they are checked only in eager mode for a ``T`` on the CPU; a ``T`` already on an
+    accelerator (a Module's buffer) and a compiled graph get the shape check alone.
+    """
+    c = logits.shape[1]
+    if isinstance(T, str):
+        T = make_transition(T, c)
+    if isinstance(T, Tensor) and (T.device.type != "cpu" or torch.compiler.is_compiling()):
+        if T.shape != (c, c):
+            raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, "
+                             f"got shape {tuple(T.shape)}")
+    else:
+        T = check_transition(T, num_classes=c)
+        if invertible:
+            check_invertible("T", T)
+    return T.to(device=logits.device, dtype=torch.float64)
+
+
+def forward_correction(
+    logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean"
+) -> Tensor:
+    r"""Forward loss correction :math:`-\log\,(p^\top T)_{\tilde y} = -\log \sum_i p_i T_{i\tilde y}`
+    (Patrini et al., 2017, "Making deep neural networks robust to label noise: a loss correction
+    approach"), with :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
+
+    The model's clean posterior :math:`p` is pushed through the noise, :math:`p^\top T` being the
+    posterior of the noisy label, and scored by CE against the noisy label :math:`\tilde y`; with
+    the true ``T`` the minimiser of the noisy risk is the clean posterior.  Computed as
+    :math:`-\mathrm{logsumexp}_i (\log p_i + \log T_{i\tilde y})`, a zero of ``T`` being an exact
+    :math:`-\infty` (that term is absent), so the loss is at most
+    :math:`-\log \min_i \{T_{i\tilde y} : T_{i\tilde y} > 0\}` while the classes that can turn into
+    :math:`\tilde y` keep a probability that does not round to 0, and at most about
+    :math:`3.7 \cdot 10^{19}` (float32, :func:`clamp_logits`) otherwise.  The authors' Keras code
+    clips :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the product ``K.dot(y_pred, P)`` and its
+    log (``loss.py``, ``robust("forward", P)``), which bounds the loss by :math:`-\log 10^{-7} = 16.1`;
+    nothing is clipped here.
+
+    Args:
+        T: the ``(C, C)`` row-stochastic transition matrix (tensor or array-like; a constant), or a
+            noise spec of :func:`noisyloss.noise.make_transition` (``"sym:0.4"``) built for the
+            logits' ``C`` classes.
+
+    Example:
+        >>> T = torch.tensor([[0.8, 0.2], [0.2, 0.8]])  # 20 % of each class flipped to the other
+        >>> z, y = torch.tensor([[0.75, 0.25]]).log(), torch.tensor([0])  # p = (3/4, 1/4)
+        >>> forward_correction(z, y, T=T)  # -ln(0.75 * 0.8 + 0.25 * 0.2) = -ln 0.65
+        tensor(0.4308)
+    """
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
+    log_T = _transition(T, logits).log().to(log_p.dtype)  # log 0 = -inf: that term is absent
+    return reduce_loss(-torch.logsumexp(log_p + log_T.t()[target], dim=1), reduction)
+
+
+def backward_correction(
+    logits: Tensor, target: Tensor, *, T: Union[Tensor, str], reduction: str = "mean"
+) -> Tensor:
+    r"""Backward loss correction :math:`(T^{-1} \ell)_{\tilde y} = \sum_k (T^{-1})_{\tilde y k}\,(-\log p_k)`
+    (Patrini et al., 2017), with :math:`\ell_k = -\log p_k` the CE of every label and
+    :math:`T_{ij} = P(\tilde y = j \mid y = i)`.
+
+    Unbiased: its expectation over the noisy label :math:`\tilde y \sim T_{y,\cdot}` is the clean CE
+    :math:`-\log p_y`, because :math:`T\,T^{-1} = I`.  :math:`T^{-1}` has negative entries, so the
+    loss is unbounded below: it can be negative, and it falls without limit as a class with
+    :math:`(T^{-1})_{\tilde y k} < 0` gets :math:`p_k \to 0`.  At :math:`p_k = 0` (a logit of
+    :math:`-\infty`), where that limit is :math:`-\infty`, the loss takes its value at
+    :func:`clamp_logits`'s bound (each :math:`\ell_k` at most about :math:`3.7 \cdot 10^{19}` in
+    float32), finite for any ``T``.  The gradient is :math:`p - (T^{-1})_{\tilde y \cdot}`.  The
+    authors' Keras code clips :math:`p` to :math:`[10^{-7}, 1 - 10^{-7}]` before the log, which
+    bounds each :math:`\ell_k` by 16.1 and zeroes its gradient there (``loss.py``,
+    ``robust("backward", P)``).
+
+    Args:
+        T: the ``(C, C)`` row-stochastic transition matrix, invertible (``ValueError`` otherwise), or
+            a noise spec (``"sym:0.4"``), as in :func:`forward_correction`.
+
+    Example:
+        >>> T = torch.tensor([[0.8, 0.2], [0.2, 0.8]])  # T^-1 = [[4/3, -1/3], [-1/3, 4/3]]
+        >>> z, y = torch.tensor([[0.75, 0.25]]).log(), torch.tensor([0])
+        >>> backward_correction(z, y, T=T)  # (4/3)(-ln 3/4) - (1/3)(-ln 1/4)
+        tensor(-0.0785)
+    """
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    neg_log_p = -F.log_softmax(clamp_logits(logits), dim=1)
+    T_inv = torch.linalg.inv_ex(_transition(T, logits, invertible=True)).inverse  # no host sync
+    return reduce_loss((T_inv.to(neg_log_p.dtype)[target] * neg_log_p).sum(dim=1), reduction)
+
+
+def nls_params(smooth_rate: float) -> Tuple[float]:
+    """:func:`nls`'s parameter, checked: a smoothing rate of at most 1."""
+    return (check_param("smooth_rate", smooth_rate, high=1.0),)
+
+
+def nls(logits: Tensor, target: Tensor, *, smooth_rate: float = -0.2, reduction: str = "mean") -> Tensor:
+    r"""Generalized label smoothing :math:`-\sum_k \big((1 - r)[k = y] + r/C\big) \log p_k
+    = (1 - r)(-\log p_y) + r\,\frac1C \sum_k (-\log p_k)`, with a negative smoothing rate
+    :math:`r < 0` allowed: negative label smoothing, NLS (Wei et al., 2022, "To smooth or not? When
+    label smoothing meets noisy labels").
+
+    For :math:`r \in [0, 1]` this is :func:`cross_entropy` with ``label_smoothing=r`` (torch's
+    convention, and the authors' ``loss_gls``); :func:`torch.nn.functional.cross_entropy` rejects
+    :math:`r < 0`, hence this function.  Allowed: :math:`r \le 1` (above 1 the labelled class would
+    get a negative weight); the paper's sweep runs from 0.8 down to -8.  With :math:`r < 0` every
+    other class gets the negative weight :math:`r/C`, so the loss rewards pushing their
+    probabilities to 0 and is unbounded below.  At a logit of :math:`-\infty` on another class (the
+    exact value :math:`-\infty`) it takes its value at :func:`clamp_logits`'s bound, about
+    :math:`\frac{r}{C}\,3.7 \cdot 10^{19}` in float32.  The gradient is :math:`p - t`.  The authors'
+    ``loss_gls`` (``loss.py``) computes the same value.
+
+    Args:
+        smooth_rate: :math:`r \le 1`; :math:`r < 0` is NLS, :math:`r = 0` CE, :math:`r > 0` label smoothing.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nls(z, y, smooth_rate=-0.3)  # 1.3 ln 2 - 0.3 (ln 2 + 2 ln 4) / 3 = 0.8 ln 2
+        tensor(0.5545)
+    """
+    (r,) = nls_params(smooth_rate)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    neg_log_p = -F.log_softmax(clamp_logits(logits), dim=1)
+    return reduce_loss((1.0 - r) * _gather(neg_log_p, target) + r * neg_log_p.mean(dim=1), reduction)
+
+
+def poly1_params(epsilon: float) -> Tuple[float]:
+    """:func:`poly1`'s parameter, checked: at least -1."""
+    return (check_param("epsilon", epsilon, low=-1.0),)
+
+
+def poly1(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean") -> Tensor:
+    r"""Poly-1 loss :math:`-\log p_y + \varepsilon\,(1 - p_y)` (Leng et al., 2022, "PolyLoss: a
+    polynomial expansion perspective of classification loss functions").
+
+    CE is :math:`\sum_{j \ge 1} (1 - p_y)^j / j`; Poly-1 changes the weight of its first term from 1 to
+    :math:`1 + \varepsilon`.  :math:`\varepsilon = -1` removes that term, ``epsilon = 0`` is CE.
+    Allowed: :math:`\varepsilon \ge -1`, where the loss decreases as :math:`p_y` grows (its slope in
+    :math:`p_y` is :math:`-1/p_y - \varepsilon`).  :math:`1 - p_y` is ``-expm1(log p_y)``.  The paper
+    gives the loss as TensorFlow pseudo-code (``CE + epsilon * (1 - pt)`` with ``pt`` from a softmax,
+    commented ``epsilon >= -1``), which this computes; no released implementation was found.
+
+    Args:
+        epsilon: :math:`\varepsilon \ge -1`, the extra weight of the first polynomial term.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> poly1(z, y, epsilon=2.0)  # ln 2 + 2 (1 - 1/2)
+        tensor(1.6931)
+    """
+    (epsilon,) = poly1_params(epsilon)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
+    return reduce_loss(-log_py - epsilon * torch.expm1(log_py), reduction)
+
+
+def taylor_params(order: int) -> Tuple[int]:
+    """:func:`taylor`'s parameter, checked: an int of at least 1."""
+    return (check_int("order", order, 1),)
+
+
+def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "mean") -> Tensor:
+    r"""Taylor cross entropy :math:`\sum_{k=1}^{t} (1 - p_y)^k / k` (Feng et al., 2020, "Can cross
+    entropy loss be robust to label noise?"): the series :math:`-\log p_y = \sum_{k \ge 1} (1 - p_y)^k/k`
+    cut after order :math:`t`.
+
+    ``order = 1`` is :func:`mae`; order 2 adds half the squared error :math:`(1 - p_y)^2/2`;
+    :math:`t \to \infty` gives CE.  Bounded by the harmonic number :math:`H_t = \sum_{k \le t} 1/k`
+    (the value at :math:`p_y = 0`).  :math:`1 - p_y` is ``-expm1(log p_y)``, exact where :math:`p_y`
+    is close to 1.  No code released by the authors was found.
+
+    Args:
+        order: the number of terms :math:`t`, an int :math:`\ge 1`.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> taylor(z, y, order=2)  # 1/2 + (1/2)^2 / 2
+        tensor(0.6250)
+    """
+    (order,) = taylor_params(order)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
+    k = torch.arange(1, order + 1, dtype=one_minus_py.dtype, device=one_minus_py.device)
+    return reduce_loss((one_minus_py.unsqueeze(1).pow(k) / k).sum(dim=1), reduction)

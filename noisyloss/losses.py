@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as NF
-from ._checks import check_index, check_int, check_logits_target, check_param, check_reduction
+from ._checks import check_index, check_int, check_invertible, check_logits_target, check_param, check_reduction
+from .noise import check_transition, make_transition, parse_noise
 
 __all__ = [
     "EpochEnd",
@@ -49,6 +50,11 @@ __all__ = [
     "OnlineLabelSmoothing",
     "ELRLoss",
     "TruncatedGCELoss",
+    "ForwardCorrectionLoss",
+    "BackwardCorrectionLoss",
+    "NLSLoss",
+    "Poly1Loss",
+    "TaylorLoss",
 ]
 
 
@@ -428,3 +434,75 @@ class TruncatedGCELoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_examples={self.num_examples}, q={self.q}, k={self.k}, start_prune={self.start_prune}, "
                 f"prune_every={self.prune_every}, reduction={self.reduction!r}")
+class ForwardCorrectionLoss(FunctionalLoss):
+    """Forward loss correction ``-log (p^T T)_y`` (:func:`noisyloss.functional.forward_correction`).
+
+    ``T`` is a ``(C, C)`` row-stochastic matrix, or a noise spec of
+    :func:`noisyloss.noise.make_transition` (``"sym:0.4"``, ``"asym:0.4:1>7,7>1"``).  With
+    ``num_classes`` (the experiment runner passes it) a spec is built once, and the matrix is the
+    buffer ``T``, which moves with the Module (``.to(device)``); without it, a spec is kept and built
+    on every call for the logits' ``C`` classes.
+    """
+
+    fn = staticmethod(NF.forward_correction)
+    __signature__ = None  # the constructor's own: (T, num_classes=None, reduction='mean')
+    #: whether ``T`` must be invertible
+    invertible = False
+
+    @classmethod
+    def checked_arguments(cls, T: Union[Tensor, str], num_classes: Optional[int] = None,
+                          reduction: str = "mean") -> Dict[str, Any]:
+        """``{"T": the checked matrix (or noise spec, without num_classes), "reduction": ...}``."""
+        reduction = check_reduction(reduction)
+        if num_classes is not None:
+            num_classes = check_int("num_classes", num_classes, 2)
+        if isinstance(T, str):
+            parse_noise(T)
+            if num_classes is None:
+                return {"T": T, "reduction": reduction}
+            T = make_transition(T, num_classes)
+        T = check_transition(T, num_classes)
+        if cls.invertible:
+            check_invertible("T", T)
+        return {"T": T, "reduction": reduction}
+
+    def __init__(self, T: Union[Tensor, str], num_classes: Optional[int] = None, reduction: str = "mean") -> None:
+        nn.Module.__init__(self)
+        params = self.checked_arguments(T, num_classes, reduction)
+        self.reduction, self._names = params["reduction"], ("T",)
+        if isinstance(params["T"], Tensor):
+            self.register_buffer("T", params["T"])
+        else:
+            self.T = params["T"]
+
+    def extra_repr(self) -> str:
+        T = f"{self.T.shape[0]}x{self.T.shape[1]} matrix" if isinstance(self.T, Tensor) else repr(self.T)
+        return f"T={T}, reduction={self.reduction!r}"
+
+
+class BackwardCorrectionLoss(ForwardCorrectionLoss):
+    """Backward loss correction ``(T^-1 l)_y``, ``l_k = -log p_k``
+    (:func:`noisyloss.functional.backward_correction`); ``T`` as in :class:`ForwardCorrectionLoss`,
+    invertible."""
+
+    fn = staticmethod(NF.backward_correction)
+    invertible = True
+
+
+class NLSLoss(FunctionalLoss):
+    """Negative label smoothing: label smoothing with ``smooth_rate <= 1``, negative allowed
+    (:func:`noisyloss.functional.nls`)."""
+
+    fn, check = staticmethod(NF.nls), staticmethod(NF.nls_params)
+
+
+class Poly1Loss(FunctionalLoss):
+    """Poly-1: ``-log p_y + epsilon (1 - p_y)`` (:func:`noisyloss.functional.poly1`)."""
+
+    fn, check = staticmethod(NF.poly1), staticmethod(NF.poly1_params)
+
+
+class TaylorLoss(FunctionalLoss):
+    """Taylor cross entropy ``sum_{k<=order} (1 - p_y)^k / k`` (:func:`noisyloss.functional.taylor`)."""
+
+    fn, check = staticmethod(NF.taylor), staticmethod(NF.taylor_params)

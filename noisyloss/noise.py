@@ -11,16 +11,18 @@ here is ``(C, C)`` float64, nonnegative, with rows summing to 1.
 * :func:`cifar100_asymmetric` — each class flips to the next class within its super-class.
 * :func:`make_transition` — one spec string (``"sym:0.4"``) per noise model, used by the CLI and sweeps.
 * :func:`corrupt` draws noisy labels, :func:`estimate_transition` measures the realised matrix.
+* :func:`estimate_transition_anchor` estimates ``T`` from a model's noisy-label posteriors (Patrini et al., 2017).
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_labels, check_param
+from ._checks import check_int, check_labels, check_param, check_probabilities
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -39,6 +41,7 @@ __all__ = [
     "corrupt",
     "estimate_transition",
     "nearest_example_labels",
+    "estimate_transition_anchor",
 ]
 
 CIFAR10_CLASSES = (
@@ -360,3 +363,48 @@ def nearest_example_labels(
         examples.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
     refs = torch.cat(examples)
     return y[refs][torch.cdist(flat, flat[refs]).argmin(1)].to(x.device)
+
+
+def estimate_transition_anchor(probs: Tensor, *, percentile: Optional[float] = None) -> Tensor:
+    r"""Transition matrix estimated from anchor points (Patrini et al., 2017).
+
+    ``probs`` are a model's predicted distributions of the *noisy* label, :math:`\hat p(\tilde y \mid x)`,
+    for ``N`` samples (the softmax of a network trained on the noisy labels with plain CE).  An anchor
+    of class :math:`i` is a sample that surely belongs to :math:`i`, where therefore
+    :math:`p(\tilde y \mid x) = T_{i\cdot}`; the paper takes the sample with the largest
+    :math:`\hat p(\tilde y = i \mid x)` and sets row :math:`i` of :math:`\hat T` to its predicted
+    distribution.  Because the largest value may be an outlier, the paper's variant takes the
+    :math:`\alpha`-percentile of the column instead of its maximum, with :math:`\alpha = 97\,\%`: with
+    ``percentile=97`` the anchor is the sample whose :math:`\hat p(\tilde y = i \mid x)` is the
+    97th percentile of its column (numpy's ``"higher"`` rule: the value at ascending rank
+    :math:`\lceil \alpha (N - 1) / 100 \rceil`, counting from 0).  Among equal values the earlier
+    sample wins.
+
+    The code released with the method (as copied in, e.g., the Dual-T authors'
+    ``yuyao/noise/est_t_matrix.py``) differs with the filter on: it zeroes every value *at or above*
+    the percentile, so its anchor is the largest value strictly below it (one rank lower, or a
+    non-anchor when anchors tie at the percentile), and it zeroes them in the array itself, so the
+    rows of later classes read those zeros.  ``tests/test_correction.py`` reproduces both.
+
+    Args:
+        probs: ``(N, C)`` predicted probabilities of the noisy label (rows summing to 1).
+        percentile: ``None`` (the argmax) or :math:`\alpha \in [0, 100]`; the paper uses 97.
+
+    Returns:
+        :math:`\hat T`, ``(C, C)`` float64 on ``probs``' device: row ``i`` is the anchor's ``probs`` row.
+
+    Example:
+        >>> probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.3, 0.7]])
+        >>> estimate_transition_anchor(probs)  # anchors: sample 0 for class 0, sample 2 for class 1
+        tensor([[0.9000, 0.1000],
+                [0.3000, 0.7000]], dtype=torch.float64)
+    """
+    probs = check_probabilities("probs", probs).double()
+    n = probs.shape[0]
+    if percentile is None:
+        rank = n - 1  # the largest value
+    else:
+        rank = math.ceil(check_param("percentile", percentile, low=0.0, high=100.0) / 100 * (n - 1))
+    by_decreasing_p = probs.argsort(dim=0, descending=True, stable=True)  # (N, C): column i sorts p_i
+    anchors = by_decreasing_p[n - 1 - rank]  # (C,): the anchor of each class
+    return probs[anchors]

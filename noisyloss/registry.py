@@ -11,7 +11,8 @@ preset's name is a spec too (``make_loss("sce_cifar10")``), and parameters after
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+import re
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from torch import Tensor, nn
 
@@ -43,6 +44,8 @@ PRESETS: Dict[str, Preset] = {}
 _DEFAULTS: Dict[str, Dict[str, Any]] = {"ls": {"label_smoothing": 0.1}}
 _ALIASES = {"cross_entropy": "ce", "negative_learning": "nl"}
 _PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothing"}}
+#: a class pair of an asym noise spec (``7>1``): after a comma it continues the value before it
+_CLASS_PAIR = re.compile(r"\d+\s*>\s*\d+")
 #: arguments that are objects, not numbers or words: given to make_loss, never in a spec
 _NOT_IN_SPECS = ("generator",)
 
@@ -129,8 +132,14 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         defaults = _DEFAULTS.get(name, {})
     else:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}; presets: {', '.join(PRESETS)}")
-    params: Dict[str, Any] = {}
+    items: List[str] = []
     for item in filter(None, (s.strip() for s in rest.split(","))):
+        if _CLASS_PAIR.fullmatch(item) and items:  # "T=asym:0.4:1>7,7>1": a comma inside a noise spec
+            items[-1] += "," + item
+        else:
+            items.append(item)
+    params: Dict[str, Any] = {}
+    for item in items:
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or not key or not value:
             raise ValueError(f"loss spec parameter {item!r} in {spec!r} must look like key=value")
@@ -262,3 +271,11 @@ register_loss("elr", L.ELRLoss, "early-learning regularisation CE + lam log(1 - 
               "each sample's predictions (Liu et al., 2020)")
 register_loss("gce_prune", L.TruncatedGCELoss, "truncated GCE with per-sample weights pruned in rounds, as the "
               "paper's code trains it (Zhang & Sabuncu, 2018); gce:k= truncates at every step instead")
+for _name, _cls, _description in [
+    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix"),
+    ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
+    ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
+    ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),
+    ("taylor", L.TaylorLoss, "Taylor cross entropy sum_{k<=order} (1 - p_y)^k / k"),
+]:
+    register_loss(_name, _cls, _description)

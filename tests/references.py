@@ -99,3 +99,58 @@ def rce_reference_code(z: Tensor, y: Tensor) -> Tensor:
     p = probs(z).clamp(1e-7, 1.0)
     label = onehot(y, z.shape[1]).clamp(1e-4, 1.0)
     return -(p * torch.log(label)).sum(1)
+
+
+# --------------------------------------------------------------------------------------------
+# forward_correction, backward_correction, nls, poly1, taylor
+# --------------------------------------------------------------------------------------------
+def forward_correction(z: Tensor, y: Tensor, T: Tensor) -> Tensor:
+    """-log (p^T T)_y: the posterior of the noisy label, p^T T, at the given label (Patrini et al., 2017)."""
+    noisy_posterior = probs(z) @ T.to(torch.float64)
+    return -torch.log((noisy_posterior * onehot(y, z.shape[1])).sum(1))
+
+
+def backward_correction(z: Tensor, y: Tensor, T: Tensor) -> Tensor:
+    """(T^-1 l)_y with l_k = -log p_k, the CE of every label (Patrini et al., 2017)."""
+    corrected = -torch.log(probs(z)) @ torch.linalg.inv(T.to(torch.float64)).t()  # row n: T^-1 l(x_n)
+    return (corrected * onehot(y, z.shape[1])).sum(1)
+
+
+def nls(z: Tensor, y: Tensor, smooth_rate: float) -> Tensor:
+    """-sum_k t_k log p_k with t = (1 - r) e_y + r / C, r < 0 allowed (Wei et al., 2022)."""
+    return cross_entropy(z, y, smooth_rate)
+
+
+def poly1(z: Tensor, y: Tensor, epsilon: float) -> Tensor:
+    """-log p_y + epsilon (1 - p_y) (Leng et al., 2022)."""
+    py = p_at(z, y)
+    return -torch.log(py) + epsilon * (1 - py)
+
+
+def taylor(z: Tensor, y: Tensor, order: int) -> Tensor:
+    """sum_{k=1}^t (1 - p_y)^k / k, the order-t Taylor series of -log p_y around p_y = 1 (Feng et al., 2020)."""
+    u = 1 - p_at(z, y)
+    return sum(u**k / k for k in range(1, order + 1))
+
+
+def anchor_transition_as_released(probs_: "numpy.ndarray", filter_outlier: bool) -> "numpy.ndarray":
+    """The anchor-point estimator as the code released with Patrini et al.'s method computes it (in
+    the Dual-T authors' copy, a5507203/dual-t-..., ``yuyao/noise/est_t_matrix.py``), in our words.
+
+    For each class i in turn: the anchor is the sample with the largest p_i; with the outlier filter,
+    every p_i at or above the 97th percentile of column i (numpy's 'higher' interpolation) is first
+    set to 0 *in the array itself* (a view of it), so the largest remaining p_i, just below the
+    percentile, wins, and the zeros stay in the array for the classes that follow.  Row i of T is
+    the anchor's row of the (by then modified) array.
+    """
+    import numpy as np
+
+    eta = probs_.copy()  # the caller's array is left alone; the in-place zeros stay inside eta
+    c = eta.shape[1]
+    T = np.empty((c, c))
+    for i in range(c):
+        column = eta[:, i]  # a view: zeroing it zeroes eta
+        if filter_outlier:
+            column[column >= np.percentile(column, 97, method="higher")] = 0.0
+        T[i] = eta[int(np.argmax(column))]
+    return T

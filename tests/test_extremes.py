@@ -18,10 +18,14 @@ from noisyloss.registry import LOSSES
 BIG = 3e38  # finite in float32 and bfloat16
 INF = float("inf")
 N, C = 24, 5
+#: the parameters of the losses that have no default
+REQUIRED = {"forward": "T=sym:0.4", "backward": "T=sym:0.4"}
 #: every registered name with its defaults, and the parameter settings with their own extremes
-SPECS: List[str] = sorted(LOSSES) + ["focal:gamma=0.5", "focal:gamma=0", "bootstrap:hard=true",
-                                     "peer:base=mae", "gce:q=1e-19", "gce:q=0.7,k=0.3", "sce:A=code",
-                                     "nce_rce:A=code"]
+SPECS: List[str] = sorted(f"{n}:{REQUIRED[n]}" if n in REQUIRED else n for n in LOSSES) + [
+    "focal:gamma=0.5", "focal:gamma=0", "bootstrap:hard=true", "peer:base=mae", "gce:q=1e-19", "gce:q=0.7,k=0.3",
+    "sce:A=code", "nce_rce:A=code"]
+SPECS += ["forward:T=asym:0.4:0>1", "backward:T=pair:0.3", "nls:smooth_rate=-8", "poly1:epsilon=-1",
+          "taylor:order=6"]
 
 
 def build(spec: str) -> torch.nn.Module:
