@@ -20,6 +20,8 @@ from .losses import (
     RCELoss,
     SCELoss,
 )
+from .data import register_dataset
+from .models import register_model
 from .registry import available_losses, functional_loss, make_loss, parse_spec
 
 __version__ = "0.1.0"
@@ -30,6 +32,8 @@ __all__ = [
     "functional_loss",
     "parse_spec",
     "available_losses",
+    "register_dataset",
+    "register_model",
     "CrossEntropyLoss",
     "MAELoss",
     "GCELoss",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from torch import Tensor
@@ -21,6 +21,10 @@ __all__ = [
     "check_logits_target",
     "check_labels",
     "check_generator",
+    "check_bool",
+    "check_name",
+    "check_callable",
+    "check_choice",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -142,3 +146,35 @@ def check_generator(generator: object) -> Optional[torch.Generator]:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Check that ``value`` is a ``bool``; return it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_name(name: str, value: object) -> str:
+    """Check that ``value`` is a non-empty string (a name to register or look up); return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty name, got {value!r}")
+    return value
+
+
+def check_callable(name: str, value: object) -> object:
+    """Check that ``value`` can be called; return it."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of the names ``choices``; return it."""
+    allowed = sorted(choices)
+    check_name(name, value)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value  # type: ignore[return-value]

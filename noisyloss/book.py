@@ -15,7 +15,7 @@ import plotly.io as pio
 import torch
 from plotly.io.base_renderers import MimetypeRenderer
 
-from .experiments import load_records, prepare_workers
+from .experiments import load_records
 from .runtime import setup as _runtime_setup
 
 __all__ = ["BookRenderer", "use_renderer", "setup", "results", "shipped_results", "provenance_line"]
@@ -49,15 +49,11 @@ def use_renderer() -> str:
     return name
 
 
-def setup(seed: int = 0, verbose: bool = True, sweeps: bool = False) -> Tuple[torch.device, bool]:
+def setup(seed: int = 0, verbose: bool = True) -> Tuple[torch.device, bool]:
     """The first cell of every chapter: :func:`noisyloss.runtime.setup` (seed, device, mode line)
-    and the book's plotly renderer; for a page that sweeps (``sweeps=True``), the sweep workers' fork
-    server starts in the background (:func:`noisyloss.experiments.prepare_workers`).  Returns
-    ``(device, quick)``."""
+    and the book's plotly renderer.  Returns ``(device, quick)``."""
     device, quick = _runtime_setup(seed=seed, verbose=verbose)
     use_renderer()
-    if sweeps:
-        prepare_workers(device)
     return device, quick
 
 
