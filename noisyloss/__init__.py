@@ -9,7 +9,9 @@ from . import functional
 from .losses import (
     BootstrapLoss,
     CrossEntropyLoss,
+    EpochEnd,
     FocalLoss,
+    FunctionalLoss,
     GCELoss,
     MAELoss,
     NCELoss,
@@ -22,7 +24,8 @@ from .losses import (
 )
 from .data import register_dataset
 from .models import register_model
-from .registry import available_losses, functional_loss, make_loss, parse_spec
+from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
+                       register_loss, register_preset)
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,12 @@ __all__ = [
     "functional_loss",
     "parse_spec",
     "available_losses",
+    "canonical_spec",
+    "register_loss",
+    "register_preset",
+    "presets",
+    "EpochEnd",
+    "FunctionalLoss",
     "register_dataset",
     "register_model",
     "CrossEntropyLoss",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterable, Optional
+import re
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -22,9 +23,11 @@ __all__ = [
     "check_labels",
     "check_generator",
     "check_bool",
+    "check_choice",
     "check_name",
     "check_callable",
-    "check_choice",
+    "check_subclass",
+    "check_text",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -84,9 +87,7 @@ def check_seed(name: str, value: object) -> int:
 
 def check_reduction(reduction: object) -> str:
     """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"none"``; return it."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction  # type: ignore[return-value]
+    return check_choice("reduction", reduction, REDUCTIONS)
 
 
 def _check_index_tensor(name: str, t: object) -> Tensor:
@@ -149,32 +150,54 @@ def check_generator(generator: object) -> Optional[torch.Generator]:
 
 
 def check_bool(name: str, value: object) -> bool:
-    """Check that ``value`` is a ``bool``; return it."""
+    """Check that ``value`` is a ``bool`` (not an int, not a string); return it."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return value
 
 
-def check_name(name: str, value: object) -> str:
-    """Check that ``value`` is a non-empty string (a name to register or look up); return it."""
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of the strings ``choices``; return it."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{name} must be a non-empty name, got {value!r}")
+        raise TypeError(f"{name} must be one of {tuple(choices)}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
 
 
-def check_callable(name: str, value: object) -> object:
-    """Check that ``value`` can be called; return it."""
+#: a registered name: lowercase letters, digits, ``_``, ``-``, ``.``; never ``:``, ``,``, ``=`` or spaces
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def check_name(name: str, value: object) -> str:
+    """Check that ``value`` is a name a spec can spell (:data:`NAME_PATTERN`); return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{name} must be lowercase letters, digits, '_', '-' or '.', starting with a "
+                         f"letter or digit, got {value!r}")
+    return value
+
+
+def check_callable(name: str, value: object) -> Callable[..., Any]:
+    """Check that ``value`` is callable; return it."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
     return value
 
 
-def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
-    """Check that ``value`` is one of the names ``choices``; return it."""
-    allowed = sorted(choices)
-    check_name(name, value)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value  # type: ignore[return-value]
+def check_subclass(name: str, value: object, base: type) -> type:
+    """Check that ``value`` is a class derived from ``base``; return it."""
+    if not (isinstance(value, type) and issubclass(value, base)):
+        raise TypeError(f"{name} must be a subclass of {base.__module__}.{base.__qualname__}, got {value!r}")
+    return value
+
+
+def check_text(name: str, value: object) -> str:
+    """Check that ``value`` is a string with something in it besides spaces (free text, unlike
+    :func:`check_name`); return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value

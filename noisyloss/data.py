@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_bool, check_callable, check_choice, check_int, check_name, check_param
+from ._checks import check_bool, check_callable, check_choice, check_int, check_name, check_param, check_text
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
@@ -130,7 +130,7 @@ class ImageData:
     has_label_noise: bool = False
 
     def __post_init__(self) -> None:
-        check_name("name", self.name)
+        check_text("name", self.name)
         check_int("num_classes", self.num_classes, 2)
         check_bool("hflip", self.hflip)
         check_bool("has_label_noise", self.has_label_noise)

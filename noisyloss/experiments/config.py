@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .._checks import check_bool, check_choice, check_int, check_name, check_param, check_seed
+from .._checks import check_bool, check_choice, check_int, check_param, check_seed, check_text
 from ..data import ASYM_PAIRS, dataset_info
 from ..models import available_models
 from ..noise import make_transition, parse_noise
@@ -86,7 +86,6 @@ class RunConfig:
     def __post_init__(self) -> None:
         num_classes = _field("dataset", lambda name, value: dataset_info(value)[0], self.dataset)
         _field("loss", self._check_loss, num_classes)
-        _field("noise", check_name, self.noise)
         if self.dataset.startswith("cifar10n-") and self.noise != "clean":
             raise ConfigError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
         pairs = ASYM_PAIRS.get(self.dataset)
@@ -97,7 +96,7 @@ class RunConfig:
                               "source>destination, e.g. 'asym:0.4:1>7,7>1'")
         _field("noise", lambda name, spec: make_transition(spec, num_classes, pairs=pairs), self.noise)
         if self.label_set is not None:
-            _field("label_set", check_name, self.label_set)
+            _field("label_set", check_text, self.label_set)
             if self.noise != "clean":
                 raise ConfigError(f"noise must be 'clean' with label_set={self.label_set!r}: its labels are the noise")
             if self.dataset.startswith("cifar10n-"):
@@ -131,7 +130,7 @@ class RunConfig:
     def make_loss(self, num_classes: int, num_examples: int) -> nn.Module:
         """The loss module of this run: ``num_classes`` and ``num_examples`` (training samples) go to a
         loss whose ``__init__`` takes them (online label smoothing: the number of classes)."""
-        accepted = inspect.signature(LOSSES[parse_spec(self.loss)[0]][0].__init__).parameters
+        accepted = inspect.signature(LOSSES[parse_spec(self.loss)[0]].cls).parameters
         given = {"num_classes": num_classes, "num_examples": num_examples}
         return make_loss(self.loss, **{k: v for k, v in given.items() if k in accepted})
 
