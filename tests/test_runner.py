@@ -128,15 +128,29 @@ def test_an_unwritable_data_folder_is_one_error_line(tmp_path, capsys, monkeypat
         assert str(folder) in err and (out / "records.jsonl").read_bytes() == b""
 
 
-def test_a_full_disk_while_recording_is_one_error_line(tmp_path):
-    out = tmp_path / "out"
-    limit = 300  # bytes a file of this process may grow to: the record's line does not fit
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory):
+    """``(CompletedProcess, out folder)`` of a CLI run whose files may not grow past 300 bytes (a full
+    disk, as far as the process can tell): the record's line does not fit."""
+    out = tmp_path_factory.mktemp("full") / "out"
+    limit = 300
     done = subprocess.run([sys.executable, "-m", "noisyloss", *TINY, "--epochs", "1", "--out", str(out)], env=ENV,
                           capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    return done, out
+
+
+def test_a_full_disk_while_recording_is_one_error_line(full_disk):
+    done, _ = full_disk
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("noisyloss run: error: File too large") and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.xfail(reason="RecordsStore.add truncates back on OSError on branch store; passes once it is merged")
+def test_a_full_disk_leaves_no_partial_record(full_disk):
+    _, out = full_disk
+    assert (out / "records.jsonl").read_bytes() == b""
 
 
 def test_ctrl_c_stops_the_cli_with_one_line_and_status_130(tmp_path):
