@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_bool, check_callable, check_choice, check_int, check_name, check_param, check_text
+from ._checks import (check_bool, check_callable, check_choice, check_int, check_labels, check_name, check_param,
+                      check_text)
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
@@ -134,6 +135,13 @@ class ImageData:
         check_int("num_classes", self.num_classes, 2)
         check_bool("hflip", self.hflip)
         check_bool("has_label_noise", self.has_label_noise)
+        for field in ("y_train", "y_test", "y_train_clean"):
+            check_labels(field, getattr(self, field), self.num_classes)
+        n_train, n_test = len(self.y_train), len(self.y_test)
+        if (len(self.x_train), len(self.y_train_clean), len(self.x_test)) != (n_train, n_train, n_test):
+            raise ValueError(f"ImageData {self.name!r}: x_train and y_train_clean must have the {n_train} samples of "
+                             f"y_train and x_test the {n_test} of y_test, got {len(self.x_train)}, "
+                             f"{len(self.y_train_clean)} and {len(self.x_test)}")
         if not self.has_label_noise and not torch.equal(self.y_train, self.y_train_clean):
             raise ValueError(f"ImageData {self.name!r}: y_train differs from y_train_clean; set has_label_noise=True "
                              "if the training labels are noisy labels of their own")
@@ -370,8 +378,7 @@ def load_cifar10n_labels(
     Checks that the file's ``clean_label`` equals the CIFAR-10 training labels ``train_labels``, so
     that the human labels are aligned with the images.
     """
-    if key not in CIFAR10N_LABELS.values():
-        raise ValueError(f"key must be one of {sorted(CIFAR10N_LABELS.values())}, got {key!r}")
+    check_choice("key", key, sorted(CIFAR10N_LABELS.values()))
     path = data_root(root) / CIFAR10N_FILE
     if not path.exists():
         if not download:
@@ -535,9 +542,11 @@ def load_dataset(
     device = torch.device("cpu" if device is None else device)
     if name in _REGISTERED:
         data = _REGISTERED[name](device, quick)
-        if not isinstance(data, ImageData) or data.name != name:
-            raise TypeError(f"the loader of dataset {name!r} must return an ImageData named {name!r}, got "
-                            f"{getattr(data, 'name', type(data).__name__)!r}")
+        if not isinstance(data, ImageData):
+            raise TypeError(f"the loader of dataset {name!r} must return an ImageData, got {type(data).__name__}")
+        if data.name != name:
+            raise ValueError(f"the loader of dataset {name!r} must return an ImageData named {name!r}, got "
+                             f"{data.name!r}")
         return data
     if name == "digits":
         return _load_digits(device)

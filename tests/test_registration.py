@@ -84,9 +84,12 @@ def test_a_registered_dataset_and_model_are_names_like_the_built_in_ones():
 
 def test_what_a_registered_loader_or_factory_returns_is_checked():
     noisyloss.register_dataset("misnamed", lambda device, quick: _blobs("other", device))
-    with pytest.raises(TypeError, match="loader of dataset 'misnamed' must return an ImageData named 'misnamed', "
-                                        "got 'other'"):
+    with pytest.raises(ValueError, match="loader of dataset 'misnamed' must return an ImageData named 'misnamed', "
+                                         "got 'other'"):
         D.load_dataset("misnamed")
+    noisyloss.register_dataset("not_data", lambda device, quick: (1, 2))
+    with pytest.raises(TypeError, match="loader of dataset 'not_data' must return an ImageData, got tuple"):
+        D.load_dataset("not_data")
     noisyloss.register_model("not_a_module", lambda *args: "model")
     with pytest.raises(TypeError, match="factory of model 'not_a_module' must return an nn.Module, got str"):
         M.make_model("not_a_module", 3, 1, 8)

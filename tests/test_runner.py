@@ -72,15 +72,16 @@ def test_label_noise_of_a_dataset_is_a_field_not_the_identity_of_its_labels():
     assert human.subset(50).has_label_noise and bool(E.make_labels(human, "clean").corrupted.all())
     with pytest.raises(TypeError, match="has_label_noise must be a bool, got int"):
         ImageData(d.name, d.x_train, wrong, d.x_test, d.y_test, 10, d.classes, d.y_train, has_label_noise=1)
+    with pytest.raises(ValueError, match=r"y_train must be in \[0, 8\] \(C=9\), found 9"):
+        ImageData(d.name, d.x_train, d.y_train, d.x_test, d.y_test, 9, d.classes, d.y_train)
+    with pytest.raises(ValueError, match="x_train and y_train_clean must have the 1347 samples of y_train"):
+        ImageData(d.name, d.x_train[:5], d.y_train, d.x_test, d.y_test, 10, d.classes, d.y_train)
 
 
-@pytest.mark.parametrize("spec, name", [("ols:num_classes=3", "num_classes"), ("ols:num_examples=5", "num_examples")])
-def test_a_spec_cannot_set_what_the_runner_sets(spec, name):
-    with pytest.raises(E.ConfigError, match=f"{spec!r} sets {name}, which the runner sets from the data"):
-        E.RunConfig(loss=spec)
-
-
-def test_the_runner_gives_the_loss_the_number_of_classes_of_its_data():
+def test_the_runner_sets_the_number_of_classes_and_a_spec_cannot():
+    for spec, name in (("ols:num_classes=3", "num_classes"), ("ols:num_examples=5", "num_examples")):
+        with pytest.raises(E.ConfigError, match=f"{spec!r} sets {name}, which the runner sets from the data"):
+            E.RunConfig(loss=spec)
     res = E.run(E.RunConfig(**{**FAST, "dataset": "synth100", "loss": "ols", "epochs": 1}), device="cpu", progress=False)
     assert res.loss_fn.num_classes == 100 and res.loss_fn.soft_labels.shape == (100, 100)
     assert json.loads(res.record["key"])["loss"] == "ols"  # the key does not carry it
