@@ -50,8 +50,8 @@ def use_renderer() -> str:
 
 
 def setup(seed: int = 0, verbose: bool = True) -> Tuple[torch.device, bool]:
-    """The first cell of every chapter: :func:`noisyloss.runtime.setup` (seed, device, mode line)
-    and the book's plotly renderer.  Returns ``(device, quick)``."""
+    """The first cell of every chapter: :func:`noisyloss.runtime.setup` (seed, device, threads, mode
+    line) and the book's plotly renderer.  Returns ``(device, quick)``."""
     device, quick = _runtime_setup(seed=seed, verbose=verbose)
     use_renderer()
     return device, quick
