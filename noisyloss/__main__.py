@@ -1,10 +1,11 @@
-"""Command line: ``python -m noisyloss run ...`` (a sweep into DIR/records.jsonl) and
-``python -m noisyloss losses``.
+"""Command line: ``python -m noisyloss run ...`` (a sweep into DIR/records.jsonl),
+``python -m noisyloss table DIR`` (mean ± std over seeds) and ``python -m noisyloss losses``.
 
 Examples::
 
     python -m noisyloss run --dataset cifar10 --noise sym:0.4 --loss ce gce:q=0.7 --epochs 40 --out runs/c10
     python -m noisyloss run --dataset digits --noise sym:0.2 sym:0.4 --loss ce --loss mae --seeds 0 1 --quick
+    python -m noisyloss table runs/c10 --format markdown --metric test_acc memorised
     python -m noisyloss losses
 
 ``--loss``, ``--noise`` and ``--seeds`` take several values and may be repeated; specs are never
@@ -94,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="folder of records.jsonl, created if missing (default: runs)")
     runp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub.add_parser("losses", help="list the available losses and their default parameters")
+    tablep = sub.add_parser("table", help="mean ± std over seeds of the runs recorded in OUT",
+                            description="Mean ± std over seeds with n, one row per run (its seeds grouped by "
+                                        "canonical run key).  Only reads the records: no name in them is checked.")
+    tablep.add_argument("out", type=Path, metavar="OUT", help=f"a folder holding {RECORDS}, or a records file")
+    tablep.add_argument("--format", choices=experiments.FORMATS, default="text", help="(default: %(default)s)")
+    tablep.add_argument("--metric", nargs="+", action="extend",
+                        help="final metrics, e.g. test_acc memorised ece (default: test_acc)")
     return parser
 
 
@@ -169,6 +177,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    """``table``: the records of OUT read (never rewritten) and printed as ``experiments.group_table``."""
+    path = args.out / RECORDS if args.out.is_dir() else args.out
+    try:
+        if not path.is_file():
+            raise ValueError(f"no records file at {path}")
+        print(experiments.group_table(experiments.load_records(path), args.metric or ["test_acc"], args.format))
+    except (OSError, ValueError) as err:
+        print(f"{PROG} table: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "losses":
@@ -179,7 +200,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     with warnings.catch_warnings():  # warnings (a diverged run, invalid record lines) as one line each
         warnings.showwarning = lambda message, *args, **kwargs: print(f"{PROG}: warning: {message}", file=sys.stderr)
-        return _run(args)
+        return _table(args) if args.command == "table" else _run(args)
 
 
 if __name__ == "__main__":

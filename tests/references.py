@@ -91,3 +91,11 @@ def peer(z: Tensor, y: Tensor, alpha: float, base: str, j: Tensor, k: Tensor) ->
 def negative_learning(z: Tensor, ybar: Tensor) -> Tensor:
     """-log(1 - p_ybar) for given complementary labels (Kim et al., 2019)."""
     return -torch.log(1 - p_at(z, ybar))
+
+
+def rce_reference_code(z: Tensor, y: Tensor) -> Tensor:
+    """RCE as the SCE and APL authors' code computes it: the predicted probabilities kept in
+    [1e-7, 1], the one-hot label kept in [1e-4, 1], then -sum_k p_k log label_k."""
+    p = probs(z).clamp(1e-7, 1.0)
+    label = onehot(y, z.shape[1]).clamp(1e-4, 1.0)
+    return -(p * torch.log(label)).sum(1)

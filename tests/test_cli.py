@@ -56,7 +56,7 @@ MISUSE = [
     (["--lr", "nan"], r"lr must be in \(0, inf\), got nan"),
     (["--lr", "-1"], r"lr must be in \(0, inf\), got -1"),
     (["--dataset", "mnist"], r"dataset must be one of \(.*'digits'.*\), got 'mnist'"),
-    (["--model", "resnet"], r"model must be one of \('cnn', 'mlp'\), got 'resnet'"),
+    (["--model", "resnet"], r"model must be one of \(.*'cnn', .*'mlp'.*\), got 'resnet'"),
     (["--loss", "ols:num_classes=3"], "'ols:num_classes=3' sets num_classes, which the runner sets from the data"),
     (["--import", "no_such_module_here"], "--import no_such_module_here: ModuleNotFoundError"),
 ]

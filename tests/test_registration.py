@@ -193,7 +193,6 @@ def test_the_cli_sweeps_the_names_a_user_module_registers(custom_sweep):
     assert all(r["final"]["test_acc"] is not None for r in written)
 
 
-@pytest.mark.xfail(reason="records keyed by their stored key on branch store; passes once it is merged")
 def test_records_of_custom_names_are_read_back_by_a_process_that_registers_nothing(custom_sweep):
     _, path = custom_sweep
     path.chmod(0o640)

@@ -148,7 +148,6 @@ def test_a_full_disk_while_recording_is_one_error_line(full_disk):
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.xfail(reason="RecordsStore.add truncates back on OSError on branch store; passes once it is merged")
 def test_a_full_disk_leaves_no_partial_record(full_disk):
     _, out = full_disk
     assert (out / "records.jsonl").read_bytes() == b""

@@ -5,9 +5,10 @@
 * :mod:`~noisyloss.experiments.runner` — :func:`~noisyloss.experiments.runner.run` one config,
   :func:`~noisyloss.experiments.runner.sweep` many into a records file, each record with its provenance;
 * :mod:`~noisyloss.experiments.store` — the records file (JSONL) that several processes share safely:
-  runs claimed under file locks, invalid lines moved aside, resume after a kill;
-* :mod:`~noisyloss.experiments.tables` — plain-text tables of records, one row per run or mean ± std
-  over seeds.
+  records validated by their JSON shape (never their names), runs claimed under file locks, invalid
+  lines moved aside, resume after a kill;
+* :mod:`~noisyloss.experiments.tables` — tables of records, one row per run or mean ± std over seeds
+  grouped by canonical run key (text, markdown, LaTeX, CSV), and a pandas DataFrame.
 
 Every public name is importable from ``noisyloss.experiments`` itself.
 
@@ -17,8 +18,8 @@ True
 """
 from .config import DEFAULT_LR, RUNNER_SETS, ConfigError, ConfigTypeError, RunConfig, grid
 from .runner import RunResult, labels_digest, make_labels, provenance, run, sweep
-from .store import RecordsStore, load_records, record_key, save_record
-from .tables import record_noise, seed_stats, seed_table, summary_table
+from .store import FINAL_METRICS, MAX_DEPTH, RecordsStore, load_records, record_key, save_record
+from .tables import FORMATS, group_table, record_loss, record_noise, seed_stats, seed_table, summary_table, to_dataframe
 
 __all__ = [
     "RunConfig",
@@ -36,9 +37,15 @@ __all__ = [
     "record_key",
     "load_records",
     "save_record",
+    "FINAL_METRICS",
+    "MAX_DEPTH",
     "record_noise",
+    "record_loss",
     "summary_table",
     "seed_stats",
     "seed_table",
+    "group_table",
+    "FORMATS",
+    "to_dataframe",
     "provenance",
 ]

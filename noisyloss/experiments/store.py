@@ -1,72 +1,135 @@
 """The records store: one JSONL file of finished runs that several processes share safely.
 
-A record is one JSON line (a run's config, final metrics, history and provenance).  Processes that
+A record is one JSON line (a run's key, config, final metrics, history and provenance), identified
+by its stored ``"key"``: the canonical JSON of the run's resolved config that
+:meth:`~noisyloss.experiments.config.RunConfig.key` wrote when the run was trained.  Processes that
 point at the same file (one per GPU, or one per machine on shared storage) cooperate through file
 locks from the ``filelock`` package:
 
-* ``records.jsonl.lock`` is held for every read-repair and every append, so lines never interleave
-  and each append is one ``write`` + ``fsync``;
+* ``records.jsonl.lock`` is held for every repair and every append, so lines never interleave; an
+  append writes one whole line or nothing (after a failed write, e.g. a full disk, the file is cut
+  back to its length before and the ``OSError`` propagates);
 * ``records.jsonl.claims/<key hash>.lock`` is held by the process that trains a run, for as long as
   it trains; a second process skips that run and waits for its record later.  The operating system
   releases the lock of a process that dies, so its claim is taken over and nothing is lost; a run is
   trained only by the holder of its claim and only if no record of it exists, so nothing is trained
   twice.
 
-A line that is not a valid record (cut short by a kill, not JSON, not UTF-8, ``{}``, missing keys,
-a config this version rejects, a second record of the same run) is moved aside to
-``records.jsonl.rejected`` with a warning, so the records file stays valid JSONL whatever was
-appended to it.  The shared folder must support file locks (local disks, NFSv4, Lustre/GPFS with
-locking enabled).
+**What is validated** (:func:`record_key`): the JSON shape and types of a record, nothing else.  A
+record is an object with ``"key"`` (a non-empty string holding a JSON object), ``"config"`` (an
+object), ``"final"`` (an object of numbers or nulls that holds at least the metrics ``test_acc``,
+``fit_clean``, ``memorised`` and ``corrected``; ``diverged``, when there, an integer or null) and
+``"history"`` (a list of objects), nested at most :data:`MAX_DEPTH` levels deep.  A UTF-8 byte order
+mark before a line is ignored.  **What is not validated**: the names in a record (datasets, models,
+losses, noise specs) and whether today's :class:`~noisyloss.experiments.config.RunConfig` accepts its
+config, so the records of names this process has not registered are kept and returned like any other.
+
+**Reading never rewrites**: :func:`load_records` only reads, and so does
+:meth:`RecordsStore.records` on a file of valid records (its bytes, mode and links stay as they
+are).  Only where lines are not valid records (cut short by a kill, not JSON, not UTF-8, ``{}``,
+missing or mistyped fields, nested too deeply, a second record of a run already in the file) does
+:meth:`RecordsStore.records` repair the file: those lines are appended to ``records.jsonl.rejected``
+with a warning and the file is rewritten with the other lines exactly as they were, keeping its mode;
+a symlinked ``records.jsonl`` stays a link and its target is rewritten.  The shared folder must
+support file locks (local disks, NFSv4, Lustre/GPFS with locking enabled).
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Tuple, Union
 
 from filelock import FileLock, Timeout
 
-from .config import RunConfig
+__all__ = ["RecordsStore", "record_key", "load_records", "save_record", "MAX_DEPTH", "FINAL_METRICS"]
 
-__all__ = ["RecordsStore", "record_key", "load_records", "save_record"]
-
-#: keys every record has (what ``run`` writes)
+#: fields every record has (what ``run`` writes)
 REQUIRED = ("key", "config", "final", "history")
+#: final metrics every record has, each a number or null
+FINAL_METRICS = ("test_acc", "fit_clean", "memorised", "corrected")
+#: how deep lists and objects may nest in a record (the record itself is level 1)
+MAX_DEPTH = 64
 
 
-def record_key(record: Dict[str, Any]) -> str:
-    """The identity of a record: the key of its config under this version's rules (so records written
-    before a spec spelling was normalised still match).  Raises ``ValueError`` for an invalid record."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in ``value`` (0 for a scalar), counted without recursion and
+    only up to ``MAX_DEPTH + 1``."""
+    deepest, todo = 0, [(value, 1)]
+    while todo and deepest <= MAX_DEPTH:
+        item, level = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; JSON nested too deeply for the parser itself (it raises ``RecursionError``
+    near a thousand levels, far beyond ``MAX_DEPTH``) is a ``ValueError`` like any other too deep."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(_loads(text), dict)
+    except ValueError:
+        return False
+
+
+def record_key(record: Any) -> str:
+    """The identity of a record: its stored ``"key"``, returned once the record's JSON shape and
+    types are valid (see the module docstring); its names are never checked.  Raises ``ValueError``
+    naming what is wrong otherwise.
+
+    >>> record_key({"key": '{"loss": "mine", "seed": 0}', "config": {"loss": "mine"}, "history": [],
+    ...             "final": {"test_acc": 0.5, "fit_clean": 0.9, "memorised": None, "corrected": None}})
+    '{"loss": "mine", "seed": 0}'
+    """
     if not isinstance(record, dict):
         raise ValueError(f"a record is a JSON object, got {type(record).__name__}")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ValueError(f"record lacks {missing}")
-    config, final = record["config"], record["final"]
-    if not isinstance(config, dict) or not isinstance(final, dict) or not isinstance(record["history"], list):
-        raise ValueError("config and final must be JSON objects and history a list")
-    return _config_key(json.dumps(config, sort_keys=True))
+    key, config, final, history = (record[k] for k in REQUIRED)
+    if _depth(record) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if not isinstance(key, str) or not _is_json_object(key):
+        raise ValueError(f"key must be a run config as a JSON object in a string, got {str(key)[:60]!r}")
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a JSON object, got {type(config).__name__}")
+    if not isinstance(final, dict):
+        raise ValueError(f"final must be a JSON object, got {type(final).__name__}")
+    lacking = [m for m in FINAL_METRICS if m not in final]
+    if lacking:
+        raise ValueError(f"final lacks the metrics {lacking}")
+    not_numbers = [k for k, v in final.items() if v is not None and not _is_number(v)]
+    if not_numbers:
+        raise ValueError(f"final metrics must be numbers or null, got {not_numbers} otherwise")
+    diverged = final.get("diverged")
+    if diverged is not None and not isinstance(diverged, int):
+        raise ValueError(f"final diverged must be an epoch (an integer) or null, got {diverged!r}")
+    if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
+        raise ValueError("history must be a list of JSON objects")
+    return key
 
 
-@functools.lru_cache(maxsize=4096)
-def _config_key(config: str) -> str:
-    """``RunConfig(**config).key()``, cached: a store reads every record each time it claims a run."""
-    try:
-        return RunConfig(**json.loads(config)).key()
-    except TypeError as err:  # unknown or missing fields
-        raise ValueError(f"config: {err}") from None
-
-
-def _parse(line: bytes) -> Tuple[Optional[Dict[str, Any]], str]:
+def _parse(line: bytes) -> Tuple[Any, str]:
     """``(record, key)`` of one line, or ``(None, why)`` when it is not a valid record."""
     try:
-        record = json.loads(line.decode("utf-8"))
+        record = _loads(line.decode("utf-8").removeprefix("\ufeff"))
         return record, record_key(record)
     except UnicodeDecodeError:
         return None, "not UTF-8"
@@ -76,12 +139,12 @@ def _parse(line: bytes) -> Tuple[Optional[Dict[str, Any]], str]:
         return None, str(err)
 
 
-def _read(path: Path) -> Tuple[Dict[str, Dict[str, Any]], List[Tuple[int, bytes, str]], bool]:
-    """Valid records by key (first of each key), the rejected ``(line number, line, why)``, and
-    whether the file needs rewriting (rejected lines, or no newline after the last record)."""
+def _read(path: Path) -> Tuple[Dict[str, Dict[str, Any]], List[bytes], List[Tuple[int, bytes, str]]]:
+    """The valid records by key (the first of each key), their lines as they are in the file, and the
+    rejected ``(line number, line, why)``."""
     data = path.read_bytes() if path.exists() else b""
     records: Dict[str, Dict[str, Any]] = {}
-    rejected = []
+    kept, rejected = [], []
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -92,7 +155,8 @@ def _read(path: Path) -> Tuple[Dict[str, Dict[str, Any]], List[Tuple[int, bytes,
             rejected.append((number, line, "a second record of the same run"))
         else:
             records[key] = record
-    return records, rejected, bool(rejected) or (bool(data) and not data.endswith(b"\n"))
+            kept.append(line)
+    return records, kept, rejected
 
 
 def _reasons(path: Path, rejected: List[Tuple[int, bytes, str]]) -> str:
@@ -101,12 +165,35 @@ def _reasons(path: Path, rejected: List[Tuple[int, bytes, str]]) -> str:
     return f"{path}: {len(rejected)} invalid line(s) ({shown}{more})"
 
 
+def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` to the file ``path`` whole or not at all: after an ``OSError`` (a full disk) the
+    file is cut back to its length before and the error propagates.  A last line without its newline
+    gets one first."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":
+                data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
 def load_records(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
     """The valid records of a JSONL file, in file order (``[]`` if it does not exist).  Invalid lines
-    are skipped with a ``RuntimeWarning`` naming them; the file is not changed (a
-    :class:`RecordsStore` moves them aside)."""
+    are skipped with a ``RuntimeWarning`` naming them; the file is only read, never changed (a
+    :class:`RecordsStore` moves invalid lines aside).  Needs no registered names."""
     path = Path(path)
-    records, rejected, _ = _read(path)
+    records, _, rejected = _read(path)
     if rejected:
         warnings.warn(_reasons(path, rejected) + " skipped", RuntimeWarning, stacklevel=2)
     return list(records.values())
@@ -136,43 +223,43 @@ class RecordsStore:
             os.unlink(probe)
 
     def records(self) -> Dict[str, Dict[str, Any]]:
-        """All valid records by key, after moving invalid lines aside (under the lock)."""
+        """All valid records by their stored key.  A file of valid records is only read; invalid lines
+        are moved aside (under the lock; see the module docstring)."""
         with self._lock:
-            records, rejected, rewrite = _read(self.path)
+            records, kept, rejected = _read(self.path)
             if rejected:
-                with open(self.rejected_path, "ab") as f:
-                    f.write(b"".join(line + b"\n" for _, line, _ in rejected))
-                    f.flush()
-                    os.fsync(f.fileno())
+                _append(self.rejected_path, b"".join(line + b"\n" for _, line, _ in rejected))
+                self._rewrite(kept)
                 warnings.warn(_reasons(self.path, rejected) + f" moved to {self.rejected_path}",
                               RuntimeWarning, stacklevel=2)
-            if rewrite:
-                self._rewrite(records.values())
             return records
 
-    def _rewrite(self, records) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+    def _rewrite(self, lines: List[bytes]) -> None:
+        """Replace the file's contents by ``lines`` at once, keeping its mode; a symlinked records file
+        stays a link and its target is replaced."""
+        target = Path(os.path.realpath(self.path))
+        mode = stat.S_IMODE(target.stat().st_mode)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(b"".join(json.dumps(r).encode("utf-8") + b"\n" for r in records))
+                f.write(b"".join(line + b"\n" for line in lines))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
     def add(self, record: Dict[str, Any]) -> bool:
-        """Append ``record`` unless a record of the same run is there; returns whether it was added."""
+        """Append ``record`` as one line unless a record of the same run is there; returns whether it
+        was added.  The line is written whole or not at all (an ``OSError`` propagates)."""
         key = record_key(record)
         line = json.dumps(record).encode("utf-8") + b"\n"
         with self._lock:
             if key in self.records():
                 return False
-            with open(self.path, "ab") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+            _append(self.path, line)
         return True
 
     @contextlib.contextmanager
