@@ -1,22 +1,16 @@
-"""Where the time of a training step goes, and how the step holds up on a shared machine.
+"""Where the time of a training step goes.
 
     python benchmarks/bench_train.py            # on this machine's device (CUDA when present)
     python benchmarks/bench_train.py --cnn      # the small CNN too (default on CUDA)
     python benchmarks/bench_train.py --quick    # a fast smoke run (tests/test_benchmarks.py)
 
 A training step is the one of :func:`noisyloss.train.fit` without augmentation: a batch drawn on the
-device, forward, loss, backward, SGD step.  Three tables:
+device, forward, loss, backward, SGD step, on the threads ``setup()`` sets.  Two tables:
 
 1. **Loss share.** The digits MLP (and, with ``--cnn``, the small CNN on CIFAR-shaped random images),
    per loss: the step's time, and the loss's own forward+backward on logits of the step's shape, as
    a share of the step.
-2. **Contention** (CPU). The digits-MLP step alone and beside one busy process (a Python loop
-   spinning on a core, started just before the measurement), with torch's default threads, one
-   thread, and the threads :func:`noisyloss.runtime.configure_threads` (called by ``setup()``)
-   picks, which on a 2-CPU machine follow the load.  Mean step time over a window, so a switch of
-   threads is paid for in the number.  Target: beside the busy process at most 1.6x the time alone,
-   and alone at most 20 % slower than the default.
-3. **CUDA.** Host syncs per step (``torch.cuda.set_sync_debug_mode``; target 0), and the step with
+2. **CUDA.** Host syncs per step (``torch.cuda.set_sync_debug_mode``; target 0), and the step with
    forward and loss compiled by ``torch.compile`` against eager.
 
 Timings are medians of ``torch.utils.benchmark`` runs; they describe the machine they ran on, which
@@ -27,11 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
-import time
 import warnings
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -44,8 +35,6 @@ from noisyloss.models import make_model
 from noisyloss.registry import functional_loss, make_loss
 
 SPECS = ["ce", "ls", "mae", "gce", "sce", "nce_rce", "focal", "bootstrap", "bootstrap:hard=true", "peer", "nl"]
-#: torch's own choice, read before anything here changes it
-DEFAULT_THREADS = torch.get_num_threads()
 
 
 def make_step(model: nn.Module, forward: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
@@ -125,68 +114,6 @@ def loss_share_table(device: torch.device, specs: List[str], cnn: bool, quick: b
             print(f"{spec:22s} {step * 1e3:9.3f} {own * 1e3:16.3f} {own / step:7.1%}")
 
 
-def mean_step_seconds(step: Callable[[], None], window: float) -> float:
-    """Mean seconds per call of ``step`` over ``window`` seconds of calls, everything included (a
-    thread switch in the middle too: no median hides it)."""
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < window:
-        step()
-        calls += 1
-    return (time.perf_counter() - start) / calls
-
-
-def contention_table(window: float, rounds: int) -> None:
-    """The digits-MLP step with fixed threads and with ``setup()``'s threads, which follow the load
-    (the step calls ``runtime.balance_threads()``, as ``train.fit`` does), alone and beside a busy
-    process started just before the measurement."""
-    runtime.configure_threads()
-    digits = load_dataset("digits")
-    torch.manual_seed(0)
-    model = make_model("mlp", 10, 1, 8)
-    step = make_step(model, eager(model, make_loss("ce")), digits.x_train, digits.y_train, 256)
-
-    def fixed(threads: int) -> Callable[[], float]:
-        def measure() -> float:
-            with runtime.fixed_threads(threads):
-                return mean_step_seconds(step, window)
-        return measure
-
-    def by_load() -> float:
-        return mean_step_seconds(lambda: (step(), runtime.balance_threads()), window)
-
-    settings = {f"torch default ({DEFAULT_THREADS})": fixed(DEFAULT_THREADS), "one thread": fixed(1)}
-    if runtime.adapting_threads():
-        settings["setup(): by load"] = by_load
-    else:
-        settings[f"setup() ({torch.get_num_threads()})"] = fixed(torch.get_num_threads())
-    step()
-    alone = {k: float("inf") for k in settings}
-    busy = dict(alone)
-    for _ in range(rounds):  # interleaved, best of the rounds: a drifting machine hits both alike
-        for k, measure in settings.items():
-            time.sleep(0.6)  # setup()'s threads see the machine quiet again
-            alone[k] = min(alone[k], measure())
-        for k, measure in reversed(settings.items()):  # setup()'s first, right after the process starts
-            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            try:
-                busy[k] = min(busy[k], measure())
-            finally:
-                spinner.kill()
-                spinner.wait()
-    print(f"\n[2] contention: digits-MLP step (batch 256, CE), {runtime.usable_cpus()} usable CPUs, "
-          f"one busy competing process; mean step over {window:g} s, best of {rounds}")
-    print(f"{'threads':22s} {'alone ms':>9s} {'busy ms':>9s} {'busy/alone':>11s} {'alone vs default':>17s}")
-    base = alone[next(iter(settings))]
-    for k in settings:
-        print(f"{k:22s} {alone[k] * 1e3:9.3f} {busy[k] * 1e3:9.3f} {busy[k] / alone[k]:11.2f} "
-              f"{alone[k] / base - 1:+17.1%}")
-    k = list(settings)[-1]
-    ok = busy[k] / alone[k] <= 1.6 and alone[k] / base - 1 <= 0.2
-    print(f"setup(): busy/alone {busy[k] / alone[k]:.2f} (target <= 1.6), alone {alone[k] / base - 1:+.1%} vs default "
-          f"(target <= +20%): {'MET' if ok else 'MISSED'}")
-    runtime.configure_threads()
-
-
 def syncs_per_step(step: Callable[[], None], steps: int) -> float:
     """Host synchronisations per call of ``step``, counted by CUDA's sync debug mode."""
     step()
@@ -205,7 +132,7 @@ def syncs_per_step(step: Callable[[], None], steps: int) -> float:
 def cuda_table(device: torch.device, specs: List[str], compile_specs: List[str], quick: bool,
                min_run_time: float) -> None:
     for name, build, x, y, batch in setups(device, True, quick):
-        print(f"\n[3] CUDA: {name}, batch {batch}")
+        print(f"\n[2] CUDA: {name}, batch {batch}")
         print(f"{'loss':22s} {'syncs/step':>10s} {'eager ms':>9s} {'compiled ms':>12s} {'speed-up':>9s}")
         for spec in specs:
             model = fresh_model(build, device, x)
@@ -229,20 +156,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--cnn", action="store_true", help="time the small CNN too (always on CUDA)")
     ap.add_argument("--quick", action="store_true", help="a fast smoke run: few losses, short timings")
     ap.add_argument("--min-run-time", type=float, default=None, help="seconds per measurement")
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds of the contention table")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     runtime.configure_threads()  # the threads every notebook and the CLI get (setup())
     specs = ["ce", "gce"] if args.quick else SPECS
     min_run_time = args.min_run_time or (0.01 if args.quick else 0.5)
     print(f"noisyloss {noisyloss.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{runtime.usable_cpus()} usable CPUs ({os.cpu_count()} in the machine), torch default threads "
-          f"{DEFAULT_THREADS}, device {device}"
+          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
     loss_share_table(device, specs, args.cnn or device.type == "cuda", args.quick, min_run_time)
-    if device.type == "cpu":
-        contention_table(0.2 if args.quick else 3.0, args.rounds or (1 if args.quick else 5))
-    else:
+    if device.type == "cuda":
         cuda_table(device, specs, ["ce", "gce", "nl"], args.quick, min_run_time)
 
 

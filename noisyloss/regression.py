@@ -13,8 +13,7 @@ the multi-class losses reduce to margin losses: CE to :func:`logistic`, MAE to
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,7 +22,6 @@ from torch import Tensor, nn
 
 from ._checks import check_int, check_param, check_reduction
 from .functional import reduce_loss
-from .runtime import fixed_threads
 
 __all__ = [
     "mbe", "huber", "log_cosh", "quantile",
@@ -220,17 +218,6 @@ def sinc_data(
     return x, noisy, clean
 
 
-@contextmanager
-def _one_thread(device: torch.device) -> Iterator[None]:
-    """Run a tiny CPU model on one intra-op thread (threads cost more than they give at this size,
-    several times more on a busy machine); the previous setting is restored."""
-    if device.type != "cpu":
-        yield
-        return
-    with fixed_threads(1):
-        yield
-
-
 def fit_regression(
     x: Tensor,
     y: Tensor,
@@ -271,12 +258,11 @@ def fit_regression(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     history: List[float] = []
-    with _one_thread(x.device):
-        for _ in range(epochs):
-            opt.zero_grad(set_to_none=True)
-            value = loss(model(x), y).mean()
-            value.backward()
-            opt.step()
-            sched.step()
-            history.append(value.item())
+    for _ in range(epochs):
+        opt.zero_grad(set_to_none=True)
+        value = loss(model(x), y).mean()
+        value.backward()
+        opt.step()
+        sched.step()
+        history.append(value.item())
     return model.eval(), history

@@ -45,6 +45,11 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.floating, np.integer)) else str(value)
 
 
+def _axes(j: int) -> dict:
+    """The ``xaxis``/``yaxis`` names of panel ``j`` (0-based) of a ``make_subplots`` grid."""
+    return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
+
+
 def legend_below(fig: go.Figure, *, slider: bool = False) -> go.Figure:
     """Put the legend under the plot, at the bottom of the figure (under the slider, if any), in
     horizontal rows that wrap, and leave the bottom margin that needs; returns ``fig``."""
@@ -180,16 +185,13 @@ def loss_curves_figure(
     p = np.linspace(p_min, 1.0 - 1e-6, points)
     cols = len(include)
 
-    def axes(j: int) -> dict:
-        return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
-
     fixed = []
     for r, ref in enumerate(references):
         cur = curves_for(ref, p, num_classes)
         for j, key in enumerate(include):
             fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=ref, legendgroup=ref,
                                     showlegend=j == 0, line=dict(dash="dash", color="#999999" if r else "#444444",
-                                                                  width=1.5), **axes(j)))
+                                                                  width=1.5), **_axes(j)))
 
     def make(value) -> list:
         traces = []
@@ -199,7 +201,7 @@ def loss_curves_figure(
             for j, key in enumerate(include):
                 traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=spec, legendgroup=spec,
                                          showlegend=j == 0, line=dict(color=PALETTE[t % len(PALETTE)], width=2.5),
-                                         **axes(j)))
+                                         **_axes(j)))
         return traces
 
     fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
@@ -394,9 +396,6 @@ def decision_regions_figure(
         raise ValueError(f"points must have one entry per panel ({len(panels)}), got {len(points)}")
     rows = -(-len(panels) // cols)
 
-    def axes(j: int) -> dict:
-        return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
-
     scale = [[k / 3, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
     fixed = []
     for j, (x, given, corrupted) in enumerate(points):
@@ -407,11 +406,11 @@ def decision_regions_figure(
                 x=_round(x[sel, 0], 3), y=_round(x[sel, 1], 3), mode="markers", showlegend=j == 0,
                 name="wrong label (ringed)" if bad else "label as given", legendgroup=str(bad),
                 marker=dict(size=7 if bad else 5, color=[PALETTE[int(k)] for k in given[sel]],
-                            line=dict(color="black", width=2 if bad else 0)), **axes(j)))
+                            line=dict(color="black", width=2 if bad else 0)), **_axes(j)))
 
     def make(step) -> list:
         return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=np.asarray(r).astype(int).tolist(), zmin=-0.5,
-                           zmax=2.5, colorscale=scale, showscale=False, hoverinfo="skip", **axes(j))
+                           zmax=2.5, colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
                 for j, r in enumerate(regions[step])]
 
     fig = slider_figure(list(regions), make, param_name=param_name, title=title, active=active, fixed_traces=fixed,

@@ -45,7 +45,7 @@ def test_readme_clones_and_installs_from_the_repository():
 def test_first_code_cell_installs_from_the_repository(chapter):
     cells = json.loads(chapter.read_text(encoding="utf-8"))["cells"]
     first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    assert f"%pip install -q git+{URL}" in first
+    assert f'%pip install -q "noisyloss[book] @ git+{URL}"' in first
 
 
 def test_every_install_or_clone_address_is_the_repository():
