@@ -9,6 +9,7 @@ from . import functional
 from .losses import (
     BootstrapLoss,
     CrossEntropyLoss,
+    ELRLoss,
     EpochEnd,
     FocalLoss,
     FunctionalLoss,
@@ -21,6 +22,7 @@ from .losses import (
     PeerLoss,
     RCELoss,
     SCELoss,
+    TruncatedGCELoss,
 )
 from .data import register_dataset
 from .models import register_model
@@ -55,4 +57,6 @@ __all__ = [
     "PeerLoss",
     "NegativeLearningLoss",
     "OnlineLabelSmoothing",
+    "ELRLoss",
+    "TruncatedGCELoss",
 ]

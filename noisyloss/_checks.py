@@ -28,6 +28,7 @@ __all__ = [
     "check_name",
     "check_callable",
     "check_subclass",
+    "check_index",
     "check_text",
 ]
 
@@ -201,6 +202,23 @@ def check_subclass(name: str, value: object, base: type) -> type:
     if not (isinstance(value, type) and issubclass(value, base)):
         raise TypeError(f"{name} must be a subclass of {base.__module__}.{base.__qualname__}, got {value!r}")
     return value
+
+
+def check_index(index: object, target: Tensor, num_examples: int) -> Tensor:
+    """Check the sample indices a loss with ``needs_index`` is called with: an integer tensor of the
+    shape and device of ``target``, with values in ``[0, num_examples)`` (read on the host only on
+    CPU outside :func:`torch.compile`, as for targets); return it as int64."""
+    index = _check_index_tensor("index", index)
+    if index.shape != target.shape:
+        raise ValueError(f"index must have shape {tuple(target.shape)} like target, got {tuple(index.shape)}")
+    if index.device != target.device:
+        raise ValueError(f"index is on {index.device} but target is on {target.device}")
+    if index.device.type == "cpu" and not torch.compiler.is_compiling():
+        outside = (index < 0) | (index >= num_examples)
+        if bool(outside.any()):
+            raise ValueError(f"index must be in [0, {num_examples - 1}] (num_examples={num_examples}), "
+                             f"found {index[outside][0].item()}")
+    return index.long()
 
 
 def check_text(name: str, value: object) -> str:

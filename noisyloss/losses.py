@@ -22,6 +22,7 @@ follows it, and so should any other loop):
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as NF
-from ._checks import check_int, check_logits_target, check_param, check_reduction
+from ._checks import check_index, check_int, check_logits_target, check_param, check_reduction
 
 __all__ = [
     "EpochEnd",
@@ -46,6 +47,8 @@ __all__ = [
     "PeerLoss",
     "NegativeLearningLoss",
     "OnlineLabelSmoothing",
+    "ELRLoss",
+    "TruncatedGCELoss",
 ]
 
 
@@ -241,3 +244,187 @@ class OnlineLabelSmoothing(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}"
+
+
+class ELRLoss(nn.Module):
+    r"""Early-learning regularisation (Liu et al., 2020, "Early-learning regularization prevents
+    memorization of noisy labels"):
+
+    .. math:: \ell_i = -\log p_{i y_i} + \lambda \log\bigl(1 - \langle p_i, t_i \rangle\bigr),
+       \qquad t_i \leftarrow \beta\, t_i + (1 - \beta)\, \hat p_i,
+
+    where :math:`t_i`, one row per training sample, starting at 0, is a running average of the
+    model's predictions for sample :math:`i` over the epochs, updated from the batch's predictions
+    *before* it is used.  :math:`\hat p_i` is the prediction detached from the graph, clamped to
+    :math:`[10^{-4}, 1 - 10^{-4}]` and renormalised, as in the authors' code
+    (shengliu66/ELR, ``ELR/model/loss.py``).  While the model learns the clean patterns early on,
+    the regulariser pulls :math:`p_i` towards :math:`t_i`, its own earlier predictions, and away
+    from a noisy label it would later memorise.
+
+    The regulariser is computed exactly, without cancellation, as
+    :math:`\log \sum_k p_k (1 - t_k) = \operatorname{logsumexp}_k(\log p_k + \log(1 - t_k))`
+    (since :math:`\sum_k p_k = 1`).  Its gradient with respect to the logits is
+    :math:`r - p` with :math:`r_k \propto p_k (1 - t_k)`, bounded without any clamp, and the clamp on
+    :math:`\hat p` keeps every :math:`t_k \le 1 - \delta`, :math:`\delta = \frac{(C-1)10^{-4}}{1 + (C-2)10^{-4}}`,
+    so the regulariser is bounded below by :math:`\log \delta`.  The logits pass through
+    :func:`noisyloss.functional.clamp_logits`, as every loss's do.
+
+    Where the authors' code differs: it also clamps the prediction inside the regulariser,
+    :math:`\log(1 - \langle \mathrm{clamp}(p), t\rangle)`, so a probability above
+    :math:`1 - 10^{-4}` or below :math:`10^{-4}` gets no gradient from the regulariser; here every
+    probability keeps its exact gradient.  On predictions inside the clamp both are equal.  Their
+    ``forward`` takes ``(index, output, label)``, and ``lambda`` and ``beta`` come from the config
+    files (``ELR/config_cifar10.json``: ``lam=3``, ``beta=0.7``, our defaults;
+    ``ELR/config_cifar100.json``: ``lam=7``, ``beta=0.9``).
+
+    Called as ``forward(logits, target, index)`` (``needs_index``: the training-loop protocol of this
+    module); every call updates the rows ``index`` of :attr:`targets`.
+
+    Args:
+        num_examples: the number of training samples (rows of :attr:`targets`).
+        num_classes: the number of classes.
+        lam: :math:`\lambda \ge 0`, the weight of the regulariser.
+        beta: :math:`\beta \in [0, 1)`, the momentum of the running average.
+
+    Example:
+        >>> loss = ELRLoss(num_examples=4, num_classes=3, lam=3.0, beta=0.7)
+        >>> z, y = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 1])
+        >>> loss(z, y, torch.tensor([0, 2]))  # CE 0.3955 plus 3 times the mean of log(1 - 0.3 |p|^2)
+        tensor(-0.1283)
+        >>> loss.targets[[0, 2]].sum(1)  # t = 0.3 * the prediction (no probability is clamped here)
+        tensor([0.3000, 0.3000])
+    """
+
+    needs_index = True
+    #: the clamp of the authors' code on the predictions averaged into the targets
+    CLAMP = 1e-4
+
+    def __init__(
+        self, num_examples: int, num_classes: int, lam: float = 3.0, beta: float = 0.7, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        self.num_examples = check_int("num_examples", num_examples, 1)
+        self.num_classes = check_int("num_classes", num_classes, 2)
+        self.lam = check_param("lam", lam, low=0.0)
+        self.beta = check_param("beta", beta, low=0.0, high=1.0, high_open=True)
+        self.reduction = check_reduction(reduction)
+        #: ``(num_examples, num_classes)``: the running average :math:`t_i` of each sample's predictions
+        self.register_buffer("targets", torch.zeros(num_examples, num_classes))
+
+    def forward(self, logits: Tensor, target: Tensor, index: Tensor) -> Tensor:
+        target = check_logits_target(logits, target, self.num_classes)
+        index = check_index(index, target, self.num_examples)
+        log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
+        with torch.no_grad():
+            p = log_p.exp().clamp(self.CLAMP, 1.0 - self.CLAMP)
+            p = p / p.sum(dim=1, keepdim=True)
+            self.targets[index] = self.beta * self.targets[index] + (1.0 - self.beta) * p.to(self.targets.dtype)
+        t = self.targets[index].to(log_p.dtype)
+        regulariser = torch.logsumexp(log_p + torch.log1p(-t), dim=1)
+        ce = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+        return NF.reduce_loss(ce + self.lam * regulariser, self.reduction)
+
+    def extra_repr(self) -> str:
+        return (f"num_examples={self.num_examples}, num_classes={self.num_classes}, lam={self.lam}, "
+                f"beta={self.beta}, reduction={self.reduction!r}")
+
+
+class TruncatedGCELoss(nn.Module):
+    r"""Truncated generalized cross entropy as the paper trains it (Zhang & Sabuncu, 2018,
+    "Generalized cross entropy loss for training deep neural networks with noisy labels"): each
+    training sample has a weight :math:`w_i \in \{0, 1\}`, starting at 1, and
+
+    .. math:: \ell_i = w_i \Bigl(\frac{1 - p_{i y_i}^q}{q} - \frac{1 - k^q}{q}\Bigr),
+
+    as the authors' code computes it (AlanChou/Truncated-Loss, ``TruncatedLoss.py``).  The paper's
+    :math:`L_\mathrm{trunc}` is this plus the constant :math:`(1 - k^q)/q`: a pruned sample
+    (:math:`w_i = 0`) contributes that constant and no gradient.  The weights are pruned in rounds:
+    before epoch :math:`e` (1-based) for :math:`e` = ``start_prune``, ``start_prune + prune_every``,
+    …, i.e. in :meth:`next_epoch` after epoch :math:`e - 1`, every sample gets
+    :math:`w_i = [p_{i y_i} > k]` from the model's predictions of the whole training set
+    (``EpochEnd.train_logits``), with :math:`y_i` the label the loss last saw for sample :math:`i`
+    (a sample the loss has not seen yet keeps its weight).  Between rounds the weights stay fixed.
+
+    :func:`noisyloss.functional.gce` with ``k`` (the ``"gce:k=..."`` spec) is another thing: it
+    truncates every sample at every step, from the current batch's predictions.
+
+    How the authors' ``main.py`` schedules it (CIFAR, 120 epochs, ``start_prune=40``): before the
+    training pass of each epoch :math:`e \ge 40` with :math:`e` divisible by 10, it reloads the
+    checkpoint with the best *test* accuracy so far, runs it in eval mode over the training loader
+    *with the training augmentation* (random crops and flips), sets the weights of those samples
+    from its outputs, and continues training the current model.  Here the weights come from the
+    current model's eval-mode predictions of the un-augmented training set, with no checkpoint chosen
+    on test data, and rounds are counted from ``start_prune`` (the authors test :math:`e \bmod 10`,
+    the same epochs for their settings).  Their weight test compares the losses,
+    :math:`(1 - p^q)/q < (1 - k^q)/q`, which is :math:`p > k`; here it is made on
+    :math:`\log p_{y}` against :math:`\log k`.
+
+    Called as ``forward(logits, target, index)`` (``needs_index``, and :meth:`next_epoch`: the
+    training-loop protocol of this module).
+
+    Args:
+        num_examples: the number of training samples.
+        q: :math:`q \in (0, 1]` of GCE.
+        k: the threshold :math:`k \in (0, 1)` on :math:`p_y`.
+        start_prune: the first epoch (1-based) trained with pruned weights, ``>= 2``.
+        prune_every: the number of epochs between rounds, ``>= 1``.
+
+    Example:
+        >>> loss = TruncatedGCELoss(num_examples=2, q=0.5, k=0.4, start_prune=2)
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4]]).log(), torch.tensor([0, 0])
+        >>> loss(z, y, torch.tensor([0, 1]))  # w = 1: the mean of 2(1 - sqrt(p_y)) - 2(1 - sqrt(0.4))
+        tensor(0.1106)
+        >>> loss.next_epoch(EpochEnd(epoch=1, epochs=10, train_logits=z))  # before epoch 2: a round
+        >>> loss.weights  # p_y = 0.5 > k is kept, p_y = 0.2 pruned
+        tensor([1., 0.])
+    """
+
+    needs_index = True
+
+    def __init__(
+        self,
+        num_examples: int,
+        q: float = 0.7,
+        k: float = 0.5,
+        start_prune: int = 40,
+        prune_every: int = 10,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.num_examples = check_int("num_examples", num_examples, 1)
+        self.q = NF.gce_params(q, None)[0]
+        self.k = check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.start_prune = check_int("start_prune", start_prune, 2)
+        self.prune_every = check_int("prune_every", prune_every, 1)
+        self.reduction = check_reduction(reduction)
+        #: ``(num_examples,)``: each sample's weight :math:`w_i`, 1 or 0
+        self.register_buffer("weights", torch.ones(num_examples))
+        #: ``(num_examples,)``: the label the loss last saw for each sample, -1 before it saw one
+        self.register_buffer("labels", torch.full((num_examples,), -1, dtype=torch.long))
+
+    def forward(self, logits: Tensor, target: Tensor, index: Tensor) -> Tensor:
+        target = check_logits_target(logits, target)
+        index = check_index(index, target, self.num_examples)
+        self.labels[index] = target
+        truncated = -math.expm1(self.q * math.log(self.k)) / self.q  # (1 - k^q) / q
+        loss = NF.gce(logits, target, q=self.q, reduction="none") - truncated
+        return NF.reduce_loss(self.weights[index].to(loss.dtype) * loss, self.reduction)
+
+    def prunes_after(self, epoch: int) -> bool:
+        """Whether the weights are pruned at the end of ``epoch`` (1-based), before epoch ``epoch + 1``."""
+        upcoming = epoch + 1
+        return upcoming >= self.start_prune and (upcoming - self.start_prune) % self.prune_every == 0
+
+    @torch.no_grad()
+    def next_epoch(self, end: EpochEnd) -> None:
+        """A pruning round when :meth:`prunes_after` ``end.epoch``: :math:`w_i = [p_{i y_i} > k]`."""
+        if not self.prunes_after(end.epoch):
+            return
+        seen = self.labels >= 0
+        log_p = F.log_softmax(NF.clamp_logits(end.train_logits), dim=1)
+        log_py = log_p.gather(1, self.labels.clamp(min=0).unsqueeze(1)).squeeze(1)
+        self.weights.copy_(torch.where(seen, (log_py > math.log(self.k)).to(self.weights.dtype), self.weights))
+
+    def extra_repr(self) -> str:
+        return (f"num_examples={self.num_examples}, q={self.q}, k={self.k}, start_prune={self.start_prune}, "
+                f"prune_every={self.prune_every}, reduction={self.reduction!r}")

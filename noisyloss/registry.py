@@ -257,3 +257,8 @@ for _name, _spec, _source, _note in [
     ("focal_cifar10", "focal:gamma=0.5", _APL.format("cifar10", "focal"), _APL_CIFAR10),
 ]:
     register_preset(_name, _spec, _source, _note)
+
+register_loss("elr", L.ELRLoss, "early-learning regularisation CE + lam log(1 - <p, t>), t a running average of "
+              "each sample's predictions (Liu et al., 2020)")
+register_loss("gce_prune", L.TruncatedGCELoss, "truncated GCE with per-sample weights pruned in rounds, as the "
+              "paper's code trains it (Zhang & Sabuncu, 2018); gce:k= truncates at every step instead")

@@ -1,11 +1,21 @@
-r"""Training loop with on-device augmentation and per-epoch measurements of memorisation.
+r"""The training loop: one epoch (:func:`train_epoch`), one evaluation (:func:`evaluate`), and
+:func:`fit` composing them, with on-device augmentation and per-epoch measurements of memorisation.
 
 One code path for CPU and CUDA: on CUDA the forward pass runs under bf16 autocast with
 ``channels_last`` tensors; on CPU everything is float32 and, given the seed and the number of CPU
-threads, deterministic (threads that follow the load, see :func:`noisyloss.runtime.configure_threads`,
-can change the last bits of a result).
-The optimiser is SGD with Nesterov momentum and a triangular learning-rate schedule (linear warm-up
-over the first 20 % of the steps, then linear decay to zero), as in fast CIFAR-10 training recipes.
+threads, deterministic.  No step waits for the host, and no global torch setting is changed.
+
+The optimiser and the learning-rate schedule are factories (:data:`OptimizerFactory`,
+:data:`SchedulerFactory`).  The defaults are those of fast CIFAR-10 training recipes: SGD with
+Nesterov momentum 0.9 and weight decay 5e-4 (:func:`sgd`) under a triangular schedule, a linear
+warm-up over the first 20 % of the steps, then a linear decay to zero (:func:`triangular`).
+
+:func:`fit` follows the training-loop protocol of :mod:`noisyloss.losses` for losses that keep a
+state per training sample (ELR, the pruned truncated GCE): a loss whose ``needs_index`` is true is
+called as ``loss_fn(logits, target, index)`` with the batch's positions in the training set, and after
+every epoch ``loss_fn.next_epoch(EpochEnd(epoch, epochs, train_logits))`` is called when the loss has
+that method, ``train_logits`` being the eval-mode logits of the un-augmented training set that the
+memorisation metrics below are computed from.
 
 After every epoch the model predicts the (un-augmented) training set, which splits by the noise mask
 into clean samples and corrupted ones (whose given label is wrong):
@@ -21,28 +31,44 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from functools import partial
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
+from ._checks import check_int, check_param
 from .data import ImageData
+from .losses import EpochEnd
 from .metrics import accuracy, per_class_accuracy
-from .runtime import balance_threads
 
 __all__ = [
     "NoisyLabels",
     "FitResult",
+    "OptimizerFactory",
+    "SchedulerFactory",
     "flip",
     "translate",
     "augment",
     "memorisation",
     "predict",
+    "evaluate",
+    "sgd",
+    "triangular",
     "triangular_lr",
+    "train_epoch",
     "fit",
 ]
+
+#: ``optimizer(params)`` builds the optimiser of the model's parameters
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+#: ``scheduler(optimizer, total_steps)`` builds a learning-rate scheduler stepped after every
+#: optimiser step (``total_steps`` of them in the fit), or returns ``None`` for a constant rate
+SchedulerFactory = Callable[[Optimizer, int], Optional[LRScheduler]]
 
 
 class NoisyLabels(NamedTuple):
@@ -136,15 +162,84 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     return out
 
 
+def evaluate(
+    model: nn.Module, data: ImageData, labels: NoisyLabels
+) -> Tuple[Dict[str, Optional[float]], Tensor, Tensor]:
+    """``(metrics, test_logits, train_logits)``: ``test_acc`` with the :func:`memorisation` fractions
+    of the model's predictions of the un-augmented training set, and the float32 logits they came from."""
+    test_logits, train_logits = predict(model, data.x_test), predict(model, data.x_train)
+    metrics = {"test_acc": accuracy(test_logits, data.y_test),
+               **memorisation(train_logits.argmax(dim=1), labels.labels, data.y_train_clean, labels.corrupted)}
+    return metrics, test_logits, train_logits
+
+
+# ----------------------------------------------------------------------------------------------
+# optimiser and schedule
+# ----------------------------------------------------------------------------------------------
+def sgd(lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4) -> OptimizerFactory:
+    """SGD with Nesterov momentum (plain SGD when ``momentum`` is 0) and L2 ``weight_decay``;
+    ``lr`` is the peak learning rate under a schedule."""
+    lr = check_param("lr", lr, low=0.0, low_open=True)
+    momentum = check_param("momentum", momentum, low=0.0, high=1.0, high_open=True)
+    weight_decay = check_param("weight_decay", weight_decay, low=0.0)
+    return partial(torch.optim.SGD, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+
+
 def triangular_lr(step: int, total: int, warmup: float = 0.2) -> float:
     """Learning-rate factor: linear from ~0 to 1 over ``warmup·total`` steps, then linear to 0."""
     t = (step + 1) / total
     return t / warmup if t < warmup else max(0.0, (1.0 - t) / (1.0 - warmup))
 
 
+def triangular(warmup: float = 0.2) -> SchedulerFactory:
+    """The triangular schedule :func:`triangular_lr` over the fit's steps; ``warmup`` in (0, 1)."""
+    warmup = check_param("warmup", warmup, low=0.0, high=1.0, low_open=True, high_open=True)
+
+    def scheduler(optimizer: Optimizer, total_steps: int) -> LRScheduler:
+        return LambdaLR(optimizer, lambda step: triangular_lr(step, total_steps, warmup))
+
+    return scheduler
+
+
 # ----------------------------------------------------------------------------------------------
 # training
 # ----------------------------------------------------------------------------------------------
+def train_epoch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    batches: Tensor,
+    optimizer: Optimizer,
+    scheduler: Optional[LRScheduler] = None,
+    *,
+    grad_clip: Optional[float] = None,
+    transform: Optional[Callable[[Tensor], Tensor]] = None,
+) -> Tensor:
+    """One pass over ``batches`` (rows of sample indices into ``x`` and ``y``): per batch, the
+    inputs through ``transform`` (augmentation), a forward pass, ``loss_fn`` (with the indices when
+    it ``needs_index``), a backward pass, the gradient norm clipped at ``grad_clip``, an optimiser
+    step and a scheduler step.  Returns the mean loss of the steps as a 0-dim tensor on the device,
+    so that no step waits for the host."""
+    model.train()
+    needs_index = getattr(loss_fn, "needs_index", False)
+    total = torch.zeros((), device=x.device)
+    for idx in batches:
+        inputs = x[idx] if transform is None else transform(x[idx])
+        with _autocast(x.device):
+            out = model(inputs)
+        loss = loss_fn(out, y[idx], idx) if needs_index else loss_fn(out, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.detach().float()
+    return total / len(batches)
+
+
 def fit(
     model: nn.Module,
     data: ImageData,
@@ -153,10 +248,12 @@ def fit(
     *,
     epochs: int,
     batch_size: int = 256,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    augmentation: bool = True,
+    optimizer: Optional[OptimizerFactory] = None,
+    scheduler: Optional[SchedulerFactory] = triangular(),
+    lr: Optional[float] = None,
+    weight_decay: Optional[float] = None,
+    grad_clip: Optional[float] = None,
+    augmentation: Optional[bool] = None,
     seed: int = 0,
     progress: bool = True,
     callback: Optional[Callable[[Dict[str, object]], None]] = None,
@@ -164,69 +261,73 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``(data.x_train, labels.labels)`` with ``loss_fn``; evaluate after each epoch.
 
+    Args:
+        optimizer: builds the optimiser from the model's parameters; default :func:`sgd`.
+        scheduler: builds the schedule from the optimiser and the fit's number of steps (stepped
+            after each step); default :func:`triangular`; ``None``: a constant learning rate.
+        lr, weight_decay: shorthands for ``optimizer=sgd(lr=lr, weight_decay=weight_decay)`` (the
+            others at their defaults); not together with ``optimizer``.
+        grad_clip: ``None``, or the largest norm of the gradient of all parameters at each step
+            (:func:`torch.nn.utils.clip_grad_norm_`).
+        augmentation: random translations and flips (:func:`augment`) of image batches
+            ``(N, C, H, W)``; ``None`` means on for images, off for feature vectors ``(N, D)``.
+
+    Each epoch draws a random order of the training set (from ``seed``) and trains on its
+    ``len(labels) // batch_size`` full batches (BatchNorm needs more than one sample per batch).
     Each history entry has ``epoch``, ``test_acc``, ``train_loss`` (mean loss of the epoch's steps),
     ``fit_clean``, ``memorised``, ``corrected`` and ``seconds`` (cumulative training time, evaluation
-    excluded).  ``callback(entry)`` is called after each epoch.  Stateful losses with a
-    ``next_epoch()`` method (online label smoothing) are advanced once per epoch.  A non-finite mean
-    loss or non-finite test logits stop training after that epoch (``FitResult.diverged``); the check
-    reads one number per epoch, so the steps themselves never wait for the host.
+    excluded).  After each epoch the loss's ``next_epoch(EpochEnd(...))`` is called, when it has one
+    (the protocol of :mod:`noisyloss.losses`), then ``callback(entry)``.  A non-finite mean
+    loss or non-finite test logits stop training after that epoch (``FitResult.diverged``); the
+    check reads one number per epoch.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    epochs = check_int("epochs", epochs, 1)
     device = data.x_train.device
-    y, corrupted = labels.labels.to(device), labels.corrupted.to(device)
-    n = len(y)
+    labels = NoisyLabels(labels.labels.to(device), labels.corrupted.to(device).bool())
+    n = len(labels.labels)
     if n != len(data.x_train):
-        raise ValueError(f"labels must have {len(data.x_train)} entries (one per training image), got {n}")
+        raise ValueError(f"labels must have {len(data.x_train)} entries (one per training sample), got {n}")
+    images = data.x_train.dim() == 4
+    if augmentation is None:
+        augmentation = images
+    elif augmentation and not images:
+        raise ValueError(f"augmentation=True needs images (N, C, H, W), but data.x_train has shape "
+                         f"{tuple(data.x_train.shape)}; pass augmentation=None or False")
+    shorthands = {k: v for k, v in {"lr": lr, "weight_decay": weight_decay}.items() if v is not None}
+    if optimizer is None:
+        optimizer = sgd(**shorthands)
+    elif shorthands:
+        raise ValueError(f"{' and '.join(shorthands)} are shorthands for the default optimizer sgd(...); "
+                         f"with optimizer given, set them in its factory")
+    if grad_clip is not None:
+        grad_clip = check_param("grad_clip", grad_clip, low=0.0, low_open=True)
     model.to(device)
     loss_fn.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-    batch_size = min(batch_size, n)
-    steps = n // batch_size  # drop the ragged last batch (BatchNorm needs > 1 sample)
-    pad = max(1, data.image_size // 16)
+    batch_size = min(check_int("batch_size", batch_size, 1), n)
+    steps = n // batch_size
     gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: triangular_lr(s, epochs * steps))
+    transform = (partial(augment, pad=max(1, data.image_size // 16), hflip=data.hflip, generator=gen)
+                 if augmentation else None)
+    opt = optimizer(model.parameters())
+    sched = None if scheduler is None else scheduler(opt, epochs * steps)
     history: List[Dict[str, object]] = []
     seconds = 0.0
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=gen)
-        total = torch.zeros((), device=device)
-        for step in range(steps):
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            x = data.x_train[idx]
-            if augmentation:
-                x = augment(x, pad=pad, hflip=data.hflip, generator=gen)
-            with _autocast(device):
-                out = model(x)
-            loss = loss_fn(out, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.detach().float()
-            balance_threads()  # CPU threads follow the machine's load (runtime.configure_threads)
-        if hasattr(loss_fn, "next_epoch"):
-            loss_fn.next_epoch()
-        train_loss = float(total) / steps  # synchronises with the device
+        batches = torch.randperm(n, device=device, generator=gen)[: steps * batch_size].view(steps, batch_size)
+        train_loss = float(train_epoch(model, loss_fn, data.x_train, labels.labels, batches, opt, sched,
+                                       grad_clip=grad_clip, transform=transform))  # synchronises with the device
         seconds += time.perf_counter() - start
-        test_logits = predict(model, data.x_test)
+        metrics, test_logits, train_logits = evaluate(model, data, labels)
         if not (math.isfinite(train_loss) and bool(torch.isfinite(test_logits).all())):
             bar.close()
             return FitResult(history, [], None, diverged=epoch)
-        train_pred = predict(model, data.x_train).argmax(dim=1)
-        entry: Dict[str, object] = {
-            "epoch": epoch,
-            "test_acc": accuracy(test_logits, data.y_test),
-            "train_loss": train_loss,
-            **memorisation(train_pred, y, data.y_train_clean, corrupted),
-            "seconds": seconds,
-        }
+        if hasattr(loss_fn, "next_epoch"):
+            loss_fn.next_epoch(EpochEnd(epoch, epochs, train_logits))
+        entry: Dict[str, object] = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": seconds}
         history.append(entry)
         bar.set_postfix(test_acc=f"{entry['test_acc']:.3f}", loss=f"{train_loss:.3f}")
         if callback is not None:

@@ -12,7 +12,8 @@ from noisyloss import functional as NF
 from noisyloss import losses as L
 from noisyloss.registry import LOSSES, available_losses, functional_loss, make_loss, parse_spec
 
-ALL_NAMES = {"ce", "ls", "mae", "gce", "rce", "sce", "nce", "nce_rce", "focal", "bootstrap", "peer", "nl", "ols"}
+ALL_NAMES = {"ce", "ls", "mae", "gce", "rce", "sce", "nce", "nce_rce", "focal", "bootstrap", "peer", "nl", "ols",
+             "elr", "gce_prune"}
 
 
 def gen(seed: int) -> torch.Generator:

@@ -134,17 +134,6 @@ def test_fit_advances_online_label_smoothing(digits):
     torch.testing.assert_close(loss.soft_labels.sum(1), torch.ones(10))
 
 
-def test_fit_lets_the_threads_follow_the_load_at_every_step(digits, monkeypatch):
-    import noisyloss.train as T
-
-    calls = []
-    monkeypatch.setattr(T, "balance_threads", lambda: calls.append(1))
-    labels = NoisyLabels(digits.y_train, torch.zeros_like(digits.y_train, dtype=torch.bool))
-    fit(make_model("mlp", 10, 1, 8), digits, noisyloss.make_loss("ce"), labels, epochs=2, batch_size=256,
-        progress=False)
-    assert len(calls) == 2 * (len(digits.y_train) // 256)
-
-
 def test_fit_validates_its_inputs(digits):
     labels = NoisyLabels(digits.y_train[:10], torch.zeros(10, dtype=torch.bool))
     model, loss = make_model("mlp", 10, 1, 8), noisyloss.make_loss("ce")
