@@ -120,8 +120,7 @@ class RunConfig:
     def _check_loss(self, name: str, num_classes: int) -> None:
         """The loss spec names no argument the runner sets, and its loss can be built (for any number
         of training samples: the run builds it for its data)."""
-        spec_name, params = parse_spec(self.loss)
-        named = sorted(set(params) & set(RUNNER_SETS))
+        named = sorted(set(parse_spec(self.loss)[1]) & set(RUNNER_SETS))
         if named:
             raise ValueError(f"{self.loss!r} sets {named[0]}, which the runner sets from the data; leave it "
                              "out of the spec")
