@@ -36,8 +36,7 @@ class CNN(nn.Module):
         self, num_classes: int, in_channels: int = 3, image_size: int = 32, widths: Sequence[int] = (64, 256, 256)
     ) -> None:
         super().__init__()
-        if check_int("image_size", image_size, 1) < 2 ** len(widths):
-            raise ValueError(f"image_size must be >= {2 ** len(widths)} for {len(widths)} blocks, got {image_size}")
+        check_int("image_size", image_size, 2 ** len(widths))  # each block halves the resolution
         stem = widths[0] // 2
         layers = _conv_bn(in_channels, stem)
         cin = stem

@@ -97,6 +97,8 @@ def test_what_a_registered_loader_or_factory_returns_is_checked():
         M.make_model("mlp", 1, 1, 8)
     with pytest.raises(TypeError, match="in_channels must be an int, got float"):
         M.make_model("mlp", 3, 1.0, 8)
+    with pytest.raises(ValueError, match="image_size must be an int >= 8, got 4"):
+        M.make_model("cnn", 10, 3, 4)
 
 
 def test_the_runner_gives_a_registered_loss_the_classes_and_the_training_samples():
