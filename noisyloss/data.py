@@ -171,8 +171,10 @@ _REGISTERED_INFO: Dict[str, Tuple[int, int, int]] = {}
 
 def register_dataset(name: str, loader: Loader) -> None:
     """Make ``name`` a dataset: ``loader(device, quick)`` returns its :class:`ImageData` (named
-    ``name``) on ``device``, smaller when ``quick`` if it likes.  A name already taken raises
-    ``ValueError``, unless it is registered again with the same loader.
+    ``name``) on ``device``, smaller when ``quick`` if it likes, with the same classes and image size
+    either way: the first ``RunConfig(dataset=name)`` of a process loads it once on the CPU
+    (``quick``) to learn them (:func:`dataset_info`).  A name already taken raises ``ValueError``,
+    unless it is registered again with the same loader.
 
     >>> import torch
     >>> def two_points(device, quick):
