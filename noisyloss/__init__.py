@@ -25,6 +25,8 @@ from .losses import (
     TruncatedGCELoss,
 )
 from .losses import BackwardCorrectionLoss, ForwardCorrectionLoss, NLSLoss, Poly1Loss, TaylorLoss
+from .data import register_dataset
+from .models import register_model
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
 
@@ -42,6 +44,8 @@ __all__ = [
     "presets",
     "EpochEnd",
     "FunctionalLoss",
+    "register_dataset",
+    "register_model",
     "CrossEntropyLoss",
     "MAELoss",
     "GCELoss",

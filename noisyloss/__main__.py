@@ -9,14 +9,19 @@ Examples::
     python -m noisyloss losses
 
 ``--loss``, ``--noise`` and ``--seeds`` take several values and may be repeated; specs are never
-split on commas (``sce:alpha=0.1,beta=1`` is one loss).  A rerun with the same ``--out`` skips the
-runs already recorded there, and several processes may share one ``--out``.  Every misuse is
-reported as ``error: ...`` on one line with exit status 2, before anything is trained; data that
-cannot be had (offline, a damaged file) exits with status 1.
+split on commas (``sce:alpha=0.1,beta=1`` is one loss).  ``--import MODULE`` (repeatable) imports a
+module of yours first, which registers its own datasets, models and losses
+(``noisyloss.register_dataset``, ``register_model``, ``register_loss``).  A rerun with the same
+``--out`` skips the runs already recorded there, and several processes may share one ``--out``.
+Every misuse is reported as ``error: ...`` on one line with exit status 2, before anything is
+trained; so is a folder that cannot be written (a full disk, a read-only data folder), when it is
+met.  Data that cannot be had (offline, a damaged file) exits with status 1.  Ctrl-C stops at once
+with one line and status 130; the runs recorded so far stay, and the same command resumes.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sys
@@ -27,8 +32,8 @@ from typing import List, Optional
 import torch
 
 from . import experiments
-from .data import DATASETS, DataError, DownloadError
-from .models import MODELS
+from .data import DataError, DownloadError, available_datasets
+from .models import available_models
 from .registry import available_losses
 from .runtime import configure_threads, default_device, quick_mode
 
@@ -61,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
                           description="Train every (noise, loss, seed) combination and record each finished run.",
                           epilog=RUN_EPILOG, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
                               prog, max_help_position=32))
-    runp.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="(default: %(default)s)")
+    runp.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
+                      help="import MODULE first: it registers its own datasets, models, losses (repeatable)")
+    runp.add_argument("--dataset", default="digits",
+                      help=f"built in: {', '.join(available_datasets())}, or one MODULE registers "
+                           "(default: %(default)s)")
     runp.add_argument("--noise", nargs="+", action="extend",
                       help="noise specs, e.g. clean sym:0.4 asym:0.4 (asym: the dataset's class pairs, or "
                            "given as asym:0.4:3>5,5>3) (default: clean)")
@@ -73,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     runp.add_argument("--lr", type=float, default=None,
                       help="peak learning rate (default by model: %s)" % ", ".join(
                           f"{m} {lr}" for m, lr in experiments.DEFAULT_LR.items()))
-    runp.add_argument("--model", choices=sorted(MODELS), default=None,
-                      help="(default: mlp on digits and synth10/synth100, cnn on CIFAR)")
+    runp.add_argument("--model", default=None,
+                      help=f"built in: {', '.join(available_models())}, or one MODULE registers "
+                           "(default: mlp on 8x8 images: digits, synth10/synth100; cnn otherwise)")
     runp.add_argument("--train-subset", type=int, default=None, help="train on this many images (default: all)")
     runp.add_argument("--no-augment", action="store_true", help="no random translate / flip")
     mode = runp.add_mutually_exclusive_group()
@@ -119,6 +129,11 @@ def _run(args: argparse.Namespace) -> int:
         return status
 
     quick = True if args.quick else False if args.full else None
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # the user's module: whatever it raises is reported in one line
+            return fail(f"--import {module}: {type(err).__name__}: {err}")
     try:
         configure_threads()  # the threading runtime.setup() picks for notebooks
         device = _device(args.device)
@@ -143,10 +158,18 @@ def _run(args: argparse.Namespace) -> int:
         records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress)
     except experiments.ConfigError as err:
         return fail(str(err))
-    except (FileNotFoundError, DownloadError) as err:
+    except DownloadError as err:
         return fail(f"data unavailable: {err}", status=1)
     except DataError as err:
         return fail(f"data file refused: {err}", status=1)
+    except OSError as err:  # a full disk, a folder that cannot be written
+        where = f": {err.filename}" if err.filename else ""
+        return fail(f"{err.strerror or err}{where} (the runs recorded so far stay in {store.path})")
+    except KeyboardInterrupt:
+        keys = {cfg.resolved(device).key() for cfg in configs}
+        print(f"{PROG} run: interrupted: {len(keys & set(store.records()))} of {len(keys)} run(s) recorded in "
+              f"{store.path}; rerun the same command to resume", file=sys.stderr)
+        return 130
     print(experiments.summary_table(records))
     runs = {experiments.record_key(r): r for r in records}
     here = sum(r.get("pid") == os.getpid() and r.get("host") == platform.node() for r in runs.values())

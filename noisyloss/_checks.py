@@ -29,6 +29,7 @@ __all__ = [
     "check_callable",
     "check_subclass",
     "check_index",
+    "check_text",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -246,3 +247,11 @@ def check_probabilities(name: str, probs: object) -> Tensor:
     if err > _PROB_SUM_TOL:
         raise ValueError(f"rows of {name} must sum to 1, largest deviation {err:.3g}")
     return probs
+
+
+def check_text(name: str, value: object) -> str:
+    """Check that ``value`` is a string with something in it besides spaces (free text, unlike
+    :func:`check_name`); return it."""
+    if not check_str(name, value).strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value

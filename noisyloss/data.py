@@ -13,9 +13,14 @@ scikit-learn's 8×8 digits (offline, for CPU and CI).
 Images are normalised per channel with the training-set mean and standard deviation; on CUDA they are
 stored in ``channels_last`` memory format.  Files live under ``root`` (default ``$NOISYLOSS_DATA`` or
 ``~/.cache/noisyloss``) and are downloaded when missing (``download=True``).
+
+Your own data: :func:`register_dataset` names a loader ``loader(device, quick) -> ImageData``; the
+name then works everywhere a dataset is named (:func:`load_dataset`, ``RunConfig(dataset=...)``,
+``python -m noisyloss run --import MODULE --dataset NAME``).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -26,19 +31,22 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ._checks import (check_bool, check_callable, check_choice, check_int, check_labels, check_name, check_param,
+                      check_text)
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
     "ImageData",
     "DownloadError",
     "DataError",
-    "DATASETS",
+    "register_dataset",
+    "available_datasets",
     "ASYM_PAIRS",
     "CIFAR10N_LABELS",
     "dataset_info",
@@ -75,8 +83,8 @@ CIFAR10N_LABELS: Dict[str, str] = {
     "random3": "random_label3",
     "worse": "worse_label",
 }
-#: name -> (num_classes, in_channels, image_size)
-DATASETS: Dict[str, Tuple[int, int, int]] = {
+#: built-in dataset name -> (num_classes, in_channels, image_size), known without loading
+_BUILTIN: Dict[str, Tuple[int, int, int]] = {
     "digits": (10, 1, 8),
     "synth10": (10, 1, 8),
     "synth100": (100, 1, 8),
@@ -105,8 +113,10 @@ class ImageData:
 
     ``x_*``: ``(N, C, H, W)`` float32, normalised per channel; ``y_*``: ``(N,)`` int64.
     ``y_train`` are the labels to train on (human labels for CIFAR-10N); ``y_train_clean`` the true
-    ones (the same tensor when the dataset carries no label noise of its own).
-    ``hflip``: whether a horizontal flip keeps the class (True for photos, False for digits).
+    ones.  ``hflip``: whether a horizontal flip keeps the class (True for photos, False for digits).
+    ``has_label_noise``: whether ``y_train`` are noisy labels of their own (CIFAR-10N's human labels,
+    a custom label set), which a run trains on as they are; without it, ``y_train`` must equal
+    ``y_train_clean`` (``ValueError`` otherwise) and a run draws its noise from the clean labels.
     """
 
     name: str
@@ -118,11 +128,23 @@ class ImageData:
     classes: Tuple[str, ...]
     y_train_clean: Tensor
     hflip: bool = True
+    has_label_noise: bool = False
 
-    @property
-    def has_label_noise(self) -> bool:
-        """True when the training labels themselves are noisy (CIFAR-10N)."""
-        return self.y_train is not self.y_train_clean
+    def __post_init__(self) -> None:
+        check_text("name", self.name)
+        check_int("num_classes", self.num_classes, 2)
+        check_bool("hflip", self.hflip)
+        check_bool("has_label_noise", self.has_label_noise)
+        for field in ("y_train", "y_test", "y_train_clean"):
+            check_labels(field, getattr(self, field), self.num_classes)
+        n_train, n_test = len(self.y_train), len(self.y_test)
+        if (len(self.x_train), len(self.y_train_clean), len(self.x_test)) != (n_train, n_train, n_test):
+            raise ValueError(f"ImageData {self.name!r}: x_train and y_train_clean must have the {n_train} samples of "
+                             f"y_train and x_test the {n_test} of y_test, got {len(self.x_train)}, "
+                             f"{len(self.y_train_clean)} and {len(self.x_test)}")
+        if not self.has_label_noise and not torch.equal(self.y_train, self.y_train_clean):
+            raise ValueError(f"ImageData {self.name!r}: y_train differs from y_train_clean; set has_label_noise=True "
+                             "if the training labels are noisy labels of their own")
 
     @property
     def in_channels(self) -> int:
@@ -135,20 +157,55 @@ class ImageData:
     def subset(self, n: int, generator: Optional[torch.Generator] = None) -> "ImageData":
         """The same dataset with ``n`` training samples drawn without replacement (test set kept)."""
         total = len(self.y_train)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= total:
-            raise ValueError(f"train subset size must be an int in [1, {total}], got {n!r}")
+        if check_int("n", n, 1) > total:
+            raise ValueError(f"n must be at most the {total} training samples, got {n}")
         idx = torch.randperm(total, generator=generator)[:n].sort().values.to(self.y_train.device)
-        y = self.y_train[idx]
-        clean = self.y_train_clean[idx] if self.has_label_noise else y
-        return ImageData(self.name, self.x_train[idx], y, self.x_test, self.y_test, self.num_classes,
-                         self.classes, clean, self.hflip)
+        return dataclasses.replace(self, x_train=self.x_train[idx], y_train=self.y_train[idx],
+                                   y_train_clean=self.y_train_clean[idx])
+
+
+Loader = Callable[[torch.device, bool], ImageData]
+_REGISTERED: Dict[str, Loader] = {}
+_REGISTERED_INFO: Dict[str, Tuple[int, int, int]] = {}
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Make ``name`` a dataset: ``loader(device, quick)`` returns its :class:`ImageData` (named
+    ``name``) on ``device``, smaller when ``quick`` if it likes, with the same classes and image size
+    either way: the first ``RunConfig(dataset=name)`` of a process loads it once on the CPU
+    (``quick``) to learn them (:func:`dataset_info`).  A name already taken raises ``ValueError``,
+    unless it is registered again with the same loader.
+
+    >>> import torch
+    >>> def two_points(device, quick):
+    ...     x, y = torch.zeros(2, 1, 1, 1, device=device), torch.tensor([0, 1], device=device)
+    ...     return ImageData("two_points", x, y, x, y, 2, ("a", "b"), y, hflip=False)
+    >>> register_dataset("two_points", two_points)
+    >>> load_dataset("two_points").num_classes
+    2
+    """
+    check_name("name", name)
+    check_callable("loader", loader)
+    if name in _BUILTIN or _REGISTERED.get(name, loader) is not loader:
+        raise ValueError(f"dataset name {name!r} is taken; choose another name")
+    _REGISTERED[name] = loader
+
+
+def available_datasets() -> List[str]:
+    """The names of every dataset, built-in and registered."""
+    return sorted([*_BUILTIN, *_REGISTERED])
 
 
 def dataset_info(name: str) -> Tuple[int, int, int]:
-    """``(num_classes, in_channels, image_size)`` of a dataset name, without loading it."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")
-    return DATASETS[name]
+    """``(num_classes, in_channels, image_size)`` of a dataset: a built-in one's without loading it, a
+    registered one's by loading it once (on the CPU, ``quick``)."""
+    check_choice("dataset", name, available_datasets())
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    if name not in _REGISTERED_INFO:
+        data = load_dataset(name, quick=True)
+        _REGISTERED_INFO[name] = (data.num_classes, data.in_channels, data.image_size)
+    return _REGISTERED_INFO[name]
 
 
 def data_root(root: Union[str, os.PathLike, None] = None) -> Path:
@@ -323,8 +380,7 @@ def load_cifar10n_labels(
     Checks that the file's ``clean_label`` equals the CIFAR-10 training labels ``train_labels``, so
     that the human labels are aligned with the images.
     """
-    if key not in CIFAR10N_LABELS.values():
-        raise ValueError(f"key must be one of {sorted(CIFAR10N_LABELS.values())}, got {key!r}")
+    check_choice("key", key, sorted(CIFAR10N_LABELS.values()))
     path = data_root(root) / CIFAR10N_FILE
     if not path.exists():
         if not download:
@@ -418,13 +474,10 @@ def make_synthetic(
     """
     for name, value, low in (("num_classes", num_classes, 2), ("n_test", n_test, 1), ("latent_dim", latent_dim, 1),
                              ("width", width, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < num_classes:
-        raise ValueError(f"n_train must be an int >= num_classes ({num_classes}), got {n_train!r}")
-    for name, value in (("spread", spread), ("gain", gain)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        check_int(name, value, low)
+    check_int("n_train", n_train, num_classes)
+    check_param("spread", spread, low=0, low_open=True)
+    check_param("gain", gain, low=0, low_open=True)
     map_rng, proto_rng, train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     w1 = map_rng.standard_normal((latent_dim, width)) * (gain / np.sqrt(latent_dim))
     w2 = map_rng.standard_normal((width, 64)) / np.sqrt(width)
@@ -441,7 +494,7 @@ def make_synthetic(
 def _load_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
     """``"synth10"`` or ``"synth100"``: :func:`make_synthetic` with seed 0 at ``SYNTH_SIZES`` (the first
     ``SYNTH_QUICK_SIZES`` images in quick mode), normalised like the other datasets."""
-    num_classes = DATASETS[name][0]
+    num_classes = _BUILTIN[name][0]
     n_train, n_test = SYNTH_QUICK_SIZES if quick else SYNTH_SIZES
     x_tr, y_tr, x_te, y_te = make_synthetic(num_classes, n_train, n_test)
     x_train, x_test = _to_device(x_tr, x_te, 1.0, device)
@@ -456,10 +509,8 @@ def toy_blobs(n_per_class: int = 50, *, spread: float = 0.45, seed: int = 0) -> 
     ``spread`` per coordinate; ``n_per_class`` training and as many test points per class.  The points
     are held as ``(N, 2, 1, 1)`` "images" (2 channels of one pixel), so that :func:`noisyloss.train.fit`
     trains the MLP on them like on any other dataset."""
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be an int >= 1, got {n_per_class!r}")
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread < float("inf"):
-        raise ValueError(f"spread must be a positive finite number, got {spread!r}")
+    check_int("n_per_class", n_per_class, 1)
+    check_param("spread", spread, low=0, low_open=True)
     rng = np.random.default_rng(seed)
     angles = np.deg2rad(90.0 + 120.0 * np.arange(3))
     centres = np.stack([np.cos(angles), np.sin(angles)], axis=1)
@@ -481,14 +532,24 @@ def load_dataset(
     download: bool = True,
 ) -> ImageData:
     """Load ``name`` (``"digits"``, ``"synth10"``, ``"synth100"``, ``"cifar10"``,
-    ``"cifar10n-<aggre|random1|random2|random3|worse>"``).
+    ``"cifar10n-<aggre|random1|random2|random3|worse>"``, or a name of :func:`register_dataset`,
+    whose loader is called with ``device`` and ``quick`` alone).
 
     In ``quick`` mode CIFAR is subsampled to ``QUICK_SIZES`` (5k train / 1k test) with ``generator``
     (default: seed 0, so every quick run sees the same images); digits is small and always whole;
     the synthetic sets (:func:`make_synthetic`) take their first ``SYNTH_QUICK_SIZES`` images.
     """
-    dataset_info(name)
+    check_choice("dataset", name, available_datasets())
+    check_bool("quick", quick)
     device = torch.device("cpu" if device is None else device)
+    if name in _REGISTERED:
+        data = _REGISTERED[name](device, quick)
+        if not isinstance(data, ImageData):
+            raise TypeError(f"the loader of dataset {name!r} must return an ImageData, got {type(data).__name__}")
+        if data.name != name:
+            raise ValueError(f"the loader of dataset {name!r} must return an ImageData named {name!r}, got "
+                             f"{data.name!r}")
+        return data
     if name == "digits":
         return _load_digits(device)
     if name.startswith("synth"):
@@ -504,4 +565,4 @@ def load_dataset(
     y_clean = torch.from_numpy(y_tr).to(device)
     y_train = torch.from_numpy(given).to(device) if human else y_clean
     return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), 10,
-                     tuple(CIFAR10_CLASSES), y_clean)
+                     tuple(CIFAR10_CLASSES), y_clean, has_label_noise=human)

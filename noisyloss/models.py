@@ -8,15 +8,21 @@ so it needs more epochs than airbench, but keeps its speed: ~2M parameters, all 
 
 Both models expose ``features(x)``, the penultimate embedding (for t-SNE pictures of memorisation),
 with ``forward(x) = head(features(x))``.
+
+Your own model: :func:`register_model` names a factory ``factory(num_classes, in_channels,
+image_size) -> nn.Module`` (training needs only its ``forward``); the name then works everywhere a
+model is named (:func:`make_model`, ``RunConfig(model=...)``, the CLI's ``--model``).
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CNN", "MLP", "MODELS", "make_model", "count_parameters"]
+from ._checks import check_callable, check_choice, check_int, check_name
+
+__all__ = ["CNN", "MLP", "register_model", "available_models", "make_model"]
 
 
 def _conv_bn(cin: int, cout: int) -> list:
@@ -30,8 +36,7 @@ class CNN(nn.Module):
         self, num_classes: int, in_channels: int = 3, image_size: int = 32, widths: Sequence[int] = (64, 256, 256)
     ) -> None:
         super().__init__()
-        if image_size < 2 ** len(widths):
-            raise ValueError(f"image_size must be >= {2 ** len(widths)} for {len(widths)} blocks, got {image_size}")
+        check_int("image_size", image_size, 2 ** len(widths))  # each block halves the resolution
         stem = widths[0] // 2
         layers = _conv_bn(in_channels, stem)
         cin = stem
@@ -74,27 +79,40 @@ class MLP(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS: Dict[str, type] = {"cnn": CNN, "mlp": MLP}
+Factory = Callable[..., nn.Module]
+_MODELS: Dict[str, Factory] = {"cnn": CNN, "mlp": MLP}
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+def register_model(name: str, factory: Factory) -> None:
+    """Make ``name`` a model: ``factory(num_classes, in_channels, image_size)`` returns a fresh
+    ``nn.Module`` mapping ``(N, in_channels, image_size, image_size)`` inputs to ``(N, num_classes)``
+    logits.  A name already taken raises ``ValueError``, unless it is registered again with the same
+    factory.
+
+    >>> register_model("linear", lambda c, ch, s: nn.Sequential(nn.Flatten(), nn.Linear(ch * s * s, c)))
+    >>> make_model("linear", 3, 1, 8)(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 3])
+    """
+    check_name("name", name)
+    check_callable("factory", factory)
+    if _MODELS.get(name, factory) is not factory:
+        raise ValueError(f"model name {name!r} is taken; choose another name")
+    _MODELS[name] = factory
+
+
+def available_models() -> List[str]:
+    """The names of every model, built-in and registered."""
+    return sorted(_MODELS)
 
 
 def make_model(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs) -> nn.Module:
-    """Build ``"cnn"`` or ``"mlp"``; ``kwargs`` go to the class (``widths=`` / ``hidden=``)."""
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
-    if _positive_int("num_classes", num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    _positive_int("in_channels", in_channels)
-    _positive_int("image_size", image_size)
-    return MODELS[name](num_classes, in_channels, image_size, **kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
+    """Build model ``name`` (``"cnn"``, ``"mlp"`` or a name of :func:`register_model`); ``kwargs`` go
+    to its factory (the built-in classes take ``widths=`` / ``hidden=``)."""
+    check_choice("model", name, available_models())
+    check_int("num_classes", num_classes, 2)
+    check_int("in_channels", in_channels, 1)
+    check_int("image_size", image_size, 1)
+    model = _MODELS[name](num_classes, in_channels, image_size, **kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the factory of model {name!r} must return an nn.Module, got {type(model).__name__}")
+    return model

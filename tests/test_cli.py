@@ -2,6 +2,7 @@
 defaults, resume after SIGKILL, and two processes sweeping into one --out."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,7 +16,9 @@ import pytest
 import torch
 
 from noisyloss import experiments as E
+from noisyloss import register_dataset
 from noisyloss.__main__ import main
+from noisyloss.data import load_dataset
 from noisyloss.experiments import runner
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread is fastest on a busy machine
@@ -50,8 +53,12 @@ MISUSE = [
     (["--loss", "gce:q=abc"], "'gce:q=abc'"),
     (["--epochs", "0"], "epochs must be an int >= 1"),
     (["--batch-size", "1"], "batch_size must be an int >= 2"),
-    (["--lr", "nan"], "lr must be a positive number"),
-    (["--lr", "-1"], "lr must be a positive number"),
+    (["--lr", "nan"], r"lr must be in \(0, inf\), got nan"),
+    (["--lr", "-1"], r"lr must be in \(0, inf\), got -1"),
+    (["--dataset", "mnist"], r"dataset must be one of \(.*'digits'.*\), got 'mnist'"),
+    (["--model", "resnet"], r"model must be one of \(.*'cnn', .*'mlp'.*\), got 'resnet'"),
+    (["--loss", "ols:num_classes=3"], "'ols:num_classes=3' sets num_classes, which the runner sets from the data"),
+    (["--import", "no_such_module_here"], "--import no_such_module_here: ModuleNotFoundError"),
 ]
 
 
@@ -92,7 +99,7 @@ def test_run_sets_the_threads_setup_picks(tmp_path, capsys, monkeypatch, no_trai
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("argv", [["--seeds", "x"], ["--dataset", "mnist"], ["--bogus"]])
+@pytest.mark.parametrize("argv", [["--seeds", "x"], ["--import"], ["--bogus"]])
 def test_argparse_errors_are_one_line_with_status_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", *argv])
@@ -100,9 +107,15 @@ def test_argparse_errors_are_one_line_with_status_2(argv, capsys):
     assert exit_.value.code == 2 and re.match(r"noisyloss( run)?: error: ", err) and err.count("\n") == 1, err
 
 
-def test_out_is_checked_before_data_is_loaded(tmp_path, capsys, monkeypatch, no_training):
-    monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: pytest.fail("data loaded before --out was checked"))
-    runner._cached_dataset.cache_clear()
+def test_out_is_checked_before_data_is_loaded(tmp_path, capsys, no_training):
+    digits = load_dataset("digits", device="cpu")
+    loads = []
+
+    def loader(device, quick):  # RunConfig loads it once (CPU, quick) for its shape; a sweep loads it again
+        loads.append(device)
+        return dataclasses.replace(digits, name="cli_probe")
+
+    register_dataset("cli_probe", loader)
     (tmp_path / "file").write_text("x")
     cases = [(tmp_path / "file", "is a file; give a folder"),
              (tmp_path / "file" / "sub", "cannot write records there (Not a directory"),
@@ -113,10 +126,10 @@ def test_out_is_checked_before_data_is_loaded(tmp_path, capsys, monkeypatch, no_
         ro.chmod(0o555)
         cases.append((ro, "cannot write records there (Permission denied"))
     for out, match in cases:
-        assert main(["run", *TINY, "--out", str(out)]) == 2
+        assert main(["run", *TINY, "--dataset", "cli_probe", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"--out {out}" in err and match in err, err
-    runner._cached_dataset.cache_clear()
+    assert len(loads) == 1
 
 
 def test_help_shows_defaults_an_example_and_resume(capsys):

@@ -332,9 +332,13 @@ def test_subset_and_name_validation():
     for k in range(0, 100, 17):
         hits = (flat == s.x_train[k].flatten()).all(dim=1).nonzero().flatten()
         assert len(hits) >= 1 and bool((d.y_train[hits] == s.y_train[k]).any())
-    for bad in (0, 1348, 2.5):
-        with pytest.raises(ValueError, match="subset"):
+    for bad in (0, 1348):
+        with pytest.raises(ValueError, match="n must be"):
             d.subset(bad)
+    with pytest.raises(TypeError, match="n must be an int, got float"):
+        d.subset(2.5)
+    with pytest.raises(TypeError, match=r"dataset must be one of \(.*'digits'.*\), got int"):
+        D.load_dataset(3)
     with pytest.raises(ValueError, match="dataset must be one of"):
         D.load_dataset("mnist")
     assert D.dataset_info("cifar10n-random2") == (10, 3, 32)

@@ -3,18 +3,19 @@ lines), divergence.  The CLI, the store's validation and the tables have their o
 test_store.py, test_tables.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
+import noisyloss
 from noisyloss import book
 from noisyloss import experiments as E
 from noisyloss.data import ImageData, load_dataset
@@ -112,7 +113,8 @@ def test_make_labels():
     assert torch.equal(a.corrupted, a.labels != d.y_train)
     rate = float(a.corrupted.double().mean())
     assert abs(rate - 0.4) < 4 * (0.4 * 0.6 / len(d.y_train)) ** 0.5
-    human = ImageData(d.name, d.x_train, (d.y_train + 1) % 10, d.x_test, d.y_test, 10, d.classes, d.y_train)
+    human = ImageData(d.name, d.x_train, (d.y_train + 1) % 10, d.x_test, d.y_test, 10, d.classes, d.y_train,
+                      has_label_noise=True)
     lab = E.make_labels(human, "clean")
     assert lab.corrupted.all() and torch.equal(lab.labels, human.y_train)
     with pytest.raises(ValueError, match="already noisy"):
@@ -210,132 +212,6 @@ def test_sweep_calls_back_per_epoch_and_skips_saved_runs(tmp_path):
     assert len(path.read_text().splitlines()) == 2
 
 
-@pytest.fixture
-def one_thread():
-    """One fixed torch thread in this process, not following the load even if an earlier test left
-    runtime.configure_threads()'s adapting threads on; restored after."""
-    from noisyloss import runtime
-
-    with runtime.fixed_threads(1):
-        yield
-
-
-def test_sweep_in_worker_processes_records_what_one_process_records(tmp_path, one_thread):
-    configs = E.grid(["ce", "mae", "gce"], ["sym:0.2"], [0], **FAST)
-    seen = []
-    parallel = E.sweep(configs, tmp_path / "workers.jsonl", device="cpu", progress=False, workers=2,
-                       callback=lambda cfg, entry: seen.append((cfg.loss, entry["epoch"])))
-    serial = E.sweep(configs, tmp_path / "serial.jsonl", device="cpu", progress=False, workers=1)
-    untimed = lambda rec: [{k: v for k, v in e.items() if k != "seconds"} for e in rec["history"]]  # noqa: E731
-    for a, b in zip(parallel, serial):
-        assert a["key"] == b["key"] and a["final"] == b["final"] and untimed(a) == untimed(b)
-        assert a["per_class_acc"] == b["per_class_acc"]
-        assert a["device"] == b["device"] and "1 threads" in a["device"]  # the workers used this thread count
-        assert a["pid"] == b["pid"] == os.getpid()  # recorded as trained by this sweep
-    assert seen == [(loss, epoch) for loss in ("ce", "mae", "gce") for epoch in (1, 2)]  # as serial
-    by_key = lambda recs: sorted(recs, key=lambda r: r["key"])  # noqa: E731  (appended as they finish)
-    assert by_key(E.load_records(tmp_path / "workers.jsonl")) == by_key(parallel)
-
-
-def test_a_worker_failure_surfaces_naming_its_run_and_leaves_no_claim(tmp_path, monkeypatch, one_thread):
-    from noisyloss.experiments import runner as R
-
-    path = tmp_path / "records.jsonl"
-    configs = E.grid(["ce", "mae", "gce"], ["clean"], [0], **FAST)
-    checked = R._prepared
-
-    def check_then_break_the_store(*args):
-        """In this process only, after the checks: a worker's first read of the records, under its
-        claim, has an invalid line to move aside into a folder."""
-        (tmp_path / "records.jsonl.rejected").mkdir(exist_ok=True)
-        with open(path, "a") as f:
-            f.write("not a record\n")
-        return checked(*args)
-
-    monkeypatch.setattr(R, "_prepared", check_then_break_the_store)
-    with pytest.raises(RuntimeError, match=r"a sweep worker failed on run ce \| clean \| seed 0: "
-                                           r"IsADirectoryError: .*records.jsonl.rejected"):
-        E.sweep(configs, path, device="cpu", progress=False, workers=2)
-    store = E.RecordsStore(path)
-    for cfg in configs:
-        with store.claim(cfg.resolved("cpu").key(), wait=False) as claimed:
-            assert claimed  # released by the workers that failed
-
-
-@pytest.mark.parametrize("workers, exc, match", [
-    (0, ValueError, "workers must be an int >= 1, got 0"),
-    (2.0, TypeError, "workers must be an int, got float"),
-])
-def test_sweep_rejects_bad_workers_before_anything_runs(tmp_path, workers, exc, match):
-    with pytest.raises(exc, match=match):
-        E.sweep([E.RunConfig(**FAST)], tmp_path / "r.jsonl", device="cpu", progress=False, workers=workers)
-    assert not (tmp_path / "r.jsonl").exists()
-
-
-def test_sweep_workers_die_with_a_killed_sweeping_process(tmp_path):
-    psutil = pytest.importorskip("psutil")
-    script = tmp_path / "sweep.py"
-    script.write_text(
-        "from noisyloss import experiments as E\n"
-        "if __name__ == '__main__':\n"
-        "    E.sweep(E.grid(['ce', 'mae'], ['sym:0.4'], [0], dataset='digits', epochs=1000, batch_size=64,\n"
-        f"            augment=False), {str(tmp_path / 'r.jsonl')!r}, device='cpu', progress=False, workers=2)\n")
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list((tmp_path / "r.jsonl.claims").glob("*.lock"))) < 2:  # both runs claimed: training
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the workers did not start training"
-            time.sleep(0.1)
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-        assert len(descendants) >= 2  # the workers (and a fork server)
-    finally:
-        proc.kill()
-        proc.wait()
-    gone, alive = psutil.wait_procs(descendants, timeout=15)
-    assert not alive, [p.cmdline() for p in alive]
-
-
-def test_prepare_workers_starts_the_fork_server_that_a_sweep_then_uses(tmp_path, one_thread, monkeypatch):
-    psutil = pytest.importorskip("psutil")
-    from noisyloss.experiments import runner as R
-
-    def servers():
-        return [p.pid for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
-
-    monkeypatch.setattr(R, "usable_cpus", lambda: 1)
-    assert not E.prepare_workers("cpu")  # one CPU: no workers, no server
-    monkeypatch.setattr(R, "usable_cpus", lambda: 2)
-    assert not E.prepare_workers("cuda")  # one process per device
-    assert E.prepare_workers("cpu") and len(servers()) == 1
-    started = servers()
-    records = E.sweep(E.grid(["ce", "mae"], ["sym:0.2"], [0], **FAST), tmp_path / "r.jsonl", device="cpu",
-                      progress=False)
-    assert len(records) == 2 and servers() == started  # the workers came from the server already running
-
-
-def test_sweep_workers_default_to_cpus_over_threads_and_never_outnumber_the_runs(monkeypatch, one_thread):
-    from noisyloss.experiments import runner as R
-
-    monkeypatch.setattr(R, "usable_cpus", lambda: 4)
-    script = types.ModuleType("__main__")
-    script.__file__ = "train.py"  # python train.py: a spawned worker would run it again
-    monkeypatch.setitem(sys.modules, "__main__", script)
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 1 and R._sweep_workers(2, torch.device("cpu"), 10) == 2
-    script.__spec__ = types.SimpleNamespace(name="train")  # python -m train: the same
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 1
-    script.__spec__ = types.SimpleNamespace(name="noisyloss.__main__")  # python -m noisyloss: not run again
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a notebook's
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4  # one thread each
-    assert R._sweep_workers(None, torch.device("cpu"), 3) == 3 and R._sweep_workers(5, torch.device("cpu"), 1) == 1
-    assert R._sweep_workers(None, torch.device("cuda"), 10) == 1  # one device
-    torch.set_num_threads(3)
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 1  # 4 CPUs // 3 threads
-    monkeypatch.setattr(R, "adapting_threads", lambda: True)  # setup()'s threads follow the load:
-    assert R._sweep_workers(None, torch.device("cpu"), 10) == 4 and R._worker_threads() == 1  # one each
-
-
 def _annotator(flip_every: int = 3) -> torch.Tensor:
     """Digits training labels with every ``flip_every``-th one moved to the next class."""
     clean = load_dataset("digits", device="cpu").y_train_clean.clone()
@@ -419,20 +295,24 @@ def test_train_subset_larger_than_the_data_fails_before_any_training(tmp_path):
     assert seen == [] and E.load_records(tmp_path / "r.jsonl") == []
 
 
-def test_records_file_is_probed_before_data_is_loaded(tmp_path, monkeypatch):
-    from noisyloss.experiments import runner as R
-
+def test_records_file_is_probed_before_data_is_loaded(tmp_path):
+    digits = load_dataset("digits", device="cpu")
     loaded = []
-    monkeypatch.setattr(R, "load_dataset", lambda *a, **k: loaded.append(a))
-    R._cached_dataset.cache_clear()
+
+    def loader(device, quick):
+        loaded.append(device)
+        return dataclasses.replace(digits, name="digits_probe")
+
+    noisyloss.register_dataset("digits_probe", loader)
+    cfg = E.RunConfig(dataset="digits_probe", epochs=1)  # loads it once, on the CPU, for its shape
+    loaded.clear()
     (tmp_path / "file").write_text("x")
     for out in (tmp_path / "file" / "records.jsonl", Path("/proc/noisyloss/records.jsonl")):
         with pytest.raises(OSError):
-            E.sweep([E.RunConfig(**FAST)], out, device="cpu", progress=False)
+            E.sweep([cfg], out, device="cpu", progress=False)
     with pytest.raises(IsADirectoryError):
         E.RecordsStore(tmp_path)
     assert loaded == []
-    R._cached_dataset.cache_clear()
 
 
 def test_book_reads_the_gpu_records_shipped_with_the_package(capsys):

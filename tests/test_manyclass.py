@@ -52,16 +52,17 @@ class TestSynthetic:
         result = experiments.run(cfg, device="cpu", progress=False)
         assert len(result.history) == 2 and 0.0 <= result.history[-1]["test_acc"] <= 1.0
 
-    @pytest.mark.parametrize("kwargs, name", [
-        (dict(num_classes=1, n_train=10, n_test=5), "num_classes"),
-        (dict(num_classes=10, n_train=5, n_test=5), "n_train"),
-        (dict(num_classes=10, n_train=10, n_test=0), "n_test"),
-        (dict(num_classes=10, n_train=10, n_test=5, spread=0.0), "spread"),
-        (dict(num_classes=10, n_train=10, n_test=5, gain=float("nan")), "gain"),
-        (dict(num_classes=10, n_train=10.0, n_test=5), "n_train"),
+    @pytest.mark.parametrize("kwargs, exc, name", [
+        (dict(num_classes=1, n_train=10, n_test=5), ValueError, "num_classes"),
+        (dict(num_classes=10, n_train=5, n_test=5), ValueError, "n_train"),
+        (dict(num_classes=10, n_train=10, n_test=0), ValueError, "n_test"),
+        (dict(num_classes=10, n_train=10, n_test=5, spread=0.0), ValueError, "spread"),
+        (dict(num_classes=10, n_train=10, n_test=5, gain=float("nan")), ValueError, "gain"),
+        (dict(num_classes=10, n_train=10.0, n_test=5), TypeError, "n_train must be an int, got float"),
+        (dict(num_classes=10, n_train=10, n_test=5, spread="1"), TypeError, "spread must be a real number"),
     ])
-    def test_bad_arguments_are_named(self, kwargs, name):
-        with pytest.raises(ValueError, match=name):
+    def test_bad_arguments_are_named(self, kwargs, exc, name):
+        with pytest.raises(exc, match=name):
             data.make_synthetic(**kwargs)
 
 
@@ -82,6 +83,8 @@ class TestToyBlobs:
             data.toy_blobs(0)
         with pytest.raises(ValueError, match="spread"):
             data.toy_blobs(5, spread=-1.0)
+        with pytest.raises(TypeError, match="n_per_class must be an int, got float"):
+            data.toy_blobs(5.0)
 
 
 class TestGradientWeight:

@@ -16,21 +16,22 @@ Every public name is importable from ``noisyloss.experiments`` itself.
 >>> cfg.key() == RunConfig(dataset="digits", loss="gce", noise="sym:0.4", epochs=5).key()
 True
 """
-from .config import DEFAULT_LR, ConfigError, RunConfig, grid
-from .runner import RunResult, labels_digest, make_labels, prepare_workers, provenance, run, sweep
+from .config import DEFAULT_LR, RUNNER_SETS, ConfigError, ConfigTypeError, RunConfig, grid
+from .runner import RunResult, labels_digest, make_labels, provenance, run, sweep
 from .store import FINAL_METRICS, MAX_DEPTH, RecordsStore, load_records, record_key, save_record
 from .tables import FORMATS, group_table, record_loss, record_noise, seed_stats, seed_table, summary_table, to_dataframe
 
 __all__ = [
     "RunConfig",
     "ConfigError",
+    "ConfigTypeError",
     "RunResult",
     "DEFAULT_LR",
+    "RUNNER_SETS",
     "make_labels",
     "labels_digest",
     "run",
     "sweep",
-    "prepare_workers",
     "grid",
     "RecordsStore",
     "record_key",

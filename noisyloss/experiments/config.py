@@ -2,24 +2,27 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from .._checks import check_int, check_seed
+from .._checks import check_bool, check_choice, check_int, check_param, check_seed, check_text
 from ..data import ASYM_PAIRS, dataset_info
-from ..models import MODELS
+from ..models import available_models
 from ..noise import make_transition, parse_noise
-from ..registry import canonical_spec, make_loss, parse_spec
+from ..registry import LOSSES, canonical_spec, make_loss, parse_spec
 from ..runtime import default_device, quick_mode
 
-__all__ = ["ConfigError", "RunConfig", "DEFAULT_LR", "grid"]
+__all__ = ["ConfigError", "ConfigTypeError", "RunConfig", "DEFAULT_LR", "RUNNER_SETS", "grid"]
 
 #: peak learning rate of the triangular schedule when ``RunConfig.lr`` is None
 DEFAULT_LR: Dict[str, float] = {"cnn": 0.2, "mlp": 0.1}
+#: loss constructor arguments the runner sets from the data (never in a spec)
+RUNNER_SETS = ("num_classes", "num_examples")
 
 
 class ConfigError(ValueError):
@@ -27,11 +30,18 @@ class ConfigError(ValueError):
     labels that do not fit the dataset); raised before anything is trained."""
 
 
-def _field(name: str, check, *args) -> Any:
+class ConfigTypeError(ConfigError, TypeError):
+    """A :class:`ConfigError` for a field of the wrong type (also a ``TypeError``)."""
+
+
+def _field(name: str, check: Callable[..., Any], *args: Any) -> Any:
+    """``check(name, *args)`` with its error as a :class:`ConfigError` (:class:`ConfigTypeError` for
+    a ``TypeError``) prefixed by the field's name, unless the message starts with it."""
     try:
         return check(name, *args)
     except (TypeError, ValueError) as err:
-        raise ConfigError(str(err)) from None
+        message = str(err) if str(err).startswith(name) else f"{name}: {err}"
+        raise (ConfigTypeError if isinstance(err, TypeError) else ConfigError)(message) from None
 
 
 @dataclass(frozen=True)
@@ -44,8 +54,11 @@ class RunConfig:
     ``noise``: a :func:`noisyloss.noise.make_transition` spec applied to the clean training labels
     (``"clean"`` for ``cifar10n-*``, whose human labels are the noise); ``"asym:R"`` uses the class
     pairs of the dataset (:data:`noisyloss.data.ASYM_PAIRS`) or those named in the spec.
-    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on the 8x8 sets: digits, synth10,
-    synth100; ``cnn`` on CIFAR; ``DEFAULT_LR``).  ``train_subset``: train on this many images (a fixed random subset, the same for
+    ``dataset``/``model``: a built-in name or one of :func:`noisyloss.register_dataset` /
+    :func:`noisyloss.register_model`.  The loss's ``num_classes`` and ``num_examples``, where its
+    ``__init__`` takes them, are set by the runner from the data (:data:`RUNNER_SETS`), never in the spec.
+    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on 8x8 images: digits, synth10,
+    synth100; ``cnn`` otherwise; ``DEFAULT_LR``; a registered model needs its ``lr``).  ``train_subset``: train on this many images (a fixed random subset, the same for
     every seed).  ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
     ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
     process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
@@ -71,34 +84,19 @@ class RunConfig:
     label_set: Optional[str] = None
 
     def __post_init__(self) -> None:
-        try:
-            num_classes = dataset_info(self.dataset)[0]
-        except ValueError as err:
-            raise ConfigError(f"dataset: {err}") from None
-        try:
-            self.make_loss(num_classes)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"loss: {err}") from None
-        if not isinstance(self.noise, str):
-            raise ConfigError(f"noise must be a spec string like 'sym:0.4', got {self.noise!r}")
+        num_classes = _field("dataset", lambda name, value: dataset_info(value)[0], self.dataset)
+        _field("loss", self._check_loss, num_classes)
         if self.dataset.startswith("cifar10n-") and self.noise != "clean":
             raise ConfigError(f"noise must be 'clean' for {self.dataset}: its human labels are the noise")
         pairs = ASYM_PAIRS.get(self.dataset)
-        try:
-            noise = parse_noise(self.noise)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"noise: {err}") from None
+        noise = _field("noise", lambda name, spec: parse_noise(spec), self.noise)
         if noise.kind == "asym" and noise.pairs is None and pairs is None:
             raise ConfigError(f"noise {self.noise!r}: dataset {self.dataset!r} defines no class pairs for 'asym' "
                               f"noise (datasets that do: {sorted(ASYM_PAIRS)}); name them in the spec as "
                               "source>destination, e.g. 'asym:0.4:1>7,7>1'")
-        try:
-            make_transition(self.noise, num_classes, pairs=pairs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"noise: {err}") from None
+        _field("noise", lambda name, spec: make_transition(spec, num_classes, pairs=pairs), self.noise)
         if self.label_set is not None:
-            if not isinstance(self.label_set, str) or not self.label_set:
-                raise ConfigError(f"label_set must be a non-empty name or None, got {self.label_set!r}")
+            _field("label_set", check_text, self.label_set)
             if self.noise != "clean":
                 raise ConfigError(f"noise must be 'clean' with label_set={self.label_set!r}: its labels are the noise")
             if self.dataset.startswith("cifar10n-"):
@@ -108,24 +106,37 @@ class RunConfig:
         _field("seed", check_seed, self.seed)
         if self.train_subset is not None:
             _field("train_subset", check_int, self.train_subset, 2)
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
-                                    or not 0 < self.lr < float("inf")):
-            raise ConfigError(f"lr must be a positive number or None, got {self.lr!r}")
-        if self.model is not None and self.model not in MODELS:
-            raise ConfigError(f"model must be one of {sorted(MODELS)} or None, got {self.model!r}")
-        for name in ("augment",) + (("quick",) if self.quick is not None else ()):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.lr is not None:
+            _field("lr", lambda name, lr: check_param(name, lr, low=0, low_open=True), self.lr)
+        if self.model is not None:
+            _field("model", check_choice, self.model, available_models())
+            if self.lr is None and self.model not in DEFAULT_LR:
+                raise ConfigError(f"lr: model {self.model!r} has no default learning rate (DEFAULT_LR has "
+                                  f"{sorted(DEFAULT_LR)}); give lr")
+        _field("augment", check_bool, self.augment)
+        if self.quick is not None:
+            _field("quick", check_bool, self.quick)
 
-    def make_loss(self, num_classes: int) -> nn.Module:
-        """The loss module of this run (online label smoothing is told the number of classes)."""
-        overrides = {"num_classes": num_classes} if parse_spec(self.loss)[0] == "ols" else {}
-        return make_loss(self.loss, **overrides)
+    def _check_loss(self, name: str, num_classes: int) -> None:
+        """The loss spec names no argument the runner sets, and its loss can be built (for any number
+        of training samples: the run builds it for its data)."""
+        named = sorted(set(parse_spec(self.loss)[1]) & set(RUNNER_SETS))
+        if named:
+            raise ValueError(f"{self.loss!r} sets {named[0]}, which the runner sets from the data; leave it "
+                             "out of the spec")
+        self.make_loss(num_classes, num_examples=1)
+
+    def make_loss(self, num_classes: int, num_examples: int) -> nn.Module:
+        """The loss module of this run: ``num_classes`` and ``num_examples`` (training samples) go to a
+        loss whose ``__init__`` takes them (online label smoothing: the number of classes)."""
+        accepted = inspect.signature(LOSSES[parse_spec(self.loss)[0]].cls).parameters
+        given = {"num_classes": num_classes, "num_examples": num_examples}
+        return make_loss(self.loss, **{k: v for k, v in given.items() if k in accepted})
 
     def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
         """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
         device = default_device() if device is None else torch.device(device)
-        model = self.model or ("mlp" if dataset_info(self.dataset)[2] == 8 else "cnn")  # 8x8 sets: the MLP
+        model = self.model or ("mlp" if dataset_info(self.dataset)[2] == 8 else "cnn")  # 8x8 images: the MLP
         return dataclasses.replace(
             self,
             model=model,
