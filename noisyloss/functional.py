@@ -558,8 +558,9 @@ _LOG_FLOAT32_MAX = math.log(torch.finfo(torch.float32).max)
 
 
 def agce_params(a: float, q: float) -> Tuple[float, float]:
-    """:func:`agce`'s parameters, checked: :math:`a, q > 0` with :math:`(a + 1)^q` finite in float32."""
-    a, q = check_param("a", a, low=0.0, low_open=True), check_param("q", q, low=0.0, low_open=True)
+    """:func:`agce`'s parameters, checked: :math:`a \ge 10^{-6}` (so that :math:`1/(a + 1)` stays
+    below 1 in float32), :math:`q > 0`, and :math:`(a + 1)^q` finite in float32."""
+    a, q = check_param("a", a, low=1e-6), check_param("q", q, low=0.0, low_open=True)
     if q * math.log1p(a) >= _LOG_FLOAT32_MAX:
         raise ValueError(f"a and q must give a finite (a + 1)^q in float32 (q ln(a + 1) < "
                          f"{_LOG_FLOAT32_MAX:.1f}), got a={a:g}, q={q:g}")
@@ -576,7 +577,7 @@ def agce(logits: Tensor, target: Tensor, *, a: float = 1.0, q: float = 2.0, redu
     computes the formula from the softmax directly; defaults are its class defaults.
 
     Args:
-        a: positive.
+        a: positive (from 1e-6).
         q: positive.
 
     Example:
@@ -592,11 +593,12 @@ def agce(logits: Tensor, target: Tensor, *, a: float = 1.0, q: float = 2.0, redu
 
 
 def aul_params(a: float, q: float) -> Tuple[float, float]:
-    """:func:`aul`'s parameters, checked: :math:`a > 1`, :math:`q > 0` with :math:`a^q` finite in float32."""
+    """:func:`aul`'s parameters, checked: :math:`a > 1`, :math:`q > 0`, with :math:`a^q` and
+    :math:`(a / (a - 1))^q` finite in float32."""
     a, q = check_param("a", a, low=1.0, low_open=True), check_param("q", q, low=0.0, low_open=True)
-    if q * math.log(a) >= _LOG_FLOAT32_MAX:
-        raise ValueError(f"a and q must give a finite a^q in float32 (q ln a < {_LOG_FLOAT32_MAX:.1f}), "
-                         f"got a={a:g}, q={q:g}")
+    if q * max(math.log(a), math.log(a / (a - 1))) >= _LOG_FLOAT32_MAX:
+        raise ValueError(f"a and q must give a finite a^q and (a / (a - 1))^q in float32 "
+                         f"(q ln of each < {_LOG_FLOAT32_MAX:.1f}), got a={a!r}, q={q!r}")
     return a, q
 
 
@@ -624,13 +626,10 @@ def aul(logits: Tensor, target: Tensor, *, a: float = 1.5, q: float = 0.9, reduc
     return reduce_loss((a - 1) ** q * torch.expm1(q * torch.log1p(one_minus_py / (a - 1))) / q, reduction)
 
 
-#: the smallest AEL ``a``: ``1/a`` stays a normal float32 number, so value and gradient stay finite
-AEL_MIN_A = 1e-30
-
-
 def ael_params(a: float) -> Tuple[float]:
-    """:func:`ael`'s parameter, checked: :math:`a \\ge` ``AEL_MIN_A``."""
-    return (check_param("a", a, low=AEL_MIN_A),)
+    """:func:`ael`'s parameter, checked: :math:`a \\ge 10^{-30}`, so that :math:`1/a` is a float32
+    number and value and gradient stay finite."""
+    return (check_param("a", a, low=1e-30),)
 
 
 def ael(logits: Tensor, target: Tensor, *, a: float = 3.0, reduction: str = "mean") -> Tensor:
@@ -641,7 +640,7 @@ def ael(logits: Tensor, target: Tensor, *, a: float = 3.0, reduction: str = "mea
     its class default.
 
     Args:
-        a: positive (from ``AEL_MIN_A``).
+        a: positive (from 1e-30).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)

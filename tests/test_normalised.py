@@ -1,0 +1,183 @@
+"""Normalised losses (Ma et al., 2020): NFL, NGCE, NMAE, NRCE and the active-passive combinator.
+
+Each loss class runs the tests every loss runs (``test_functional.LossTests``: the float64 paper
+formula of ``references.py``, gradcheck, Module == function, dtypes, torch.compile); then its
+limits, the extremes, the argument checks, and the authors' computation with where ours differs."""
+import functools
+import math
+
+import pytest
+import references as R
+import torch
+from test_functional import LossTests, batch
+
+from noisyloss import functional as NF
+from noisyloss import losses as L
+
+INF = float("inf")
+#: logits at the ends of float32 (the gap overflows), and -inf on classes other than the target
+EXTREMES = [
+    (torch.tensor([[3e38, -3e38, 0.0], [-3e38, 3e38, 1.0], [3e38, 3e38, -3e38]]), torch.tensor([1, 0, 2])),
+    (torch.tensor([[3e38, -3e38, 0.0], [-3e38, 3e38, 1.0], [3e38, 3e38, -3e38]]), torch.tensor([0, 1, 0])),
+    (torch.tensor([[0.0, -INF, -INF], [5.0, -INF, 1.0], [-3.0, 2.0, -INF]]), torch.tensor([0, 0, 1])),
+]
+
+
+def assert_finite_at_extremes(f) -> None:
+    """``f(logits, target, reduction="none")`` has finite values and gradients at :data:`EXTREMES`,
+    in float32 and bfloat16."""
+    for z0, y in EXTREMES:
+        for dtype in (torch.float32, torch.bfloat16):
+            z = z0.to(dtype).requires_grad_(True)
+            out = f(z, y, reduction="none")
+            out.sum().backward()
+            assert torch.isfinite(out).all(), (f, dtype, z0, y, out)
+            assert torch.isfinite(z.grad.float()).all(), (f, dtype, z0, y, z.grad)
+
+
+def class_sums(f, z):
+    """sum_k f(z, k) per row."""
+    return sum(f(z, torch.full((len(z),), k), reduction="none") for k in range(z.shape[1]))
+
+
+class TestNFL(LossTests):
+    fn, module = staticmethod(NF.nfl), L.NFLLoss
+    cases = [{"gamma": 0.5}, {"gamma": 0.0}, {"gamma": 2.0}]
+
+    def reference(self, z, y, gamma):
+        return R.nfl(z, y, gamma)
+
+    def test_gamma_zero_is_nce_and_the_labels_sum_to_one(self):
+        z, y = batch(c=5)
+        torch.testing.assert_close(NF.nfl(z, y, gamma=0.0), NF.nce(z, y), rtol=1e-14, atol=1e-15)
+        for gamma in (0.5, 2.0):
+            torch.testing.assert_close(class_sums(functools.partial(NF.nfl, gamma=gamma), z),
+                                       torch.ones(64, dtype=torch.float64))
+
+    def test_authors_code_gives_the_values_but_not_the_gradient(self):
+        """APL, ALFs and ANL detach the focal weights (1 - p_k)^gamma: the same values, another
+        gradient. Ours is the derivative of the formula (the float64 reference's, through autograd)."""
+        z, y = batch(c=5)
+        a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        ours, theirs = NF.nfl(a, y, gamma=0.5, reduction="sum"), R.code_nfl(b, y, 0.5).sum()
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+        ours.backward()
+        theirs.backward()
+        assert (a.grad - b.grad).abs().max() > 1e-3
+
+    def test_a_class_of_probability_zero_counts_at_the_smallest_normal_float(self):
+        # p_2 = 0: -log p_2 = inf would make the normaliser infinite; floored at -log(tiny)
+        z = torch.tensor([[1.0, 0.0, -INF]], dtype=torch.float64)
+        floor = -math.log(torch.finfo(torch.float64).tiny)
+        p = torch.softmax(z, 1)[0]
+        fl = -(1 - p[:2]) ** 2.0 * torch.log(p[:2])
+        torch.testing.assert_close(NF.nfl(z, torch.tensor([0]), gamma=2.0), fl[0] / (fl.sum() + floor))
+
+
+class TestNGCE(LossTests):
+    fn, module = staticmethod(NF.ngce), L.NGCELoss
+    cases = [{"q": 0.7}, {"q": 0.1}, {"q": 1.0}]
+
+    def reference(self, z, y, q):
+        return R.ngce(z, y, q)
+
+    def test_q_one_is_nmae_small_q_tends_to_nce_and_the_labels_sum_to_one(self):
+        z, y = batch(c=5)
+        torch.testing.assert_close(NF.ngce(z, y, q=1.0), NF.nmae(z, y), rtol=1e-14, atol=1e-15)
+        torch.testing.assert_close(NF.ngce(z, y, q=1e-8), NF.nce(z, y), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(class_sums(functools.partial(NF.ngce, q=0.7), z), torch.ones(64, dtype=torch.float64))
+
+    def test_authors_code_clamps_p_at_1e_minus_7(self):
+        """APL clamps p at 1e-7 before p^q: equal values while every p_k > 1e-7; where one is below,
+        its code counts p_k^q at (1e-7)^q, and ours at the exact p_k."""
+        z, y = batch(c=5)
+        torch.testing.assert_close(NF.ngce(z, y, q=0.7, reduction="none"), R.apl_code_ngce(z, y, 0.7))
+        z = torch.tensor([[0.0, 0.0, -40.0]], dtype=torch.float64)  # p_2 = 2e-18 / 2
+        y = torch.tensor([0])
+        ours, theirs = NF.ngce(z, y, q=0.7), R.apl_code_ngce(z, y, 0.7)
+        torch.testing.assert_close(ours, R.ngce(z, y, 0.7)[0])
+        assert abs(float(ours - theirs)) > 1e-6
+
+
+class TestNMAE(LossTests):
+    fn, module = staticmethod(NF.nmae), L.NMAELoss
+
+    def reference(self, z, y):
+        return R.nmae(z, y)
+
+    def test_authors_codes_differ_by_the_scale_of_their_mae(self):
+        """Normalising removes the base loss's scale: (1 - p_y) and the L1 distance 2 (1 - p_y) give the
+        same NMAE. APL's code divides 1 - p_y by 2 (C - 1): half of it; ALFs' by C - 1: this."""
+        z, y = batch(c=7)
+        ours = NF.nmae(z, y, reduction="none")
+        torch.testing.assert_close(ours, R.normalised(R.mae, z, y))  # from 1 - p_y
+        torch.testing.assert_close(ours, R.alfs_code_nmae(z, y))
+        torch.testing.assert_close(ours / 2, R.apl_code_nmae(z, y))
+
+
+class TestNRCE(LossTests):
+    fn, module = staticmethod(NF.nrce), L.NRCELoss
+
+    def reference(self, z, y):
+        return R.nrce(z, y, -4.0)
+
+    def test_A_cancels_so_nrce_is_nmae(self):
+        z, y = batch()
+        for A in (-4.0, math.log(1e-4), -1.0):
+            torch.testing.assert_close(NF.nrce(z, y, reduction="none"), R.nrce(z, y, A), rtol=1e-12, atol=1e-12)
+        assert torch.equal(NF.nrce(z, y), NF.nmae(z, y))
+
+    def test_authors_code_multiplies_by_c_minus_one_over_four(self):
+        """APL's NormalizedReverseCrossEntropy multiplies RCE (A = ln 1e-4, p clamped at 1e-7) by
+        ``1 / 4 * (num_classes - 1)`` = (C - 1)/4, where the normaliser 1/(-A (C - 1)) was meant: at
+        C = 100 its "NRCE" is 24.75 RCE, ours RCE / 921. Ours is the normalised loss by definition."""
+        for c in (10, 100):
+            z, y = batch(c=c, scale=1.0)  # every p_k > 1e-7: the clamp of p does nothing
+            theirs = R.apl_code_nrce(z, y)
+            A = math.log(1e-4)
+            torch.testing.assert_close(theirs, (c - 1) / 4 * NF.rce(z, y, A=A, reduction="none"))
+            torch.testing.assert_close(theirs, (c - 1) ** 2 * -A / 4 * NF.nrce(z, y, reduction="none"))
+
+
+class TestAPL:
+    """The combinator; its Module and specs are tested in test_registry_lossesa."""
+
+    def test_weights_the_two_losses(self):
+        z, y = batch()
+        active, passive = functools.partial(NF.nfl, gamma=0.5), functools.partial(NF.rce, A=-4.0)
+        out = NF.apl(z, y, active=active, passive=passive, alpha=10.0, beta=0.1, reduction="none")
+        torch.testing.assert_close(out, 10 * R.nfl(z, y, 0.5) + 0.1 * R.rce(z, y, -4.0))
+        assert torch.equal(NF.apl(z, y, active=NF.nce, passive=functools.partial(NF.rce, A=-4.0)),
+                           NF.nce_rce(z, y, A=-4.0))
+
+    def test_compiles_in_one_graph(self):
+        z, y = batch(n=8, c=4)
+        f = functools.partial(NF.apl, active=functools.partial(NF.nfl, gamma=0.5), passive=NF.mae, alpha=2.0)
+        torch.testing.assert_close(torch.compile(f, fullgraph=True, backend="aot_eager")(z, y), f(z, y))
+
+
+@pytest.mark.parametrize("f", [functools.partial(NF.nfl, gamma=0.5), functools.partial(NF.nfl, gamma=0.0),
+                               functools.partial(NF.nfl, gamma=2.0), functools.partial(NF.ngce, q=0.7),
+                               functools.partial(NF.ngce, q=1e-30), NF.nmae, NF.nrce,
+                               functools.partial(NF.apl, active=functools.partial(NF.nfl, gamma=0.5),
+                                                 passive=NF.mae)])
+def test_finite_values_and_gradients_at_extreme_logits(f):
+    assert_finite_at_extremes(f)
+
+
+Z, Y = batch(n=4, c=3, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("call_,exc,match", [
+    (lambda: NF.nfl(Z, Y, gamma=-1.0), ValueError, r"gamma must be in \[0, inf\), got -1$"),
+    (lambda: NF.nfl(Z, Y, gamma="2"), TypeError, "gamma must be a real number, got str"),
+    (lambda: NF.ngce(Z, Y, q=0.0), ValueError, "q must be in"),
+    (lambda: NF.ngce(Z, Y, q=1.5), ValueError, "q must be in"),
+    (lambda: NF.ngce(Z, Y, q=None), TypeError, "q must be a real number"),
+    (lambda: NF.apl(Z, Y, active=NF.nce, passive=NF.mae, alpha=-1.0), ValueError, r"alpha must be in \[0, inf\)"),
+    (lambda: NF.apl(Z, Y, active=NF.nce, passive=NF.mae, beta=float("nan")), ValueError, "beta must be in"),
+    (lambda: NF.nmae(Z, Y, reduction="avg"), ValueError, "reduction must be one of"),
+])
+def test_errors_name_the_argument(call_, exc, match):
+    with pytest.raises(exc, match=match):
+        call_()
