@@ -9,7 +9,9 @@ from . import functional
 from .losses import (
     BootstrapLoss,
     CrossEntropyLoss,
+    EpochEnd,
     FocalLoss,
+    FunctionalLoss,
     GCELoss,
     MAELoss,
     NCELoss,
@@ -20,7 +22,8 @@ from .losses import (
     RCELoss,
     SCELoss,
 )
-from .registry import available_losses, functional_loss, make_loss, parse_spec
+from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
+                       register_loss, register_preset)
 
 __version__ = "0.1.0"
 
@@ -30,6 +33,12 @@ __all__ = [
     "functional_loss",
     "parse_spec",
     "available_losses",
+    "canonical_spec",
+    "register_loss",
+    "register_preset",
+    "presets",
+    "EpochEnd",
+    "FunctionalLoss",
     "CrossEntropyLoss",
     "MAELoss",
     "GCELoss",

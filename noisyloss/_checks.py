@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional
+import re
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -21,6 +22,11 @@ __all__ = [
     "check_logits_target",
     "check_labels",
     "check_generator",
+    "check_bool",
+    "check_choice",
+    "check_name",
+    "check_callable",
+    "check_subclass",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -80,9 +86,7 @@ def check_seed(name: str, value: object) -> int:
 
 def check_reduction(reduction: object) -> str:
     """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"none"``; return it."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction  # type: ignore[return-value]
+    return check_choice("reduction", reduction, REDUCTIONS)
 
 
 def _check_index_tensor(name: str, t: object) -> Tensor:
@@ -142,3 +146,47 @@ def check_generator(generator: object) -> Optional[torch.Generator]:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Check that ``value`` is a ``bool`` (not an int, not a string); return it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of the strings ``choices``; return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {tuple(choices)}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+#: a registered name: lowercase letters, digits, ``_``, ``-``, ``.``; never ``:``, ``,``, ``=`` or spaces
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def check_name(name: str, value: object) -> str:
+    """Check that ``value`` is a name a spec can spell (:data:`NAME_PATTERN`); return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{name} must be lowercase letters, digits, '_', '-' or '.', starting with a "
+                         f"letter or digit, got {value!r}")
+    return value
+
+
+def check_callable(name: str, value: object) -> Callable[..., Any]:
+    """Check that ``value`` is callable; return it."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def check_subclass(name: str, value: object, base: type) -> type:
+    """Check that ``value`` is a class derived from ``base``; return it."""
+    if not (isinstance(value, type) and issubclass(value, base)):
+        raise TypeError(f"{name} must be a subclass of {base.__module__}.{base.__qualname__}, got {value!r}")
+    return value

@@ -32,15 +32,18 @@ assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_generator, check_logits_target, check_param, check_reduction
+from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
+                      check_reduction)
 
 __all__ = [
+    "REFERENCE_CODE_A",
+    "GCE_MIN_Q",
     "cross_entropy",
     "mae",
     "gce",
@@ -56,6 +59,10 @@ __all__ = [
 ]
 
 PEER_BASES = ("ce", "mae")
+#: ``A = "code"``: the value the SCE and APL authors' code gives :math:`\log 0` by clamping the one-hot at 1e-4
+REFERENCE_CODE_A = math.log(1e-4)
+#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, so float32 means and sums stay finite
+GCE_MIN_Q = 1e-30
 
 
 def _float(logits: Tensor) -> Tensor:
@@ -82,6 +89,11 @@ def _device_of(generator: Optional[torch.Generator], logits: Tensor) -> torch.de
     return logits.device if generator is None else generator.device
 
 
+def cross_entropy_params(label_smoothing: float) -> Tuple[float]:
+    """:func:`cross_entropy`'s parameters, checked (its Module checks them with this at construction)."""
+    return (check_param("label_smoothing", label_smoothing, low=0.0, high=1.0),)
+
+
 def cross_entropy(
     logits: Tensor, target: Tensor, *, label_smoothing: float = 0.0, reduction: str = "mean"
 ) -> Tensor:
@@ -98,7 +110,7 @@ def cross_entropy(
         >>> cross_entropy(z, y), cross_entropy(z, y, label_smoothing=0.3)  # ln 2 and 1.2 ln 2
         (tensor(0.6931), tensor(0.8318))
     """
-    eps = check_param("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    (eps,) = cross_entropy_params(label_smoothing)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     return F.cross_entropy(_float(logits), target, label_smoothing=eps, reduction=reduction)
@@ -120,6 +132,12 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
     return reduce_loss(-torch.expm1(log_py), reduction)
+
+
+def gce_params(q: float, k: Optional[float]) -> Tuple[float, Optional[float]]:
+    """:func:`gce`'s parameters, checked."""
+    q = check_param("q", q, low=GCE_MIN_Q, high=1.0)
+    return q, None if k is None else check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def gce(
@@ -144,9 +162,7 @@ def gce(
         >>> gce(z, y, q=0.5, k=0.3, reduction="none")  # p_y = 0.2 <= k: (1 - sqrt(0.3)) / 0.5
         tensor([0.5858, 0.9046])
     """
-    q = check_param("q", q, low=0.0, high=1.0, low_open=True)
-    if k is not None:
-        k = check_param("k", k, low=0.0, high=1.0, low_open=True, high_open=True)
+    q, k = gce_params(q, k)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
@@ -156,7 +172,15 @@ def gce(
     return reduce_loss(loss, reduction)
 
 
-def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "mean") -> Tensor:
+def rce_params(A: Union[float, str]) -> Tuple[float]:
+    """:func:`rce`'s parameter, checked: a negative number, or ``"code"`` for :data:`REFERENCE_CODE_A`."""
+    if isinstance(A, str):
+        check_choice("A", A, ("code",))
+        return (REFERENCE_CODE_A,)
+    return (check_param("A", A, high=0.0, high_open=True),)
+
+
+def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reduction: str = "mean") -> Tensor:
     r"""Reverse cross entropy :math:`-\sum_k p_k \log q_k` with :math:`q = e_y` and :math:`\log 0 := A`
     (Wang et al., 2019, "Symmetric cross entropy for robust learning with noisy labels"), which is
     :math:`-A(1 - p_y)`.
@@ -173,11 +197,16 @@ def rce(logits: Tensor, target: Tensor, *, A: float = -4.0, reduction: str = "me
         >>> rce(z, y, A=-4.0)
         tensor(2.)
     """
-    A = check_param("A", A, high=0.0, high_open=True)
+    (A,) = rce_params(A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
     return reduce_loss(A * torch.expm1(log_py), reduction)
+
+
+def sce_params(alpha: float, beta: float, A: Union[float, str]) -> Tuple[float, float, float]:
+    """:func:`sce`'s and :func:`nce_rce`'s parameters, checked: two nonnegative weights and RCE's ``A``."""
+    return check_param("alpha", alpha, low=0.0), check_param("beta", beta, low=0.0), *rce_params(A)
 
 
 def sce(
@@ -186,7 +215,7 @@ def sce(
     *,
     alpha: float = 0.1,
     beta: float = 1.0,
-    A: float = -4.0,
+    A: Union[float, str] = -4.0,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Symmetric cross entropy :math:`\alpha\,\mathrm{CE} + \beta\,\mathrm{RCE}
@@ -201,9 +230,7 @@ def sce(
         >>> sce(z, y, alpha=0.1, beta=1.0, A=-4.0)  # 0.1 ln 2 + 4 (1 - 1/2)
         tensor(2.0693)
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
+    alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
@@ -233,7 +260,7 @@ def nce_rce(
     *,
     alpha: float = 1.0,
     beta: float = 1.0,
-    A: float = -4.0,
+    A: Union[float, str] = -4.0,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Active-passive loss :math:`\alpha\,\mathrm{NCE} + \beta\,\mathrm{RCE}
@@ -248,14 +275,17 @@ def nce_rce(
         >>> nce_rce(z, y, alpha=1.0, beta=1.0, A=-4.0)
         tensor(2.2000)
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    beta = check_param("beta", beta, low=0.0)
-    A = check_param("A", A, high=0.0, high_open=True)
+    alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_p = F.log_softmax(_float(logits), dim=1)
     log_py = _gather(log_p, target)
     return reduce_loss(alpha * log_py / log_p.sum(dim=1) + beta * A * torch.expm1(log_py), reduction)
+
+
+def focal_params(gamma: float) -> Tuple[float]:
+    """:func:`focal`'s parameter, checked."""
+    return (check_param("gamma", gamma, low=0.0),)
 
 
 def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str = "mean") -> Tensor:
@@ -274,7 +304,7 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
         >>> focal(z, y, gamma=2.0), focal(z, y, gamma=0.0)  # ln 2 / 4, ln 2
         (tensor(0.1733), tensor(0.6931))
     """
-    gamma = check_param("gamma", gamma, low=0.0)
+    (gamma,) = focal_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
@@ -282,6 +312,11 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     if 0.0 < gamma < 1.0:
         one_minus_py = one_minus_py.clamp_min(torch.finfo(one_minus_py.dtype).tiny)
     return reduce_loss(-one_minus_py.pow(gamma) * log_py, reduction)
+
+
+def bootstrap_params(beta: float, hard: bool) -> Tuple[float, bool]:
+    """:func:`bootstrap`'s parameters, checked."""
+    return check_param("beta", beta, low=0.0, high=1.0), check_bool("hard", hard)
 
 
 def bootstrap(
@@ -307,9 +342,7 @@ def bootstrap(
         >>> bootstrap(z, y, beta=0.8, hard=True)  # 0.8 ln 4 + 0.2 ln 2
         tensor(1.2477)
     """
-    beta = check_param("beta", beta, low=0.0, high=1.0)
-    if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {type(hard).__name__}")
+    beta, hard = bootstrap_params(beta, hard)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_p = F.log_softmax(_float(logits), dim=1)
@@ -318,6 +351,13 @@ def bootstrap(
     else:
         self_term = (log_p.exp() * log_p).sum(dim=1)
     return reduce_loss(-beta * _gather(log_p, target) - (1.0 - beta) * self_term, reduction)
+
+
+def peer_params(
+    alpha: float, base: str, generator: Optional[torch.Generator]
+) -> Tuple[float, str, Optional[torch.Generator]]:
+    """:func:`peer`'s parameters, checked."""
+    return check_param("alpha", alpha, low=0.0), check_choice("base", base, PEER_BASES), check_generator(generator)
 
 
 def peer(
@@ -346,10 +386,7 @@ def peer(
         >>> cross_entropy(z, y), peer(z, y, alpha=0.5)  # the peer terms sum to the CE: (1 - alpha) CE
         (tensor(1.0397), tensor(0.5199))
     """
-    alpha = check_param("alpha", alpha, low=0.0)
-    if base not in PEER_BASES:
-        raise ValueError(f"base must be one of {PEER_BASES}, got {base!r}")
-    check_generator(generator)
+    alpha, base, generator = peer_params(alpha, base, generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_p = F.log_softmax(_float(logits), dim=1)
@@ -361,6 +398,11 @@ def peer(
     if base == "ce":
         return reduce_loss(-log_py + alpha * log_p_peer, reduction)
     return reduce_loss(-torch.expm1(log_py) + alpha * torch.expm1(log_p_peer), reduction)
+
+
+def negative_learning_params(generator: Optional[torch.Generator]) -> Tuple[Optional[torch.Generator]]:
+    """:func:`negative_learning`'s parameter, checked."""
+    return (check_generator(generator),)
 
 
 def negative_learning(
@@ -387,7 +429,7 @@ def negative_learning(
         >>> negative_learning(z, y)  # ybar is 1 or 2, both with p = 1/4: -ln(3/4)
         tensor(0.2877)
     """
-    check_generator(generator)
+    (generator,) = negative_learning_params(generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     n, c = logits.shape

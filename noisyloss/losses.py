@@ -1,22 +1,39 @@
-"""``nn.Module`` wrappers of :mod:`noisyloss.functional` and the stateful online label smoothing.
+"""``nn.Module`` forms of the losses of :mod:`noisyloss.functional`, and the stateful losses.
 
 As in :mod:`torch.nn`, a loss Module keeps its hyperparameters as named attributes
-(``GCELoss(q=0.7).q``) and its ``forward`` is one call of the functional form.  Every argument is
-validated when the Module is built, so a bad value fails where the loss is made, not in the middle
-of training.
+(``GCELoss(q=0.7).q``) and its ``forward`` is one call of the functional form.  A Module of a
+functional loss states nothing but that function and its parameter check
+(:class:`FunctionalLoss`): the function's signature gives the Module's arguments and defaults, and
+the check the function runs on every call runs once more when the Module is built, so a bad value
+fails where the loss is made, not in the middle of training.
+
+**The training-loop protocol** (the one place it is written down; :func:`noisyloss.train.fit`
+follows it, and so should any other loop):
+
+* A loss is called as ``loss_fn(logits, target)``.
+* A loss whose class attribute ``needs_index`` is ``True`` keeps per-sample state and is called as
+  ``loss_fn(logits, target, index)``, where ``index`` is the ``(B,)`` int64 tensor of the batch
+  samples' positions in the training set, on the training device.
+* After each training epoch the loop calls ``loss_fn.next_epoch(end)`` on a loss that has a
+  ``next_epoch`` method, with ``end`` an :class:`EpochEnd`.
+* A loss that needs the number of classes or of training samples takes them as the constructor
+  arguments ``num_classes`` and ``num_examples``; the experiment runner sets those itself.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+import inspect
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as NF
-from ._checks import check_generator, check_int, check_logits_target, check_param, check_reduction
+from ._checks import check_int, check_logits_target, check_param, check_reduction
 
 __all__ = [
+    "EpochEnd",
+    "FunctionalLoss",
     "CrossEntropyLoss",
     "MAELoss",
     "GCELoss",
@@ -32,19 +49,65 @@ __all__ = [
 ]
 
 
-class _Loss(nn.Module):
-    """A loss Module: ``reduction`` and the hyperparameters of its functional form ``fn``, each a
-    named attribute, checked at construction by ``fn``'s own checks on a one-sample batch (the
-    generator by :func:`check_generator`, so that building a loss does not advance its stream)."""
+class EpochEnd(NamedTuple):
+    """What the training loop tells a loss's ``next_epoch`` when an epoch ends."""
+
+    epoch: int  #: 1-based: the epoch just finished
+    epochs: int  #: the number of epochs of the whole fit
+    #: ``(N, C)`` float32 eval-mode logits of the un-augmented training set, in training-set order,
+    #: on the training device
+    train_logits: Tensor
+
+
+class _SignatureOfFn:
+    """A :class:`FunctionalLoss` class's constructor signature: its ``fn``'s keyword parameters, so
+    that ``inspect.signature(GCELoss)`` (and ``help``) shows ``(q=0.7, k=None, reduction='mean')``."""
+
+    def __get__(self, instance: Optional[nn.Module], owner: type) -> Optional[inspect.Signature]:
+        if instance is not None:
+            return None  # an instance's signature is its __call__'s, as for any Module
+        keywords = inspect.signature(owner.fn).parameters.values()
+        return inspect.Signature([p.replace(kind=p.POSITIONAL_OR_KEYWORD) for p in keywords
+                                  if p.kind is p.KEYWORD_ONLY])
+
+
+class FunctionalLoss(nn.Module):
+    """A loss Module made of a functional loss ``fn`` and the function ``check`` that ``fn`` checks
+    its parameters with.
+
+    The keyword parameters of ``fn`` (names, defaults, ending with ``reduction``) are the Module's
+    constructor arguments and its attributes; ``check`` takes them in that order (``reduction``
+    aside) and returns them checked.  ``forward(logits, target)`` is
+    ``fn(logits, target, **params, reduction=reduction)``.  A subclass states just these two::
+
+        class GCELoss(FunctionalLoss):
+            fn, check = staticmethod(NF.gce), staticmethod(NF.gce_params)
+    """
 
     fn: Callable[..., Tensor]
+    #: ``None`` for a loss without parameters
+    check: Optional[Callable[..., Tuple[Any, ...]]] = None
+    __signature__ = _SignatureOfFn()
 
-    def __init__(self, reduction: str, **params: Any) -> None:
+    @classmethod
+    def checked_arguments(cls, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        """The constructor's arguments by name, defaults filled in, checked (``reduction`` last)."""
+        signature = inspect.signature(cls)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{cls.__name__}: {err}; it takes {', '.join(signature.parameters)}") from None
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+        reduction = check_reduction(params.pop("reduction"))
+        if cls.check is not None:
+            params = dict(zip(params, cls.check(**params)))
+        return {**params, "reduction": reduction}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        self.reduction = check_reduction(reduction)
-        check_generator(params.get("generator"))
-        type(self).fn(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
-                      **{k: v for k, v in params.items() if k != "generator"})
+        params = self.checked_arguments(*args, **kwargs)
+        self.reduction = params.pop("reduction")
         self._names = tuple(params)
         for name, value in params.items():
             setattr(self, name, value)
@@ -54,148 +117,78 @@ class _Loss(nn.Module):
         """The hyperparameters, ``{name: value}``, as ``fn`` takes them."""
         return {name: getattr(self, name) for name in self._names}
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return type(self).fn(logits, target, **self.params, reduction=self.reduction)
+
     def extra_repr(self) -> str:
         shown = [f"{k}={v!r}" for k, v in self.params.items() if k != "generator"]
         return ", ".join(shown + [f"reduction={self.reduction!r}"])
 
 
-class CrossEntropyLoss(_Loss):
-    """Cross entropy with label smoothing ``label_smoothing`` (:func:`noisyloss.functional.cross_entropy`)."""
+class CrossEntropyLoss(FunctionalLoss):
+    """Cross entropy with label smoothing (:func:`noisyloss.functional.cross_entropy`)."""
 
-    fn = staticmethod(NF.cross_entropy)
-
-    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
-        super().__init__(reduction, label_smoothing=label_smoothing)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.cross_entropy(logits, target, label_smoothing=self.label_smoothing, reduction=self.reduction)
+    fn, check = staticmethod(NF.cross_entropy), staticmethod(NF.cross_entropy_params)
 
 
-class MAELoss(_Loss):
+class MAELoss(FunctionalLoss):
     """``1 - p_y`` (:func:`noisyloss.functional.mae`)."""
 
     fn = staticmethod(NF.mae)
 
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__(reduction)
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.mae(logits, target, reduction=self.reduction)
-
-
-class GCELoss(_Loss):
+class GCELoss(FunctionalLoss):
     """``(1 - p_y^q)/q``, truncated below ``p_y = k`` (:func:`noisyloss.functional.gce`)."""
 
-    fn = staticmethod(NF.gce)
-
-    def __init__(self, q: float = 0.7, k: Optional[float] = None, reduction: str = "mean") -> None:
-        super().__init__(reduction, q=q, k=k)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.gce(logits, target, q=self.q, k=self.k, reduction=self.reduction)
+    fn, check = staticmethod(NF.gce), staticmethod(NF.gce_params)
 
 
-class RCELoss(_Loss):
+class RCELoss(FunctionalLoss):
     """``-A (1 - p_y)`` (:func:`noisyloss.functional.rce`)."""
 
-    fn = staticmethod(NF.rce)
-
-    def __init__(self, A: float = -4.0, reduction: str = "mean") -> None:
-        super().__init__(reduction, A=A)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.rce(logits, target, A=self.A, reduction=self.reduction)
+    fn, check = staticmethod(NF.rce), staticmethod(NF.rce_params)
 
 
-class SCELoss(_Loss):
+class SCELoss(FunctionalLoss):
     """``alpha CE + beta RCE`` (:func:`noisyloss.functional.sce`)."""
 
-    fn = staticmethod(NF.sce)
-
-    def __init__(self, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0, reduction: str = "mean") -> None:
-        super().__init__(reduction, alpha=alpha, beta=beta, A=A)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.sce(logits, target, alpha=self.alpha, beta=self.beta, A=self.A, reduction=self.reduction)
+    fn, check = staticmethod(NF.sce), staticmethod(NF.sce_params)
 
 
-class NCELoss(_Loss):
+class NCELoss(FunctionalLoss):
     """``log p_y / sum_k log p_k`` (:func:`noisyloss.functional.nce`)."""
 
     fn = staticmethod(NF.nce)
 
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__(reduction)
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.nce(logits, target, reduction=self.reduction)
-
-
-class NCERCELoss(_Loss):
+class NCERCELoss(FunctionalLoss):
     """``alpha NCE + beta RCE`` (:func:`noisyloss.functional.nce_rce`)."""
 
-    fn = staticmethod(NF.nce_rce)
-
-    def __init__(self, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0, reduction: str = "mean") -> None:
-        super().__init__(reduction, alpha=alpha, beta=beta, A=A)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.nce_rce(logits, target, alpha=self.alpha, beta=self.beta, A=self.A, reduction=self.reduction)
+    fn, check = staticmethod(NF.nce_rce), staticmethod(NF.sce_params)
 
 
-class FocalLoss(_Loss):
+class FocalLoss(FunctionalLoss):
     """``-(1 - p_y)^gamma log p_y`` (:func:`noisyloss.functional.focal`)."""
 
-    fn = staticmethod(NF.focal)
-
-    def __init__(self, gamma: float = 2.0, reduction: str = "mean") -> None:
-        super().__init__(reduction, gamma=gamma)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.focal(logits, target, gamma=self.gamma, reduction=self.reduction)
+    fn, check = staticmethod(NF.focal), staticmethod(NF.focal_params)
 
 
-class BootstrapLoss(_Loss):
+class BootstrapLoss(FunctionalLoss):
     """Soft or hard bootstrapping (:func:`noisyloss.functional.bootstrap`)."""
 
-    fn = staticmethod(NF.bootstrap)
-
-    def __init__(self, beta: float = 0.95, hard: bool = False, reduction: str = "mean") -> None:
-        super().__init__(reduction, beta=beta, hard=hard)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.bootstrap(logits, target, beta=self.beta, hard=self.hard, reduction=self.reduction)
+    fn, check = staticmethod(NF.bootstrap), staticmethod(NF.bootstrap_params)
 
 
-class PeerLoss(_Loss):
+class PeerLoss(FunctionalLoss):
     """Peer loss ``base(x_i, y_i) - alpha base(x_j, y_k)`` (:func:`noisyloss.functional.peer`)."""
 
-    fn = staticmethod(NF.peer)
-
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        base: str = "ce",
-        generator: Optional[torch.Generator] = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(reduction, alpha=alpha, base=base, generator=generator)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.peer(logits, target, alpha=self.alpha, base=self.base, generator=self.generator,
-                       reduction=self.reduction)
+    fn, check = staticmethod(NF.peer), staticmethod(NF.peer_params)
 
 
-class NegativeLearningLoss(_Loss):
+class NegativeLearningLoss(FunctionalLoss):
     """``-log(1 - p_ybar)`` with random complementary labels (:func:`noisyloss.functional.negative_learning`)."""
 
-    fn = staticmethod(NF.negative_learning)
-
-    def __init__(self, generator: Optional[torch.Generator] = None, reduction: str = "mean") -> None:
-        super().__init__(reduction, generator=generator)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return NF.negative_learning(logits, target, generator=self.generator, reduction=self.reduction)
+    fn, check = staticmethod(NF.negative_learning), staticmethod(NF.negative_learning_params)
 
 
 class OnlineLabelSmoothing(nn.Module):
@@ -206,7 +199,8 @@ class OnlineLabelSmoothing(nn.Module):
     ``(C, C)`` soft-label matrix ``S`` is, for each class, the average predicted distribution of the
     *correctly classified* training samples of that class during the previous epoch.  During the
     first epoch ``S`` is ordinary label smoothing with ``smoothing`` spread over the other classes.
-    Statistics are collected only in training mode; call :meth:`next_epoch` once per epoch.  A class
+    Statistics are collected only in training mode; :meth:`next_epoch` is called once per epoch
+    (the training-loop protocol of this module).  A class
     with no correct prediction in an epoch keeps its previous row.
     """
 
@@ -239,8 +233,9 @@ class OnlineLabelSmoothing(nn.Module):
         return NF.reduce_loss(self.alpha * hard + (1.0 - self.alpha) * soft, self.reduction)
 
     @torch.no_grad()
-    def next_epoch(self) -> None:
-        """Replace ``S`` by the statistics of the epoch that ended and start collecting anew."""
+    def next_epoch(self, end: Optional[EpochEnd] = None) -> None:
+        """Replace ``S`` by the statistics of the epoch that ended and start collecting anew
+        (``end`` is not needed: the statistics were collected during the epoch)."""
         seen = self._count > 0
         self.soft_labels[seen] = self._sum[seen] / self._count[seen].unsqueeze(1)
         self._sum.zero_()

@@ -1,41 +1,109 @@
 """Build losses from short text specs such as ``"gce:q=0.7"`` or ``"sce:alpha=0.1,beta=1"``.
 
 Used by the CLI, the experiment sweeps and the book's plots, so that one string names one loss
-everywhere.  ``available_losses()`` lists the names with their default parameters.
+everywhere.  A spec is a registered name, then optionally ``:`` and ``key=value`` pairs separated
+by commas; the keys are the constructor arguments of the name's Module (its ``__init__``
+signature gives the names and defaults).  :func:`register_loss` adds a loss of your own (timm's
+``register_model`` is the model), :func:`available_losses` lists them all.  A *preset*
+(:func:`register_preset`, :func:`presets`) names a paper's setting and where it comes from: a
+preset's name is a spec too (``make_loss("sce_cifar10")``), and parameters after it override it.
 """
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Tuple
 
-from torch import nn
+from torch import Tensor, nn
 
-from . import functional as NF
 from . import losses as L
+from ._checks import check_name, check_subclass
 
-__all__ = ["LOSSES", "available_losses", "parse_spec", "canonical_spec", "make_loss", "functional_loss"]
+__all__ = [
+    "LOSSES", "PRESETS", "LossEntry", "Preset", "register_loss", "register_preset", "presets",
+    "available_losses", "parse_spec", "canonical_spec", "make_loss", "functional_loss",
+]
 
-#: name -> (module class, functional form or None for stateful losses, one-line description)
-LOSSES: Dict[str, Tuple[type, Any, str]] = {
-    "ce": (L.CrossEntropyLoss, NF.cross_entropy, "cross entropy (label_smoothing=eps optional)"),
-    "ls": (L.CrossEntropyLoss, NF.cross_entropy, "label smoothing: ce with label_smoothing"),
-    "mae": (L.MAELoss, NF.mae, "1 - p_y"),
-    "gce": (L.GCELoss, NF.gce, "(1 - p_y^q)/q, truncated below p_y = k"),
-    "rce": (L.RCELoss, NF.rce, "-A (1 - p_y)"),
-    "sce": (L.SCELoss, NF.sce, "alpha CE + beta RCE"),
-    "nce": (L.NCELoss, NF.nce, "log p_y / sum_k log p_k"),
-    "nce_rce": (L.NCERCELoss, NF.nce_rce, "alpha NCE + beta RCE"),
-    "focal": (L.FocalLoss, NF.focal, "-(1 - p_y)^gamma log p_y"),
-    "bootstrap": (L.BootstrapLoss, NF.bootstrap, "soft/hard bootstrapping"),
-    "peer": (L.PeerLoss, NF.peer, "base(x_i, y_i) - alpha base(x_j, y_k)"),
-    "nl": (L.NegativeLearningLoss, NF.negative_learning, "negative learning -log(1 - p_ybar)"),
-    "ols": (L.OnlineLabelSmoothing, None, "online label smoothing (needs num_classes)"),
-}
+
+class LossEntry(NamedTuple):
+    cls: type  #: the loss Module
+    description: str  #: one line: the formula or what the loss does
+
+
+class Preset(NamedTuple):
+    spec: str  #: the loss spec of the setting
+    source: str  #: where the setting is stated: a paper's section or table, or a config file
+    note: str  #: what else the recipe needs (gradient clipping, schedule, ...)
+
+
+#: name -> the loss registered under it (:func:`register_loss`)
+LOSSES: Dict[str, LossEntry] = {}
+#: name -> a paper's setting (:func:`register_preset`)
+PRESETS: Dict[str, Preset] = {}
+#: names whose spec starts from other defaults than their Module's
 _DEFAULTS: Dict[str, Dict[str, Any]] = {"ls": {"label_smoothing": 0.1}}
 _ALIASES = {"cross_entropy": "ce", "negative_learning": "nl"}
 _PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothing"}}
 #: arguments that are objects, not numbers or words: given to make_loss, never in a spec
 _NOT_IN_SPECS = ("generator",)
+
+
+def _check_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_free(name: str) -> None:
+    if name in _ALIASES or name in PRESETS or name in LOSSES:
+        kind = "an alias of a loss" if name in _ALIASES else "a preset" if name in PRESETS else "a loss"
+        raise ValueError(f"name {name!r} is taken by {kind}")
+
+
+def register_loss(name: str, module_cls: type, description: str = "") -> type:
+    """Register the loss Module ``module_cls`` under ``name``; return the class.
+
+    ``module_cls`` is an ``nn.Module`` subclass; its ``__init__`` arguments and their defaults are
+    the spec's parameters.  A name already registered raises ``ValueError`` unless it names the
+    same class (registering again, e.g. when a module is re-imported, updates the description).
+
+    >>> import noisyloss
+    >>> class Half(nn.Module):
+    ...     def __init__(self, reduction: str = "mean"):
+    ...         super().__init__()
+    ...         self.reduction = reduction
+    ...     def forward(self, logits, target):
+    ...         return 0.5 * noisyloss.functional.cross_entropy(logits, target, reduction=self.reduction)
+    >>> register_loss("half_ce", Half, "ce / 2")
+    <class 'noisyloss.registry.Half'>
+    >>> make_loss("half_ce:reduction=sum")
+    Half()
+    >>> del LOSSES["half_ce"]
+    """
+    check_name("name", name)
+    check_subclass("module_cls", module_cls, nn.Module)
+    _check_str("description", description)
+    if not (name in LOSSES and LOSSES[name].cls is module_cls):
+        _check_free(name)
+    LOSSES[name] = LossEntry(module_cls, description)
+    return module_cls
+
+
+def register_preset(name: str, spec: str, source: str, note: str = "") -> None:
+    """Register a paper's setting of a loss under ``name``: its ``spec``, the ``source`` that states
+    it (a paper's section or table, or a config file), and a ``note`` on the rest of the recipe."""
+    check_name("name", name)
+    canonical_spec(_check_str("spec", spec))  # a loss spec with parameters its loss takes
+    if not _check_str("source", source).strip():
+        raise ValueError("source must name where the setting is stated, got an empty string")
+    preset = Preset(spec, source, _check_str("note", note))
+    if PRESETS.get(name) != preset:
+        _check_free(name)
+    PRESETS[name] = preset
+
+
+def presets() -> Dict[str, Preset]:
+    """Mapping ``name -> Preset(spec, source, note)`` of every registered preset."""
+    return dict(PRESETS)
 
 
 def _parse_value(text: str) -> Any:
@@ -55,13 +123,18 @@ def _parse_value(text: str) -> Any:
 
 
 def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
-    """``"gce:q=0.7,k=0.5"`` -> ``("gce", {"q": 0.7, "k": 0.5})``."""
+    """``"gce:q=0.7,k=0.5"`` -> ``("gce", {"q": 0.7, "k": 0.5})``; a preset's name gives its loss and
+    parameters (``"sce_cifar10:beta=2"`` -> ``("sce", {"alpha": 0.1, "beta": 2, "A": "code"})``)."""
     if not isinstance(spec, str) or not spec.strip():
         raise TypeError(f"loss spec must be a non-empty string like 'gce:q=0.7', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     name = _ALIASES.get(name.strip().lower(), name.strip().lower())
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}")
+    if name in PRESETS:
+        name, defaults = parse_spec(PRESETS[name].spec)
+    elif name in LOSSES:
+        defaults = _DEFAULTS.get(name, {})
+    else:
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}; presets: {', '.join(PRESETS)}")
     params: Dict[str, Any] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = (part.strip() for part in item.partition("="))
@@ -74,7 +147,7 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
             raise ValueError(f"{key!r} cannot be set in a loss spec ({spec!r}): pass it to make_loss, "
                              f"e.g. make_loss({name!r}, {key}=torch.Generator().manual_seed(0))")
         params[key] = _parse_value(value)
-    return name, {**_DEFAULTS.get(name, {}), **params}
+    return name, {**defaults, **params}
 
 
 def _format_value(value: Any) -> str:
@@ -88,50 +161,59 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _accepted(cls: type) -> Dict[str, inspect.Parameter]:
+    """The spec parameters of a loss Module: its constructor's named arguments."""
+    return {k: p for k, p in inspect.signature(cls).parameters.items()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _resolve(spec: str, overrides: Dict[str, Any]) -> Tuple[str, type, Dict[str, Any]]:
+    """A spec's name, Module class and parameters (``overrides`` win), unknown parameters refused."""
+    name, params = parse_spec(spec)
+    params.update(overrides)
+    cls = LOSSES[name].cls
+    unknown = sorted(set(params) - set(_accepted(cls)))
+    if unknown:
+        raise ValueError(f"loss {name!r} does not take {unknown}; it takes {sorted(_accepted(cls))}")
+    return name, cls, params
+
+
 def canonical_spec(spec: str) -> str:
     """The one spelling of a loss spec: the name of its Module's first registry entry, the parameters
     that differ from the Module's defaults in the Module's order, numbers written shortest.  Equal
     losses get equal specs: ``"ce"``, ``"ce:label_smoothing=0"`` and ``"cross_entropy:eps=0.0"``
     give ``"ce"``; ``"ls"`` gives ``"ce:label_smoothing=0.1"``; ``"gce:q=0.70"`` gives ``"gce"``."""
-    name, params = parse_spec(spec)
-    cls = LOSSES[name][0]
-    name = next(n for n, entry in LOSSES.items() if entry[0] is cls)
-    accepted = _accepted(cls)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ValueError(f"loss {name!r} does not take {unknown}; it takes {sorted(accepted)}")
-    kept = [f"{key}={_format_value(params[key])}" for key, p in accepted.items()
+    _, cls, params = _resolve(spec, {})
+    name = next(n for n, entry in LOSSES.items() if entry.cls is cls)
+    kept = [f"{key}={_format_value(params[key])}" for key, p in _accepted(cls).items()
             if key in params and (p.default is inspect.Parameter.empty or params[key] != p.default)]
     return f"{name}:{','.join(kept)}" if kept else name
 
 
-def _accepted(cls: type) -> Dict[str, inspect.Parameter]:
-    return {k: v for k, v in inspect.signature(cls.__init__).parameters.items() if k != "self"}
-
-
 def make_loss(spec: str, **overrides: Any) -> nn.Module:
     """Build a loss module from a spec; keyword ``overrides`` win (e.g. ``num_classes=10`` for OLS)."""
-    name, params = parse_spec(spec)
-    params.update(overrides)
-    cls = LOSSES[name][0]
-    accepted = _accepted(cls)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ValueError(f"loss {name!r} does not take {unknown}; it takes {sorted(accepted)}")
+    _, cls, params = _resolve(spec, overrides)
     try:
         return cls(**params)
     except (TypeError, ValueError) as err:
         raise type(err)(f"loss spec {spec!r}: {err}") from None
 
 
-def functional_loss(spec: str, **overrides: Any) -> Callable[..., Any]:
-    """The functional form of a spec: ``f(logits, target, reduction="mean")`` with params bound."""
-    module = make_loss(spec, **overrides)
-    if LOSSES[parse_spec(spec)[0]][1] is None:
-        raise ValueError(f"{spec!r} is stateful and has no functional form; use make_loss()")
+def functional_loss(spec: str, **overrides: Any) -> Callable[..., Tensor]:
+    """The functional form of a spec: ``f(logits, target, reduction="mean")`` with the parameters
+    bound and checked (the loss's :class:`~noisyloss.losses.FunctionalLoss` function)."""
+    name, cls, params = _resolve(spec, overrides)
+    if not issubclass(cls, L.FunctionalLoss):
+        raise ValueError(f"{spec!r} is stateful or has no functional form; use make_loss()")
+    try:
+        params = cls.checked_arguments(**params)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"loss spec {spec!r}: {err}") from None
+    params.pop("reduction")
+    loss = cls.fn
 
-    def fn(logits, target, reduction: str = "mean"):
-        return module.fn(logits, target, reduction=reduction, **module.params)
+    def fn(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+        return loss(logits, target, reduction=reduction, **params)
 
     fn.__name__ = spec
     return fn
@@ -140,9 +222,44 @@ def functional_loss(spec: str, **overrides: Any) -> Callable[..., Any]:
 def available_losses() -> Dict[str, str]:
     """Mapping ``name -> "description (defaults)"`` of every registered loss."""
     out = {}
-    for name, (cls, _, desc) in LOSSES.items():
+    for name, (cls, desc) in LOSSES.items():
         defaults = {**{k: p.default for k, p in _accepted(cls).items() if p.default is not inspect.Parameter.empty
-                       and k not in ("reduction", "generator")}, **_DEFAULTS.get(name, {})}
+                       and k not in ("reduction", *_NOT_IN_SPECS)}, **_DEFAULTS.get(name, {})}
         args = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
-        out[name] = f"{desc} ({args})" if args else desc
+        out[name] = " ".join(filter(None, [desc, f"({args})" if args else ""]))
     return out
+
+
+for _name, _cls, _description in [
+    ("ce", L.CrossEntropyLoss, "cross entropy (label_smoothing=eps optional)"),
+    ("ls", L.CrossEntropyLoss, "label smoothing: ce with label_smoothing"),
+    ("mae", L.MAELoss, "1 - p_y"),
+    ("gce", L.GCELoss, "(1 - p_y^q)/q, truncated below p_y = k"),
+    ("rce", L.RCELoss, "-A (1 - p_y); A=code is the authors' code's ln 1e-4"),
+    ("sce", L.SCELoss, "alpha CE + beta RCE"),
+    ("nce", L.NCELoss, "log p_y / sum_k log p_k"),
+    ("nce_rce", L.NCERCELoss, "alpha NCE + beta RCE"),
+    ("focal", L.FocalLoss, "-(1 - p_y)^gamma log p_y"),
+    ("bootstrap", L.BootstrapLoss, "soft/hard bootstrapping"),
+    ("peer", L.PeerLoss, "base(x_i, y_i) - alpha base(x_j, y_k)"),
+    ("nl", L.NegativeLearningLoss, "negative learning -log(1 - p_ybar)"),
+    ("ols", L.OnlineLabelSmoothing, "online label smoothing (needs num_classes)"),
+]:
+    register_loss(_name, _cls, _description)
+
+_APL = "HanxunH/Active-Passive-Losses configs/{}/sym/{}.yaml (Ma et al., 2020)"
+_APL_CIFAR10 = ("grad_bound 5.0 (gradient-norm clipping at 5) is part of the recipe; SGD lr 0.01, "
+                "momentum 0.9, weight decay 1e-4, cosine schedule over 120 epochs, batch 128")
+_APL_CIFAR100 = ("grad_bound 5.0 (gradient-norm clipping at 5) is part of the recipe; SGD lr 0.1, "
+                 "momentum 0.9, weight decay 1e-5, cosine schedule over 200 epochs, batch 128, ResNet50")
+_CLAMP = "; A=code: loss.py clamps the one-hot label at 1e-4 inside RCE"
+for _name, _spec, _source, _note in [
+    ("sce_cifar10", "sce:alpha=0.1,beta=1,A=code", _APL.format("cifar10", "sce"), _APL_CIFAR10 + _CLAMP),
+    ("sce_cifar100", "sce:alpha=6,beta=0.1,A=code", _APL.format("cifar100", "sce"), _APL_CIFAR100 + _CLAMP),
+    ("nce_rce_cifar10", "nce_rce:alpha=1,beta=1,A=code", _APL.format("cifar10", "nce+rce"), _APL_CIFAR10 + _CLAMP),
+    ("nce_rce_cifar100", "nce_rce:alpha=10,beta=0.1,A=code", _APL.format("cifar100", "nce+rce"),
+     _APL_CIFAR100 + _CLAMP),
+    ("gce_cifar10", "gce:q=0.7", _APL.format("cifar10", "gce"), _APL_CIFAR10),
+    ("focal_cifar10", "focal:gamma=0.5", _APL.format("cifar10", "focal"), _APL_CIFAR10),
+]:
+    register_preset(_name, _spec, _source, _note)

@@ -73,7 +73,7 @@ def test_make_loss_overrides_and_ols():
     ("huber", {}, ValueError, "unknown loss 'huber'"),
     ("gce:q", {}, ValueError, "key=value"),
     ("gce:p=1", {}, ValueError, r"does not take \['p'\]"),
-    ("gce:q=0", {}, ValueError, r"q must be in \(0, 1\]"),
+    ("gce:q=0", {}, ValueError, r"q must be in \[1e-30, 1\]"),
     ("rce:A=2", {}, ValueError, "A must be in"),
     ("focal:gamma=abc", {}, TypeError, "gamma"),
     ("", {}, TypeError, "loss spec"),
