@@ -22,6 +22,8 @@ from .losses import (
     RCELoss,
     SCELoss,
 )
+from .losses import (AELLoss, AGCELoss, ActivePassiveLoss, AULLoss, NFLLoss, NGCELoss, NMAELoss, NNCELoss,
+                     NNFLLoss, NRCELoss, active_passive_loss, l1_penalty)
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
 
@@ -51,4 +53,16 @@ __all__ = [
     "PeerLoss",
     "NegativeLearningLoss",
     "OnlineLabelSmoothing",
+    "NFLLoss",
+    "NGCELoss",
+    "NMAELoss",
+    "NRCELoss",
+    "AGCELoss",
+    "AULLoss",
+    "AELLoss",
+    "NNCELoss",
+    "NNFLLoss",
+    "ActivePassiveLoss",
+    "active_passive_loss",
+    "l1_penalty",
 ]

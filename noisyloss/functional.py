@@ -56,6 +56,16 @@ __all__ = [
     "peer",
     "negative_learning",
     "reduce_loss",
+    "nfl",
+    "ngce",
+    "nmae",
+    "nrce",
+    "apl",
+    "agce",
+    "aul",
+    "ael",
+    "nnce",
+    "nnfl",
 ]
 
 PEER_BASES = ("ce", "mae")
@@ -495,7 +505,7 @@ def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = 
 
 def ngce_params(q: float) -> Tuple[float]:
     """:func:`ngce`'s parameter, checked."""
-    return (check_param("q", q, low=0.0, high=1.0, low_open=True),)
+    return (check_param("q", q, low=GCE_MIN_Q, high=1.0),)
 
 
 def ngce(logits: Tensor, target: Tensor, *, q: float = 0.7, reduction: str = "mean") -> Tensor:
