@@ -162,7 +162,7 @@ class AsymmetryResult(NamedTuple):
     max_symmetric_noise: float
 
     def is_completely_asymmetric(self, tol: float = 1e-9) -> bool:
-        """True when :math:`r \ge 1`: asymmetric for every weighting with a unique largest weight."""
+        r"""True when :math:`r \ge 1`: asymmetric for every weighting with a unique largest weight."""
         return self.ratio >= 1.0 - tol
 
 

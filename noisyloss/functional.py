@@ -610,7 +610,7 @@ _LOG_FLOAT32_MAX = math.log(torch.finfo(torch.float32).max)
 
 
 def agce_params(a: float, q: float) -> Tuple[float, float]:
-    """:func:`agce`'s parameters, checked: :math:`a \ge 10^{-6}` (so that :math:`1/(a + 1)` stays
+    r""":func:`agce`'s parameters, checked: :math:`a \ge 10^{-6}` (so that :math:`1/(a + 1)` stays
     below 1 in float32), :math:`q > 0`, and :math:`(a + 1)^q` finite in float32."""
     a, q = check_param("a", a, low=1e-6), check_param("q", q, low=0.0, low_open=True)
     if q * math.log1p(a) >= _LOG_FLOAT32_MAX:
