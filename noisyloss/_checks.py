@@ -23,6 +23,7 @@ __all__ = [
     "check_labels",
     "check_generator",
     "check_bool",
+    "check_str",
     "check_choice",
     "check_name",
     "check_callable",
@@ -104,11 +105,12 @@ def _check_range(name: str, labels: Tensor, num_classes: int) -> None:
                          f"found {labels[outside][0].item()}")
 
 
-def check_logits_target(logits: object, target: object) -> Tensor:
+def check_logits_target(logits: object, target: object, num_classes: Optional[int] = None) -> Tensor:
     """Check a classification loss's inputs; return ``target`` as int64.
 
-    ``logits``: ``(N, C)`` floating tensor with ``C >= 2``; ``target``: ``(N,)`` integer tensor on the
-    same device.  The values of ``target`` are checked against ``[0, C)`` only on CPU and outside
+    ``logits``: ``(N, C)`` floating tensor with ``C >= 2`` (``C == num_classes`` when that is given:
+    a loss built for ``num_classes`` classes); ``target``: ``(N,)`` integer tensor on the same device.
+    The values of ``target`` are checked against ``[0, C)`` only on CPU and outside
     :func:`torch.compile`: that check reads the tensor on the host, which would sync a CUDA stream
     and break a compiled graph.  On CUDA an out-of-range target trips the device-side assert of
     ``gather``, as in ``F.cross_entropy``.
@@ -119,6 +121,8 @@ def check_logits_target(logits: object, target: object) -> Tensor:
         raise TypeError(f"logits must be a floating tensor, got dtype {logits.dtype}")
     if logits.dim() != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits must have shape (N, C) with C >= 2, got {tuple(logits.shape)}")
+    if num_classes is not None and logits.shape[1] != num_classes:
+        raise ValueError(f"logits must have C = num_classes = {num_classes} columns, got {tuple(logits.shape)}")
     target = _check_index_tensor("target", target)
     if target.dim() != 1 or target.shape[0] != logits.shape[0]:
         raise ValueError(f"target must have shape (N,) = ({logits.shape[0]},) to match logits, "
@@ -155,6 +159,13 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
+def check_str(name: str, value: object) -> str:
+    """Check that ``value`` is a ``str``; return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of the strings ``choices``; return it."""
     if not isinstance(value, str):
@@ -170,8 +181,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 def check_name(name: str, value: object) -> str:
     """Check that ``value`` is a name a spec can spell (:data:`NAME_PATTERN`); return it."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    check_str(name, value)
     if not NAME_PATTERN.fullmatch(value):
         raise ValueError(f"{name} must be lowercase letters, digits, '_', '-' or '.', starting with a "
                          f"letter or digit, got {value!r}")

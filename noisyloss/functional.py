@@ -10,10 +10,20 @@ Every loss follows :mod:`torch.nn.functional` conventions::
 * ``reduction``: ``"mean"`` | ``"sum"`` | ``"none"`` (per-sample losses, shape ``(N,)``).
 
 Each loss reads the same way: validate the arguments, take ``F.log_softmax`` of the logits, gather
-:math:`\log p_y` at the target, apply the formula, reduce.  Working with :math:`\log p` rather
-than :math:`p` keeps every loss exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is
-``-expm1(q log p)``, :math:`\log(1 - p)` is a ``logsumexp`` over the other classes, so no loss
-produces NaN or Inf for finite logits, even at ``|logit| ~ 1e4``.
+:math:`\log p_y` at the target, apply the formula, reduce.  A loss with parameters checks them
+with its ``<name>_params`` function, defined just above it; the loss's Module
+(:class:`noisyloss.losses.FunctionalLoss`) runs the same check when it is built.
+
+**Exact at the extremes.** Working with :math:`\log p` rather than :math:`p` keeps every loss
+exact where :math:`p_y` is tiny or close to 1: :math:`1 - p^q` is ``-expm1(q log p)``,
+:math:`\log(1 - p)` is a ``logsumexp`` over the other classes.  The logits enter through
+:func:`clamp_logits`, which bounds them by :math:`\pm\sqrt{\max}` of the computation dtype
+(float32, and so bfloat16 and float16: ±1.8e19), far beyond any logit that changes a float32
+probability.  Hence no loss gives NaN or Inf, in its value or its gradient, for any logits but NaN:
+finite logits up to ±3.4e38 and ±inf included.  Beyond the bound a logit counts as the bound, with
+zero gradient.  Where a formula's exact value is infinite, the loss returns the finite value at the
+bound: label smoothing with a −inf logit (:math:`-\frac{\varepsilon}{C}\log 0`) is about
+:math:`\frac{\varepsilon}{C}\,1.8\cdot 10^{19}`.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
@@ -56,6 +66,7 @@ __all__ = [
     "peer",
     "negative_learning",
     "reduce_loss",
+    "clamp_logits",
     "nfl",
     "ngce",
     "nmae",
@@ -71,13 +82,25 @@ __all__ = [
 PEER_BASES = ("ce", "mae")
 #: ``A = "code"``: the value the SCE and APL authors' code gives :math:`\log 0` by clamping the one-hot at 1e-4
 REFERENCE_CODE_A = math.log(1e-4)
-#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, so float32 means and sums stay finite
-GCE_MIN_Q = 1e-30
+#: the smallest GCE ``q`` accepted: a value is at most ``1/q``, within :func:`clamp_logits`'s bound
+GCE_MIN_Q = 1e-19
 
 
-def _float(logits: Tensor) -> Tensor:
-    """Half precision (bfloat16, float16) upcast to float32; float32 and float64 unchanged."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+def clamp_logits(logits: Tensor) -> Tensor:
+    r"""The logits every loss computes with: half precision (bfloat16, float16) upcast to float32,
+    then clamped to :math:`\pm\sqrt{\text{largest float}}` of that dtype (float32: ±1.8e19).
+
+    Then :math:`|\log p_k| \le 2\sqrt{\max} + \log C` (float32: 3.7e19), so a loss value stays
+    finite times any weight, and summed over any batch or set of classes, below
+    :math:`\sqrt{\max}/4` (float32: 4.6e18).  A
+    larger or infinite logit counts as the bound, with zero gradient.  No float32 probability
+    changes (every :math:`p_k` that rounds to 0 or 1 still does); a log-probability below about
+    :math:`-2\sqrt{\max}` does, which only a loss weighing :math:`\log p_y` by a tiny factor
+    notices (GCE at ``q`` near :data:`GCE_MIN_Q`).
+    """
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    bound = math.sqrt(torch.finfo(z.dtype).max)
+    return z.clamp(-bound, bound)
 
 
 def _gather(log_p: Tensor, index: Tensor) -> Tensor:
@@ -123,7 +146,7 @@ def cross_entropy(
     (eps,) = cross_entropy_params(label_smoothing)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    return F.cross_entropy(_float(logits), target, label_smoothing=eps, reduction=reduction)
+    return F.cross_entropy(clamp_logits(logits), target, label_smoothing=eps, reduction=reduction)
 
 
 def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
@@ -140,7 +163,7 @@ def mae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-torch.expm1(log_py), reduction)
 
 
@@ -162,7 +185,9 @@ def gce(
     hence no gradient.
 
     Args:
-        q: in :math:`(0, 1]`.
+        q: in :math:`[10^{-19}, 1]` (:data:`GCE_MIN_Q`): the value is at most :math:`1/q`, so a
+            smaller ``q`` could overflow float32 sums (at ``q = 1e-50``, ``1/q`` itself does); below
+            about ``1e-7`` GCE already equals CE to float32 precision.
         k: ``None`` or the truncation threshold in :math:`(0, 1)`.
 
     Example:
@@ -175,7 +200,7 @@ def gce(
     q, k = gce_params(q, k)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     loss = -torch.expm1(q * log_py) / q
     if k is not None:
         loss = torch.where(log_py <= math.log(k), -math.expm1(q * math.log(k)) / q, loss)
@@ -200,7 +225,8 @@ def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reductio
     ``1e-4``, which is ``A = ln 1e-4``.
 
     Args:
-        A: the value given to :math:`\log 0`, negative.
+        A: the value given to :math:`\log 0`, negative, or ``"code"`` for :data:`REFERENCE_CODE_A`
+            :math:`= \ln 10^{-4} \approx -9.21`, the authors' code's one-hot clamp (the spec ``rce:A=code``).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -210,7 +236,7 @@ def rce(logits: Tensor, target: Tensor, *, A: Union[float, str] = -4.0, reductio
     (A,) = rce_params(A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(A * torch.expm1(log_py), reduction)
 
 
@@ -231,19 +257,24 @@ def sce(
     r"""Symmetric cross entropy :math:`\alpha\,\mathrm{CE} + \beta\,\mathrm{RCE}
     = -\alpha \log p_y - \beta A (1 - p_y)` (Wang et al., 2019).
 
+    The paper's CIFAR settings (alpha, beta) come with its code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``sce_cifar10``, ``sce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of CE and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
         >>> sce(z, y, alpha=0.1, beta=1.0, A=-4.0)  # 0.1 ln 2 + 4 (1 - 1/2)
         tensor(2.0693)
+        >>> sce(z, y, alpha=0.1, beta=1.0, A="code")  # 0.1 ln 2 - ln(1e-4) (1 - 1/2)
+        tensor(4.6745)
     """
     alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-alpha * log_py + beta * A * torch.expm1(log_py), reduction)
 
 
@@ -251,7 +282,9 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Normalized cross entropy :math:`\log p_y / \sum_k \log p_k` (Ma et al., 2020, "Normalized
     loss functions for deep learning with noisy labels").
 
-    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.
+    Values in :math:`[0, 1]`; symmetric: :math:`\sum_k L(f(x), k) = 1`.  The denominator grows
+    without bound as any :math:`p_k \to 0`, so NCE tends to 0 whatever :math:`p_y` when one
+    non-target logit goes to :math:`-\infty`: a −inf logit gives about :math:`10^{-19}` and no gradient.
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -260,7 +293,7 @@ def nce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     return reduce_loss(_gather(log_p, target) / log_p.sum(dim=1), reduction)
 
 
@@ -276,9 +309,12 @@ def nce_rce(
     r"""Active-passive loss :math:`\alpha\,\mathrm{NCE} + \beta\,\mathrm{RCE}
     = \alpha \log p_y / \sum_k \log p_k - \beta A (1 - p_y)` (Ma et al., 2020).
 
+    The APL configs' settings come with their code's ``A``: ``A="code"``
+    (:func:`noisyloss.registry.presets` ``nce_rce_cifar10``, ``nce_rce_cifar100``).
+
     Args:
         alpha, beta: nonnegative weights of :func:`nce` and :func:`rce`.
-        A: the value given to :math:`\log 0` in RCE, negative.
+        A: the value given to :math:`\log 0` in RCE, negative, or ``"code"`` (:func:`rce`).
 
     Example:
         >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
@@ -288,7 +324,7 @@ def nce_rce(
     alpha, beta, A = sce_params(alpha, beta, A)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     log_py = _gather(log_p, target)
     return reduce_loss(alpha * log_py / log_p.sum(dim=1) + beta * A * torch.expm1(log_py), reduction)
 
@@ -317,7 +353,7 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     (gamma,) = focal_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     one_minus_py = -torch.expm1(log_py)
     if 0.0 < gamma < 1.0:
         one_minus_py = one_minus_py.clamp_min(torch.finfo(one_minus_py.dtype).tiny)
@@ -355,7 +391,7 @@ def bootstrap(
     beta, hard = bootstrap_params(beta, hard)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     if hard:
         self_term = _gather(log_p, log_p.argmax(dim=1))
     else:
@@ -399,7 +435,7 @@ def peer(
     alpha, base, generator = peer_params(alpha, base, generator)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     n, device = len(target), _device_of(generator, logits)
     j = torch.randperm(n, generator=generator, device=device).to(logits.device)
     k = torch.randperm(n, generator=generator, device=device).to(logits.device)
@@ -445,7 +481,7 @@ def negative_learning(
     n, c = logits.shape
     shift = torch.randint(1, c, (n,), generator=generator, device=_device_of(generator, logits))
     complementary = (target + shift.to(logits.device)) % c
-    log_p = F.log_softmax(_float(logits), dim=1)
+    log_p = F.log_softmax(clamp_logits(logits), dim=1)
     others = log_p.scatter(1, complementary.unsqueeze(1), float("-inf"))
     return reduce_loss(-torch.logsumexp(others, dim=1), reduction)
 
@@ -453,15 +489,6 @@ def negative_learning(
 # ----------------------------------------------------------------------------------------------
 # normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
 # ----------------------------------------------------------------------------------------------
-def _floored_log_softmax(logits: Tensor) -> Tensor:
-    r""":math:`\log p`, floored at the log of the smallest normal float (-87.3 in float32, -708.4 in
-    float64).  A normalised loss divides by a sum over *all* classes; one :math:`p_k = 0` (a logit of
-    :math:`-\infty`, or a gap beyond the float range) would make that sum infinite and the loss
-    0/inf or inf/inf.  Only probabilities below the smallest normal float change."""
-    log_p = F.log_softmax(_float(logits), dim=1)
-    return log_p.clamp_min(math.log(torch.finfo(log_p.dtype).tiny))
-
-
 def _focal_terms(log_p: Tensor, gamma: float) -> Tensor:
     r"""The focal loss :math:`-(1 - p)^\gamma \log p` of every entry of ``log_p``, with
     :math:`1 - p` as ``-expm1(log p)``, kept at the smallest normal float for :math:`0 < \gamma < 1`
@@ -482,9 +509,7 @@ def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = 
     :math:`\mathrm{FL}(p, k) = -(1 - p_k)^\gamma \log p_k` (Ma et al., 2020, "Normalized loss functions
     for deep learning with noisy labels"); ``gamma = 0`` is :func:`nce`.
 
-    Values in :math:`[0, 1]`, symmetric: :math:`\sum_k \mathrm{NFL}(p, k) = 1`.  :math:`\log p` is
-    floored at the log of the smallest normal float, so that a class with :math:`p_k = 0` leaves the
-    value finite.  The authors' code (APL, ALFs and ANL ``NormalizedFocalLoss``) computes the same
+    Values in :math:`[0, 1]`, symmetric: :math:`\sum_k \mathrm{NFL}(p, k) = 1`.  The authors' code (APL, ALFs and ANL ``NormalizedFocalLoss``) computes the same
     value but detaches :math:`(1 - p_k)^\gamma` in numerator and denominator, so its gradient
     differs; here autograd differentiates the formula.
 
@@ -499,7 +524,7 @@ def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = 
     (gamma,) = nfl_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    terms = _focal_terms(_floored_log_softmax(logits), gamma)
+    terms = _focal_terms(F.log_softmax(clamp_logits(logits), dim=1), gamma)
     return reduce_loss(_gather(terms, target) / terms.sum(dim=1), reduction)
 
 
@@ -526,7 +551,7 @@ def ngce(logits: Tensor, target: Tensor, *, q: float = 0.7, reduction: str = "me
     (q,) = ngce_params(q)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    terms = -torch.expm1(q * F.log_softmax(_float(logits), dim=1))
+    terms = -torch.expm1(q * F.log_softmax(clamp_logits(logits), dim=1))
     return reduce_loss(_gather(terms, target) / terms.sum(dim=1), reduction)
 
 
@@ -545,7 +570,7 @@ def nmae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    log_py = _gather(F.log_softmax(_float(logits), dim=1), target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
     return reduce_loss(-torch.expm1(log_py) / (logits.shape[1] - 1), reduction)
 
 
@@ -640,7 +665,7 @@ def agce(logits: Tensor, target: Tensor, *, a: float = 1.0, q: float = 2.0, redu
     a, q = agce_params(a, q)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    one_minus_py = -torch.expm1(_gather(F.log_softmax(_float(logits), dim=1), target))
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
     return reduce_loss(-((a + 1) ** q) * torch.expm1(q * torch.log1p(-one_minus_py / (a + 1))) / q, reduction)
 
 
@@ -674,7 +699,7 @@ def aul(logits: Tensor, target: Tensor, *, a: float = 1.5, q: float = 0.9, reduc
     a, q = aul_params(a, q)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    one_minus_py = -torch.expm1(_gather(F.log_softmax(_float(logits), dim=1), target))
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
     return reduce_loss((a - 1) ** q * torch.expm1(q * torch.log1p(one_minus_py / (a - 1))) / q, reduction)
 
 
@@ -702,7 +727,7 @@ def ael(logits: Tensor, target: Tensor, *, a: float = 3.0, reduction: str = "mea
     (a,) = ael_params(a)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    p_y = _gather(F.log_softmax(_float(logits), dim=1), target).exp()
+    p_y = _gather(F.log_softmax(clamp_logits(logits), dim=1), target).exp()
     return reduce_loss(torch.exp(-p_y / a), reduction)
 
 
@@ -746,7 +771,7 @@ def nnce(logits: Tensor, target: Tensor, *, min_prob: float = 1e-7, reduction: s
     target = check_logits_target(logits, target)
     _check_min_prob_below_uniform(min_prob, logits.shape[1])
     log_m = math.log(min_prob)
-    negative = F.log_softmax(_float(logits), dim=1).clamp_min(log_m) - log_m  # A - CE_k
+    negative = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(log_m) - log_m  # A - CE_k
     return reduce_loss(1.0 - _gather(negative, target) / negative.sum(dim=1), reduction)
 
 
@@ -779,7 +804,7 @@ def nnfl(
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     _check_min_prob_below_uniform(min_prob, logits.shape[1])
-    log_p = F.log_softmax(_float(logits), dim=1).clamp_min(math.log(min_prob))
+    log_p = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(math.log(min_prob))
     A = _focal_terms(log_p.new_full((), math.log(min_prob)), gamma)  # in log_p's dtype: 0 where clamped
     negative = A - _focal_terms(log_p, gamma)
     return reduce_loss(1.0 - _gather(negative, target) / negative.sum(dim=1), reduction)

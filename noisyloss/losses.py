@@ -232,10 +232,8 @@ class OnlineLabelSmoothing(nn.Module):
         self.register_buffer("_count", torch.zeros(num_classes))
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        target = check_logits_target(logits, target)
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(f"logits have C={logits.shape[1]} classes but num_classes={self.num_classes}")
-        log_p = F.log_softmax(logits, dim=1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        target = check_logits_target(logits, target, self.num_classes)
+        log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
         hard = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)
         soft = -(self.soft_labels[target].to(log_p.dtype) * log_p).sum(dim=1)
         if self.training:  # sums over the correctly classified samples, without a host sync

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, NamedTuple, Tuple
 from torch import Tensor, nn
 
 from . import losses as L
-from ._checks import check_name, check_subclass
+from ._checks import check_name, check_str, check_subclass
 
 __all__ = [
     "LOSSES", "PRESETS", "LossEntry", "Preset", "register_loss", "register_preset", "presets",
@@ -47,12 +47,6 @@ _PARAM_ALIASES = {"ce": {"eps": "label_smoothing"}, "ls": {"eps": "label_smoothi
 _NOT_IN_SPECS = ("generator",)
 
 
-def _check_str(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    return value
-
-
 def _check_free(name: str) -> None:
     if name in _ALIASES or name in PRESETS or name in LOSSES:
         kind = "an alias of a loss" if name in _ALIASES else "a preset" if name in PRESETS else "a loss"
@@ -81,7 +75,7 @@ def register_loss(name: str, module_cls: type, description: str = "") -> type:
     """
     check_name("name", name)
     check_subclass("module_cls", module_cls, nn.Module)
-    _check_str("description", description)
+    check_str("description", description)
     if not (name in LOSSES and LOSSES[name].cls is module_cls):
         _check_free(name)
     LOSSES[name] = LossEntry(module_cls, description)
@@ -92,10 +86,10 @@ def register_preset(name: str, spec: str, source: str, note: str = "") -> None:
     """Register a paper's setting of a loss under ``name``: its ``spec``, the ``source`` that states
     it (a paper's section or table, or a config file), and a ``note`` on the rest of the recipe."""
     check_name("name", name)
-    canonical_spec(_check_str("spec", spec))  # a loss spec with parameters its loss takes
-    if not _check_str("source", source).strip():
+    canonical_spec(check_str("spec", spec))  # a loss spec with parameters its loss takes
+    if not check_str("source", source).strip():
         raise ValueError("source must name where the setting is stated, got an empty string")
-    preset = Preset(spec, source, _check_str("note", note))
+    preset = Preset(spec, source, check_str("note", note))
     if PRESETS.get(name) != preset:
         _check_free(name)
     PRESETS[name] = preset

@@ -93,6 +93,14 @@ def negative_learning(z: Tensor, ybar: Tensor) -> Tensor:
     return -torch.log(1 - p_at(z, ybar))
 
 
+def rce_reference_code(z: Tensor, y: Tensor) -> Tensor:
+    """RCE as the SCE and APL authors' code computes it: the predicted probabilities kept in
+    [1e-7, 1], the one-hot label kept in [1e-4, 1], then -sum_k p_k log label_k."""
+    p = probs(z).clamp(1e-7, 1.0)
+    label = onehot(y, z.shape[1]).clamp(1e-4, 1.0)
+    return -(p * torch.log(label)).sum(1)
+
+
 # ----------------------------------------------------------------------------------------------
 # normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
 # ----------------------------------------------------------------------------------------------
@@ -164,15 +172,9 @@ def nnce(z: Tensor, y: Tensor, min_prob: float) -> Tensor:
 
 # the same losses as their authors' code computes them (APL: HanxunH/Active-Passive-Losses loss.py;
 # ALFs: hitcszx/ALFs lnl/losses.py; ANL: Virusdoll/Active-Negative-Loss loss.py), in our words
-def code_rce(z: Tensor, y: Tensor) -> Tensor:
-    """APL/ALFs/ANL RCE: p clamped to [1e-7, 1], the one-hot clamped to [1e-4, 1], -sum_k p_k log q_k."""
-    p = probs(z).clamp(1e-7, 1.0)
-    return -(p * torch.log(onehot(y, z.shape[1]).clamp(1e-4, 1.0))).sum(1)
-
-
 def apl_code_nrce(z: Tensor, y: Tensor) -> Tensor:
-    """APL's NormalizedReverseCrossEntropy: code_rce times 1 / 4 * (C - 1), which Python reads as (C - 1)/4."""
-    return 1 / 4 * (z.shape[1] - 1) * code_rce(z, y)
+    """APL's NormalizedReverseCrossEntropy: rce_reference_code times 1 / 4 * (C - 1), which Python reads as (C - 1)/4."""
+    return 1 / 4 * (z.shape[1] - 1) * rce_reference_code(z, y)
 
 
 def apl_code_nmae(z: Tensor, y: Tensor) -> Tensor:

@@ -1,10 +1,13 @@
 """The spec registry, and online label smoothing against an independent computation of its soft-label
 matrix (each loss Module against its function: test_functional.py)."""
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 import noisyloss
+from noisyloss import _checks
 from noisyloss import functional as NF
 from noisyloss import losses as L
 from noisyloss.registry import LOSSES, available_losses, functional_loss, make_loss, parse_spec
@@ -26,7 +29,7 @@ def batch(n=48, c=5, scale=3.0, seed=0):
 # --------------------------------------------------------------------------------------------
 def test_available_losses_lists_everything():
     avail = available_losses()
-    assert set(avail) == ALL_NAMES == set(LOSSES)
+    assert set(avail) == set(LOSSES) and ALL_NAMES <= set(LOSSES)  # and every loss registered later
     assert "q=0.7" in avail["gce"] and "label_smoothing=0.1" in avail["ls"]
     assert all(isinstance(v, str) and v for v in avail.values())
     assert noisyloss.available_losses is available_losses
@@ -73,7 +76,7 @@ def test_make_loss_overrides_and_ols():
     ("huber", {}, ValueError, "unknown loss 'huber'"),
     ("gce:q", {}, ValueError, "key=value"),
     ("gce:p=1", {}, ValueError, r"does not take \['p'\]"),
-    ("gce:q=0", {}, ValueError, r"q must be in \[1e-30, 1\]"),
+    ("gce:q=0", {}, ValueError, r"q must be in \[1e-19, 1\]"),
     ("rce:A=2", {}, ValueError, "A must be in"),
     ("focal:gamma=abc", {}, TypeError, "gamma"),
     ("", {}, TypeError, "loss spec"),
@@ -202,3 +205,71 @@ def test_ols_extreme_logits_are_finite(dtype):
         assert torch.isfinite(out) and torch.isfinite(x.grad.float()).all()
         ols.next_epoch()
     assert (ols.soft_labels == 0).any()
+
+
+# --------------------------------------------------------------------------------------------
+# FunctionalLoss: a Module states its parameters once, in its function's signature
+# --------------------------------------------------------------------------------------------
+FUNCTIONAL = sorted({e.cls for e in LOSSES.values() if issubclass(e.cls, L.FunctionalLoss)},
+                    key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", FUNCTIONAL, ids=lambda c: c.__name__)
+def test_a_functional_module_takes_its_functions_parameters(cls):
+    keywords = [p for p in inspect.signature(cls.fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert [(p.name, p.default) for p in inspect.signature(cls).parameters.values()] == \
+        [(p.name, p.default) for p in keywords]
+    names = [p.name for p in keywords[:-1]]
+    assert keywords[-1].name == "reduction"
+    if cls.check is None:
+        assert names == []
+    else:  # the check takes the parameters in the function's order
+        assert list(inspect.signature(cls.check).parameters) == names
+    module = cls()
+    assert list(module.params) == names and module.reduction == "mean"
+    assert "q" not in inspect.signature(module).parameters  # an instance keeps its own signature
+
+
+def test_construction_checks_the_parameters_without_calling_the_loss():
+    calls = []
+
+    def probe(logits, target, *, q: float = 0.7, reduction: str = "mean"):
+        calls.append(q)
+        return logits.sum()
+
+    class Probe(L.FunctionalLoss):
+        fn, check = staticmethod(probe), staticmethod(lambda q: (_checks.check_param("q", q, low=0.0),))
+
+    loss = Probe(1)  # positional, as the signature allows; the check made it a float
+    assert loss.q == 1.0 and isinstance(loss.q, float) and calls == []
+    assert repr(loss) == "Probe(q=1.0, reduction='mean')"
+    loss(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    assert calls == [1.0]
+    with pytest.raises(ValueError, match=r"q must be in \[0, inf\), got -1"):
+        Probe(q=-1)
+    with pytest.raises(TypeError, match="q must be a real number, got str"):
+        Probe(q="1")
+    with pytest.raises(TypeError, match="reduction must be one of"):
+        Probe(reduction=None)
+    with pytest.raises(TypeError, match="Probe: got an unexpected keyword argument 'p'; it takes q, reduction"):
+        Probe(p=1)
+    assert calls == [1.0]
+
+
+def test_a_functional_module_compiles_whole():
+    torch._dynamo.reset()
+    z, y = batch(n=8, c=4)
+    for module in (L.GCELoss(q=0.5, k=0.2), L.SCELoss(A="code"), L.BootstrapLoss(hard=True)):
+        compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(compiled(z, y), module(z, y), rtol=1e-12, atol=1e-12)
+
+
+def test_ols_next_epoch_takes_the_epoch_end_of_the_protocol():
+    assert L.EpochEnd._fields == ("epoch", "epochs", "train_logits")
+    z, y = batch(n=40, c=4, seed=4)
+    a, b = L.OnlineLabelSmoothing(4), L.OnlineLabelSmoothing(4)
+    a(z, y), b(z, y)
+    a.next_epoch()
+    b.next_epoch(L.EpochEnd(epoch=1, epochs=3, train_logits=z.float()))
+    assert torch.equal(a.soft_labels, b.soft_labels)
+    assert not torch.equal(a.soft_labels, L.OnlineLabelSmoothing(4).soft_labels)  # it did change
