@@ -271,7 +271,7 @@ class APLLoss(L.ActivePassiveLoss):
 
     def __init__(self, active: Any = "nce", passive: Any = "rce", alpha: float = 1.0, beta: float = 1.0,
                  reduction: str = "mean") -> None:
-        active, passive = (make_loss(_check_str(name, spec).replace(";", ",")) if isinstance(spec, str) else spec
+        active, passive = (make_loss(check_str(name, spec).replace(";", ",")) if isinstance(spec, str) else spec
                            for name, spec in (("active", active), ("passive", passive)))
         super().__init__(active, passive, alpha, beta, reduction)
 

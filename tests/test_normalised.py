@@ -4,6 +4,7 @@ Each loss class runs the tests every loss runs (``test_functional.LossTests``: t
 formula of ``references.py``, gradcheck, Module == function, dtypes, torch.compile); then its
 limits, the extremes, the argument checks, and the authors' computation with where ours differs."""
 import functools
+import inspect
 import math
 
 import pytest
@@ -11,6 +12,7 @@ import references as R
 import torch
 from test_functional import LossTests, batch
 
+import noisyloss
 from noisyloss import functional as NF
 from noisyloss import losses as L
 
@@ -140,7 +142,7 @@ class TestNRCE(LossTests):
 
 
 class TestAPL:
-    """The combinator; its Module and specs are tested in test_registry_lossesa."""
+    """The combinator, its Modules, its specs and the published pairs."""
 
     def test_weights_the_two_losses(self):
         z, y = batch()
@@ -156,9 +158,73 @@ class TestAPL:
         torch.testing.assert_close(torch.compile(f, fullgraph=True, backend="aot_eager")(z, y), f(z, y))
 
 
+    def test_a_spec_names_the_sub_losses_with_their_parameters(self):
+        z, y = batch()
+        spec = noisyloss.make_loss("apl:active=nfl:gamma=0.5,passive=rce:A=code,alpha=10,beta=0.1", reduction="none")
+        expected = 10 * R.nfl(z, y, 0.5) + 0.1 * R.rce(z, y, math.log(1e-4))
+        torch.testing.assert_close(spec(z, y), expected)
+        torch.testing.assert_close(noisyloss.make_loss("nfl_rce_cifar100", reduction="none")(z, y), expected)
+        two = noisyloss.make_loss("apl:active=ngce:q=0.5;reduction=sum,passive=mae")  # ";" separates
+        assert (two.active.q, two.active.reduction) == (0.5, "sum")
+        modules = noisyloss.make_loss("apl", active=L.NGCELoss(q=0.3), passive=L.AELLoss(a=2.0), beta=2.0)
+        torch.testing.assert_close(modules(z, y), (R.ngce(z, y, 0.3) + 2 * R.ael(z, y, 2.0)).mean())
+
+    @pytest.mark.parametrize("name,refs", [
+        ("nce_mae", lambda z, y: (R.nce(z, y), R.mae(z, y))),
+        ("nfl_mae", lambda z, y: (R.nfl(z, y, 0.5), R.mae(z, y))),
+        ("nfl_rce", lambda z, y: (R.nfl(z, y, 0.5), R.rce(z, y, -4.0))),
+        ("ngce_mae", lambda z, y: (R.ngce(z, y, 0.7), R.mae(z, y))),
+        ("ngce_rce", lambda z, y: (R.ngce(z, y, 0.7), R.rce(z, y, -4.0))),
+        ("nce_agce", lambda z, y: (R.nce(z, y), R.agce(z, y, 1.0, 2.0))),
+        ("nce_aul", lambda z, y: (R.nce(z, y), R.aul(z, y, 1.5, 0.9))),
+        ("nce_ael", lambda z, y: (R.nce(z, y), R.ael(z, y, 3.0))),
+        ("nfl_agce", lambda z, y: (R.nfl(z, y, 0.5), R.agce(z, y, 1.0, 2.0))),
+        ("nfl_aul", lambda z, y: (R.nfl(z, y, 0.5), R.aul(z, y, 1.5, 0.9))),
+        ("nfl_ael", lambda z, y: (R.nfl(z, y, 0.5), R.ael(z, y, 3.0))),
+        ("anl_ce", lambda z, y: (R.nce(z, y), R.nnce(z, y, 1e-7))),
+        ("anl_fl", lambda z, y: (R.nfl(z, y, 0.5), R.nnfl(z, y, 0.5, 1e-7))),
+    ])
+    def test_every_published_pair_is_its_weighted_sum(self, name, refs):
+        z, y = batch()
+        active, passive = refs(z, y)
+        loss = noisyloss.make_loss(f"{name}:alpha=2,beta=0.5", reduction="none")
+        torch.testing.assert_close(loss(z, y), 2 * active + 0.5 * passive, rtol=1e-10, atol=1e-12)
+        assert name in noisyloss.available_losses()
+
+    def test_pairs_take_both_losses_parameters_once_and_refuse_others(self):
+        assert list(inspect.signature(L.active_passive_loss(L.NFLLoss, L.NNFLLoss)).parameters) == [
+            "alpha", "beta", "gamma", "min_prob", "reduction"]
+        with pytest.raises(ValueError, match=r"does not take \['k'\]"):
+            noisyloss.make_loss("nce_agce:k=0.3")
+        with pytest.raises(ValueError, match="a must be in"):
+            noisyloss.make_loss("nce_agce:a=0")
+        with pytest.raises(TypeError, match="passive must be a FunctionalLoss Module"):
+            L.ActivePassiveLoss(L.NCELoss(), L.OnlineLabelSmoothing(3))
+        with pytest.raises(TypeError, match="active must be a FunctionalLoss subclass"):
+            L.active_passive_loss(torch.nn.Module, L.MAELoss)
+        assert noisyloss.canonical_spec("nce_agce_cifar100") == "nce_agce:alpha=10,beta=0.1,a=1.8,q=3"
+
+    def test_a_pair_module_compiles_in_one_graph(self):
+        z, y = batch(n=8, c=4)
+        loss = noisyloss.make_loss("nce_agce_cifar10")
+        torch.testing.assert_close(torch.compile(loss, fullgraph=True, backend="aot_eager")(z, y), loss(z, y))
+
+
+def test_presets_of_these_families_name_their_config_file_and_the_gradient_clipping():
+    ours = {k: v for k, v in noisyloss.presets().items()
+            if k.split("_cifar")[0] in ("nce_mae", "nfl_mae", "nfl_rce", "ngce_mae", "ngce_rce", "ngce", "nfl",
+                                        "agce", "aul", "ael", "nce_agce", "nce_aul", "nce_ael", "anl_ce", "anl_fl")}
+    assert len(ours) == 28
+    for name, preset in ours.items():
+        noisyloss.make_loss(name)
+        assert any(f in preset.source for f in (".yaml", "config.py", ".json")), name
+        assert "clipping at 5" in preset.note, name
+        assert ("l1_penalty" in preset.note) == name.startswith("anl"), name
+
+
 @pytest.mark.parametrize("f", [functools.partial(NF.nfl, gamma=0.5), functools.partial(NF.nfl, gamma=0.0),
                                functools.partial(NF.nfl, gamma=2.0), functools.partial(NF.ngce, q=0.7),
-                               functools.partial(NF.ngce, q=1e-30), NF.nmae, NF.nrce,
+                               functools.partial(NF.ngce, q=NF.GCE_MIN_Q), NF.nmae, NF.nrce,
                                functools.partial(NF.apl, active=functools.partial(NF.nfl, gamma=0.5),
                                                  passive=NF.mae)])
 def test_finite_values_and_gradients_at_extreme_logits(f):
