@@ -16,7 +16,6 @@ minimiser.  For :math:`C = 2` this is :math:`R_\eta = (1-2\eta) R + \eta K`.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, NamedTuple, Optional, Union
 
 import numpy as np
@@ -195,7 +194,7 @@ def asymmetry_check(loss: LossLike, num_classes: int = 10, steps: int = 100) -> 
     """
     fn = _resolve(loss)
     C = check_int("num_classes", num_classes, 2)
-    m = check_int("steps", steps, 2)
+    m = check_int("steps", steps, 3)
     u = torch.linspace(0.0, 1.0, m + 1, dtype=torch.float64)
     with torch.no_grad():
         ell = _loss_of_py(fn, u, C, torch.full((C - 1,), 1.0 / (C - 1), dtype=torch.float64))
@@ -206,14 +205,14 @@ def asymmetry_check(loss: LossLike, num_classes: int = 10, steps: int = 100) -> 
                          "how the other classes share 1 - p_y")
     if not bool((ell[1:] < ell[:-1]).all()):
         raise ValueError(f"the loss must decrease strictly in p_y on the grid of {m} steps, got {ell.tolist()}")
-    ratio = math.inf
-    for d in range(1, m // 2 + 1):  # Delta = d/m; donor j in [d, m/2), receiver i in (j, m - j]
-        j = torch.arange(d, (m + 1) // 2)
-        i = torch.arange(m + 1).unsqueeze(1)
-        ok = (i > j) & (i + j <= m) & (i + d <= m)
-        gain = ell[(i + d).clamp(max=m)] - ell[i]
-        cost = ell[j - d] - ell[j]
-        ratio = min(ratio, float((-gain / cost)[ok].min())) if bool(ok.any()) else ratio
+    i, j = torch.arange(m + 1).unsqueeze(1), torch.arange(m + 1)  # receiver u_i = i/m, donor u_j = j/m
+    ratios = []
+    for d in range(1, (m - 1) // 2 + 1):  # Delta = d/m <= u_j < u_i with u_i + u_j <= 1
+        ok = (d <= j) & (j < i) & (i + j <= m)
+        gain = ell[i] - ell[(i + d).clamp(max=m)]
+        cost = ell[(j - d).clamp(min=0)] - ell[j]
+        ratios.append((gain / cost)[ok].min())
+    ratio = float(torch.stack(ratios).min())
     r = (C - 1) * ratio
     return AsymmetryResult(ratio, min(r / (1.0 + r), (C - 1) / C))
 
