@@ -28,6 +28,8 @@ __all__ = [
     "check_name",
     "check_callable",
     "check_subclass",
+    "check_float32_power",
+    "check_below_uniform",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -200,3 +202,22 @@ def check_subclass(name: str, value: object, base: type) -> type:
     if not (isinstance(value, type) and issubclass(value, base)):
         raise TypeError(f"{name} must be a subclass of {base.__module__}.{base.__qualname__}, got {value!r}")
     return value
+
+
+#: the natural log of the largest float32 number
+LOG_FLOAT32_MAX = math.log(torch.finfo(torch.float32).max)
+
+
+def check_float32_power(expression: str, base: float, exponent: float, given: str) -> None:
+    """Check that ``base ** exponent`` (positive numbers), written ``expression`` in the message with
+    the arguments ``given``, is finite in float32."""
+    if exponent * math.log(base) >= LOG_FLOAT32_MAX:
+        raise ValueError(f"{expression} must be finite in float32 (below {torch.finfo(torch.float32).max:.3g}), "
+                         f"got {given}")
+
+
+def check_below_uniform(name: str, value: float, num_classes: int) -> None:
+    """Check that a probability floor ``value`` is below ``1 / num_classes``, the uniform probability."""
+    if value * num_classes >= 1.0:
+        raise ValueError(f"{name} must be below 1/C = {1.0 / num_classes:g} for C={num_classes} classes, "
+                         f"got {value:g}")

@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
-                      check_reduction)
+from ._checks import (check_below_uniform, check_bool, check_choice, check_float32_power, check_generator,
+                      check_logits_target, check_param, check_reduction)
 
 __all__ = [
     "REFERENCE_CODE_A",
@@ -499,19 +499,15 @@ def _focal_terms(log_p: Tensor, gamma: float) -> Tensor:
     return -one_minus_p.pow(gamma) * log_p
 
 
-def nfl_params(gamma: float) -> Tuple[float]:
-    """:func:`nfl`'s parameter, checked."""
-    return (check_param("gamma", gamma, low=0.0),)
-
-
 def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = "mean") -> Tensor:
     r"""Normalised focal loss :math:`\mathrm{FL}(p, y) / \sum_k \mathrm{FL}(p, k)` with
     :math:`\mathrm{FL}(p, k) = -(1 - p_k)^\gamma \log p_k` (Ma et al., 2020, "Normalized loss functions
     for deep learning with noisy labels"); ``gamma = 0`` is :func:`nce`.
 
-    Values in :math:`[0, 1]`, symmetric: :math:`\sum_k \mathrm{NFL}(p, k) = 1`.  The authors' code (APL, ALFs and ANL ``NormalizedFocalLoss``) computes the same
-    value but detaches :math:`(1 - p_k)^\gamma` in numerator and denominator, so its gradient
-    differs; here autograd differentiates the formula.
+    Values in :math:`[0, 1]`, symmetric: :math:`\sum_k \mathrm{NFL}(p, k) = 1`.  The authors' code
+    (APL, ALFs and ANL ``NormalizedFocalLoss``) computes the same value but detaches
+    :math:`(1 - p_k)^\gamma` in numerator and denominator, so its gradient differs; here autograd
+    differentiates the formula.
 
     Args:
         gamma: the focusing exponent, nonnegative.
@@ -521,7 +517,7 @@ def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = 
         >>> nfl(z, y, gamma=1.0)  # (ln 2)/2 / ((ln 2)/2 + 2 (3/4) ln 4)
         tensor(0.1429)
     """
-    (gamma,) = nfl_params(gamma)
+    (gamma,) = focal_params(gamma)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     terms = _focal_terms(F.log_softmax(clamp_logits(logits), dim=1), gamma)
@@ -630,17 +626,11 @@ def apl(
     return reduce_loss(loss, reduction)
 
 
-#: the largest exponent of a float32 number's natural log: a value exp(x) above it is infinite
-_LOG_FLOAT32_MAX = math.log(torch.finfo(torch.float32).max)
-
-
 def agce_params(a: float, q: float) -> Tuple[float, float]:
     r""":func:`agce`'s parameters, checked: :math:`a \ge 10^{-6}` (so that :math:`1/(a + 1)` stays
     below 1 in float32), :math:`q > 0`, and :math:`(a + 1)^q` finite in float32."""
     a, q = check_param("a", a, low=1e-6), check_param("q", q, low=0.0, low_open=True)
-    if q * math.log1p(a) >= _LOG_FLOAT32_MAX:
-        raise ValueError(f"a and q must give a finite (a + 1)^q in float32 (q ln(a + 1) < "
-                         f"{_LOG_FLOAT32_MAX:.1f}), got a={a:g}, q={q:g}")
+    check_float32_power("(a + 1)^q", a + 1, q, f"a={a!r}, q={q!r}")
     return a, q
 
 
@@ -673,9 +663,8 @@ def aul_params(a: float, q: float) -> Tuple[float, float]:
     """:func:`aul`'s parameters, checked: :math:`a > 1`, :math:`q > 0`, with :math:`a^q` and
     :math:`(a / (a - 1))^q` finite in float32."""
     a, q = check_param("a", a, low=1.0, low_open=True), check_param("q", q, low=0.0, low_open=True)
-    if q * max(math.log(a), math.log(a / (a - 1))) >= _LOG_FLOAT32_MAX:
-        raise ValueError(f"a and q must give a finite a^q and (a / (a - 1))^q in float32 "
-                         f"(q ln of each < {_LOG_FLOAT32_MAX:.1f}), got a={a!r}, q={q!r}")
+    check_float32_power("a^q", a, q, f"a={a!r}, q={q!r}")
+    check_float32_power("(a / (a - 1))^q", a / (a - 1), q, f"a={a!r}, q={q!r}")
     return a, q
 
 
@@ -731,20 +720,9 @@ def ael(logits: Tensor, target: Tensor, *, a: float = 3.0, reduction: str = "mea
     return reduce_loss(torch.exp(-p_y / a), reduction)
 
 
-def _check_min_prob(min_prob: float) -> float:
-    return check_param("min_prob", min_prob, low=0.0, high=1.0, low_open=True, high_open=True)
-
-
-def _check_min_prob_below_uniform(min_prob: float, num_classes: int) -> None:
-    """With :math:`m \\ge 1/C` every clamped probability could be :math:`m`: the normaliser 0."""
-    if min_prob * num_classes >= 1.0:
-        raise ValueError(f"min_prob must be below 1/C = {1.0 / num_classes:g} for C={num_classes} classes, "
-                         f"got {min_prob:g}")
-
-
 def nnce_params(min_prob: float) -> Tuple[float]:
     """:func:`nnce`'s parameter, checked: in (0, 1); below 1/C is checked with the logits."""
-    return (_check_min_prob(min_prob),)
+    return (check_param("min_prob", min_prob, low=0.0, high=1.0, low_open=True, high_open=True),)
 
 
 def nnce(logits: Tensor, target: Tensor, *, min_prob: float = 1e-7, reduction: str = "mean") -> Tensor:
@@ -769,15 +747,15 @@ def nnce(logits: Tensor, target: Tensor, *, min_prob: float = 1e-7, reduction: s
     (min_prob,) = nnce_params(min_prob)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    _check_min_prob_below_uniform(min_prob, logits.shape[1])
+    check_below_uniform("min_prob", min_prob, logits.shape[1])
     log_m = math.log(min_prob)
     negative = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(log_m) - log_m  # A - CE_k
     return reduce_loss(1.0 - _gather(negative, target) / negative.sum(dim=1), reduction)
 
 
 def nnfl_params(gamma: float, min_prob: float) -> Tuple[float, float]:
-    """:func:`nnfl`'s parameters, checked: ``gamma`` nonnegative, ``min_prob`` in (0, 1)."""
-    return check_param("gamma", gamma, low=0.0), _check_min_prob(min_prob)
+    """:func:`nnfl`'s parameters, checked: ``gamma`` as :func:`focal`'s, ``min_prob`` in (0, 1)."""
+    return (*focal_params(gamma), *nnce_params(min_prob))
 
 
 def nnfl(
@@ -803,7 +781,7 @@ def nnfl(
     gamma, min_prob = nnfl_params(gamma, min_prob)
     check_reduction(reduction)
     target = check_logits_target(logits, target)
-    _check_min_prob_below_uniform(min_prob, logits.shape[1])
+    check_below_uniform("min_prob", min_prob, logits.shape[1])
     log_p = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(math.log(min_prob))
     A = _focal_terms(log_p.new_full((), math.log(min_prob)), gamma)  # in log_p's dtype: 0 where clamped
     negative = A - _focal_terms(log_p, gamma)

@@ -262,7 +262,7 @@ class OnlineLabelSmoothing(nn.Module):
 class NFLLoss(FunctionalLoss):
     """Normalised focal loss (:func:`noisyloss.functional.nfl`)."""
 
-    fn, check = staticmethod(NF.nfl), staticmethod(NF.nfl_params)
+    fn, check = staticmethod(NF.nfl), staticmethod(NF.focal_params)
 
 
 class NGCELoss(FunctionalLoss):
@@ -382,7 +382,9 @@ def active_passive_loss(active: type, passive: type, doc: str = "") -> type:
                                             "__module__": __name__})
 
 
-def l1_penalty(optimizer: Callable[..., torch.optim.Optimizer], delta: float) -> Callable[..., torch.optim.Optimizer]:
+def l1_penalty(
+    optimizer: Callable[..., torch.optim.Optimizer], delta: float
+) -> Callable[..., torch.optim.Optimizer]:
     r"""An optimizer factory (``optimizer(params) -> Optimizer``, e.g. :func:`noisyloss.train.sgd`)
     whose optimizer also minimises :math:`\delta \sum_\theta |\theta|`, the weight penalty of the
     active negative losses (Ye et al., 2023): before every step it adds

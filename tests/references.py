@@ -173,7 +173,8 @@ def nnce(z: Tensor, y: Tensor, min_prob: float) -> Tensor:
 # the same losses as their authors' code computes them (APL: HanxunH/Active-Passive-Losses loss.py;
 # ALFs: hitcszx/ALFs lnl/losses.py; ANL: Virusdoll/Active-Negative-Loss loss.py), in our words
 def apl_code_nrce(z: Tensor, y: Tensor) -> Tensor:
-    """APL's NormalizedReverseCrossEntropy: rce_reference_code times 1 / 4 * (C - 1), which Python reads as (C - 1)/4."""
+    """APL's NormalizedReverseCrossEntropy: rce_reference_code times 1 / 4 * (C - 1), which Python
+    reads as (C - 1)/4."""
     return 1 / 4 * (z.shape[1] - 1) * rce_reference_code(z, y)
 
 

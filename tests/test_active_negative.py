@@ -88,7 +88,8 @@ def test_l1_penalty_steps_as_the_anl_code_without_clipping():
     twin = torch.nn.Linear(6, 4)
     twin.load_state_dict(model.state_dict())
     loss_fn, delta = noisyloss.make_loss("anl_ce_cifar10"), 0.05
-    opt = L.l1_penalty(functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True), delta)(model.parameters())
+    sgd = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True)
+    opt = L.l1_penalty(sgd, delta)(model.parameters())
     reference = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     for _ in range(3):
         opt.zero_grad()
@@ -116,7 +117,8 @@ Z, Y = batch(n=4, c=3, dtype=torch.float32)
 
 @pytest.mark.parametrize("call_,exc,match", [
     (lambda: NF.nnce(Z, Y, min_prob=0.0), ValueError, r"min_prob must be in \(0, 1\), got 0$"),
-    (lambda: NF.nnce(Z, Y, min_prob=0.4), ValueError, r"min_prob must be below 1/C = 0.333333 for C=3 classes, got 0.4"),
+    (lambda: NF.nnce(Z, Y, min_prob=0.4), ValueError,
+     r"min_prob must be below 1/C = 0.333333 for C=3 classes, got 0.4"),
     (lambda: NF.nnfl(Z, Y, min_prob="1e-7"), TypeError, "min_prob must be a real number, got str"),
     (lambda: NF.nnfl(Z, Y, gamma=-0.5), ValueError, r"gamma must be in \[0, inf\)"),
     (lambda: L.NNCELoss(min_prob=1.0), ValueError, "min_prob"),

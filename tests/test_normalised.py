@@ -87,7 +87,8 @@ class TestNGCE(LossTests):
         z, y = batch(c=5)
         torch.testing.assert_close(NF.ngce(z, y, q=1.0), NF.nmae(z, y), rtol=1e-14, atol=1e-15)
         torch.testing.assert_close(NF.ngce(z, y, q=1e-8), NF.nce(z, y), rtol=1e-6, atol=1e-7)
-        torch.testing.assert_close(class_sums(functools.partial(NF.ngce, q=0.7), z), torch.ones(64, dtype=torch.float64))
+        torch.testing.assert_close(class_sums(functools.partial(NF.ngce, q=0.7), z),
+                                   torch.ones(64, dtype=torch.float64))
 
     def test_authors_code_clamps_p_at_1e_minus_7(self):
         """APL clamps p at 1e-7 before p^q: equal values while every p_k > 1e-7; where one is below,
