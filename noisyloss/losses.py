@@ -323,9 +323,11 @@ class ActivePassiveLoss(nn.Module):
     (:func:`noisyloss.functional.apl`; Ma et al., 2020), e.g.
     ``ActivePassiveLoss(NFLLoss(gamma=0.5), RCELoss(A="code"), alpha=10, beta=0.1)``.
 
-    The sub-losses are the children ``active`` and ``passive`` (their own ``reduction`` is unused).
-    The active negative losses of Ye et al. (2023) are this with a normalised negative loss as
-    ``passive``; their weight penalty is :func:`l1_penalty`.
+    The sub-losses are the children ``active`` and ``passive`` (their own ``reduction`` is unused);
+    the spec ``apl:active=...,passive=...`` builds one.  A pair with a name and its parameters as
+    attributes is :func:`active_passive_loss`'s class.  The active negative losses of Ye et al. (2023)
+    have this shape with a normalised negative loss as ``passive``; their weight penalty is
+    :func:`l1_penalty`.
     """
 
     def __init__(
@@ -349,37 +351,50 @@ class ActivePassiveLoss(nn.Module):
         return f"alpha={self.alpha!r}, beta={self.beta!r}, reduction={self.reduction!r}"
 
 
-def active_passive_loss(active: type, passive: type, doc: str = "") -> type:
-    """The :class:`ActivePassiveLoss` class of two :class:`FunctionalLoss` classes, whose constructor
-    takes ``alpha``, ``beta``, the parameters of both losses and ``reduction``; a parameter both
-    take (``gamma`` of ANL-FL's NFL and NNFL, as the ANL code shares it) is one value given to both,
-    with the active loss's default.  Register one with :func:`noisyloss.register_loss` to name a pair
-    in specs: ``register_loss("ngce_agce", active_passive_loss(NGCELoss, AGCELoss))``."""
+def active_passive_loss(active: type, passive: type) -> type:
+    """The :class:`FunctionalLoss` class of ``alpha * active + beta * passive`` for two
+    :class:`FunctionalLoss` classes (:func:`noisyloss.functional.apl`): its parameters are ``alpha``,
+    ``beta``, then those of both losses; a parameter both take (``gamma`` of ANL-FL's NFL and NNFL,
+    shared as the ANL code shares it) is one value given to both, with the active loss's default.
+    The published pairs are registered so (``nfl_rce``, ``nce_agce``, ``anl_ce``, ...); name one of
+    your own with ``register_loss("ngce_agce", active_passive_loss(NGCELoss, AGCELoss))``."""
     for name, cls in (("active", active), ("passive", passive)):
         if not (isinstance(cls, type) and issubclass(cls, FunctionalLoss)):
             raise TypeError(f"{name} must be a FunctionalLoss subclass, got {cls!r}")
-    own = {cls: [p for p in inspect.signature(cls).parameters.values() if p.name != "reduction"]
+    own = {cls: [p.name for p in inspect.signature(cls).parameters.values() if p.name != "reduction"]
            for cls in (active, passive)}
-    taken = {p.name for p in own[active]} | {"alpha", "beta", "reduction"}
-    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    signature = inspect.Signature(
-        [inspect.Parameter("alpha", keyword, default=1.0), inspect.Parameter("beta", keyword, default=1.0),
-         *own[active], *(p for p in own[passive] if p.name not in taken),
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = {"alpha": inspect.Parameter("alpha", keyword, default=1.0),
+              "beta": inspect.Parameter("beta", keyword, default=1.0)}
+    for cls in (active, passive):
+        params.update({p.name: p.replace(kind=keyword) for p in inspect.signature(cls).parameters.values()
+                       if p.name not in params and p.name != "reduction"})
+
+    defaults = {name: p.default for name, p in params.items()}
+
+    def fn(logits: Tensor, target: Tensor, *, reduction: str = "mean", **given: Any) -> Tensor:
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {unknown}; this loss takes {list(params)}")
+        given = {**defaults, **given}
+        bound = {cls: functools.partial(cls.fn, **{n: given[n] for n in own[cls]}) for cls in (active, passive)}
+        return NF.apl(logits, target, active=bound[active], passive=bound[passive], alpha=given["alpha"],
+                      beta=given["beta"], reduction=reduction)
+
+    def check(**given: Any) -> Tuple[Any, ...]:
+        checked = dict(zip(("alpha", "beta"), NF.apl_params(given["alpha"], given["beta"])))
+        for cls in (active, passive):
+            if cls.check is not None:
+                checked.update(zip(own[cls], cls.check(**{n: given[n] for n in own[cls]})))
+        return tuple(checked.get(n, value) for n, value in given.items())
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("logits", positional), inspect.Parameter("target", positional), *params.values(),
          inspect.Parameter("reduction", keyword, default="mean")])
-
-    def __init__(self: ActivePassiveLoss, *args: Any, **kwargs: Any) -> None:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        given = bound.arguments
-        ActivePassiveLoss.__init__(
-            self, active(**{p.name: given[p.name] for p in own[active]}),
-            passive(**{p.name: given[p.name] for p in own[passive]}),
-            given["alpha"], given["beta"], given["reduction"])
-
-    name = f"{active.__name__[:-4]}{passive.__name__[:-4]}Loss"
-    return type(name, (ActivePassiveLoss,), {"__init__": __init__, "__signature__": signature,
-                                            "__doc__": doc or f"alpha {active.__name__} + beta {passive.__name__}",
-                                            "__module__": __name__})
+    doc = f"``alpha {active.__name__} + beta {passive.__name__}`` (:func:`noisyloss.functional.apl`)."
+    return type(f"{active.__name__[:-4]}{passive.__name__[:-4]}Loss", (FunctionalLoss,),
+                {"fn": staticmethod(fn), "check": staticmethod(check), "__doc__": doc, "__module__": __name__})
 
 
 def l1_penalty(

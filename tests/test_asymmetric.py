@@ -13,6 +13,7 @@ from test_normalised import assert_finite_at_extremes
 from noisyloss import analysis as A
 from noisyloss import functional as NF
 from noisyloss import losses as L
+from noisyloss.registry import LOSSES
 
 
 class TestAGCE(LossTests):
@@ -41,6 +42,17 @@ class TestAEL(LossTests):
 
     def reference(self, z, y, a):
         return R.ael(z, y, a)
+
+
+NCE_AGCE = LOSSES["nce_agce"].cls
+
+
+class TestNCEAGCE(LossTests):
+    fn, module = staticmethod(NCE_AGCE.fn), NCE_AGCE
+    cases = [{"alpha": 1.0, "beta": 4.0, "a": 6.0, "q": 1.5}, {"alpha": 10.0, "beta": 0.1, "a": 1.8, "q": 3.0}]
+
+    def reference(self, z, y, alpha, beta, a, q):
+        return alpha * R.nce(z, y) + beta * R.agce(z, y, a, q)
 
 
 def test_authors_code_computes_the_formulas_from_the_softmax():

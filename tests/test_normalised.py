@@ -15,6 +15,7 @@ from test_functional import LossTests, batch
 import noisyloss
 from noisyloss import functional as NF
 from noisyloss import losses as L
+from noisyloss.registry import LOSSES
 
 INF = float("inf")
 #: logits at the ends of float32 (the gap overflows), and -inf on classes other than the target
@@ -140,6 +141,17 @@ class TestNRCE(LossTests):
             A = math.log(1e-4)
             torch.testing.assert_close(theirs, (c - 1) / 4 * NF.rce(z, y, A=A, reduction="none"))
             torch.testing.assert_close(theirs, (c - 1) ** 2 * -A / 4 * NF.nrce(z, y, reduction="none"))
+
+
+NFL_RCE = LOSSES["nfl_rce"].cls
+
+
+class TestNFLRCE(LossTests):
+    fn, module = staticmethod(NFL_RCE.fn), NFL_RCE
+    cases = [{"alpha": 10.0, "beta": 0.1, "gamma": 0.5, "A": math.log(1e-4)}, {"alpha": 1.0, "beta": 1.0, "gamma": 0.0}]
+
+    def reference(self, z, y, alpha, beta, gamma, A=-4.0):
+        return alpha * R.nfl(z, y, gamma) + beta * R.rce(z, y, A)
 
 
 class TestAPL:
