@@ -392,6 +392,7 @@ def active_passive_loss(active: type, passive: type) -> type:
     fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("logits", positional), inspect.Parameter("target", positional), *params.values(),
          inspect.Parameter("reduction", keyword, default="mean")])
+    check.__signature__ = inspect.Signature([inspect.Parameter(n, keyword) for n in params])  # type: ignore
     doc = f"``alpha {active.__name__} + beta {passive.__name__}`` (:func:`noisyloss.functional.apl`)."
     return type(f"{active.__name__[:-4]}{passive.__name__[:-4]}Loss", (FunctionalLoss,),
                 {"fn": staticmethod(fn), "check": staticmethod(check), "__doc__": doc, "__module__": __name__})
