@@ -361,15 +361,14 @@ def active_passive_loss(active: type, passive: type) -> type:
     for name, cls in (("active", active), ("passive", passive)):
         if not (isinstance(cls, type) and issubclass(cls, FunctionalLoss)):
             raise TypeError(f"{name} must be a FunctionalLoss subclass, got {cls!r}")
-    own = {cls: [p.name for p in inspect.signature(cls).parameters.values() if p.name != "reduction"]
-           for cls in (active, passive)}
     keyword = inspect.Parameter.KEYWORD_ONLY
-    params = {"alpha": inspect.Parameter("alpha", keyword, default=1.0),
-              "beta": inspect.Parameter("beta", keyword, default=1.0)}
-    for cls in (active, passive):
-        params.update({p.name: p.replace(kind=keyword) for p in inspect.signature(cls).parameters.values()
-                       if p.name not in params and p.name != "reduction"})
-
+    weights = [inspect.Parameter("alpha", keyword, default=1.0), inspect.Parameter("beta", keyword, default=1.0)]
+    own = {cls: [p for p in inspect.signature(cls).parameters.values() if p.name != "reduction"]
+           for cls in (active, passive)}
+    params: Dict[str, inspect.Parameter] = {}
+    for p in (*weights, *own[active], *own[passive]):  # the first of a shared name
+        params.setdefault(p.name, p.replace(kind=keyword))
+    names = {cls: [p.name for p in own[cls]] for cls in own}
     defaults = {name: p.default for name, p in params.items()}
 
     def fn(logits: Tensor, target: Tensor, *, reduction: str = "mean", **given: Any) -> Tensor:
@@ -377,7 +376,7 @@ def active_passive_loss(active: type, passive: type) -> type:
         if unknown:
             raise TypeError(f"unexpected keyword arguments {unknown}; this loss takes {list(params)}")
         given = {**defaults, **given}
-        bound = {cls: functools.partial(cls.fn, **{n: given[n] for n in own[cls]}) for cls in (active, passive)}
+        bound = {cls: functools.partial(cls.fn, **{n: given[n] for n in names[cls]}) for cls in (active, passive)}
         return NF.apl(logits, target, active=bound[active], passive=bound[passive], alpha=given["alpha"],
                       beta=given["beta"], reduction=reduction)
 
@@ -385,7 +384,7 @@ def active_passive_loss(active: type, passive: type) -> type:
         checked = dict(zip(("alpha", "beta"), NF.apl_params(given["alpha"], given["beta"])))
         for cls in (active, passive):
             if cls.check is not None:
-                checked.update(zip(own[cls], cls.check(**{n: given[n] for n in own[cls]})))
+                checked.update(zip(names[cls], cls.check(**{n: given[n] for n in names[cls]})))
         return tuple(checked.get(n, value) for n, value in given.items())
 
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
