@@ -6,26 +6,42 @@
 True
 """
 from . import functional
+from .data import register_dataset
 from .losses import (
+    active_passive_loss,
+    ActivePassiveLoss,
+    AELLoss,
+    AGCELoss,
+    AULLoss,
+    BackwardCorrectionLoss,
     BootstrapLoss,
     CrossEntropyLoss,
     ELRLoss,
     EpochEnd,
     FocalLoss,
+    ForwardCorrectionLoss,
     FunctionalLoss,
     GCELoss,
+    l1_penalty,
     MAELoss,
     NCELoss,
     NCERCELoss,
     NegativeLearningLoss,
+    NFLLoss,
+    NGCELoss,
+    NLSLoss,
+    NMAELoss,
+    NNCELoss,
+    NNFLLoss,
+    NRCELoss,
     OnlineLabelSmoothing,
     PeerLoss,
+    Poly1Loss,
     RCELoss,
     SCELoss,
+    TaylorLoss,
     TruncatedGCELoss,
 )
-from .losses import BackwardCorrectionLoss, ForwardCorrectionLoss, NLSLoss, Poly1Loss, TaylorLoss
-from .data import register_dataset
 from .models import register_model
 from .registry import (available_losses, canonical_spec, functional_loss, make_loss, parse_spec, presets,
                        register_loss, register_preset)
@@ -65,4 +81,16 @@ __all__ = [
     "NLSLoss",
     "Poly1Loss",
     "TaylorLoss",
+    "NFLLoss",
+    "NGCELoss",
+    "NMAELoss",
+    "NRCELoss",
+    "AGCELoss",
+    "AULLoss",
+    "AELLoss",
+    "NNCELoss",
+    "NNFLLoss",
+    "ActivePassiveLoss",
+    "active_passive_loss",
+    "l1_penalty",
 ]

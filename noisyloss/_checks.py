@@ -30,6 +30,8 @@ __all__ = [
     "check_subclass",
     "check_index",
     "check_text",
+    "check_float32_power",
+    "check_below_uniform",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -219,6 +221,8 @@ def check_index(index: object, target: Tensor, num_examples: int) -> Tensor:
             raise ValueError(f"index must be in [0, {num_examples - 1}] (num_examples={num_examples}), "
                              f"found {index[outside][0].item()}")
     return index.long()
+
+
 def check_invertible(name: str, matrix: Tensor) -> Tensor:
     """Check that the square matrix ``matrix`` is invertible: full numerical rank (singular values
     above ``torch.linalg.matrix_rank``'s tolerance); return it."""
@@ -255,3 +259,20 @@ def check_text(name: str, value: object) -> str:
     if not check_str(name, value).strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     return value
+#: the natural log of the largest float32 number
+LOG_FLOAT32_MAX = math.log(torch.finfo(torch.float32).max)
+
+
+def check_float32_power(expression: str, base: float, exponent: float, given: str) -> None:
+    """Check that ``base ** exponent`` (positive numbers), written ``expression`` in the message with
+    the arguments ``given``, is finite in float32."""
+    if exponent * math.log(base) >= LOG_FLOAT32_MAX:
+        raise ValueError(f"{expression} must be finite in float32 (below {torch.finfo(torch.float32).max:.3g}), "
+                         f"got {given}")
+
+
+def check_below_uniform(name: str, value: float, num_classes: int) -> None:
+    """Check that a probability floor ``value`` is below ``1 / num_classes``, the uniform probability."""
+    if value * num_classes >= 1.0:
+        raise ValueError(f"{name} must be below 1/C = {1.0 / num_classes:g} for C={num_classes} classes, "
+                         f"got {value:g}")

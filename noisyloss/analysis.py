@@ -32,6 +32,8 @@ __all__ = [
     "logits_for_py",
     "loss_vs_py",
     "symmetry_check",
+    "AsymmetryResult",
+    "asymmetry_check",
     "noisy_risk_decomposition",
     "gradient_weight",
     "label_probs",
@@ -149,6 +151,70 @@ def symmetry_check(
     with torch.no_grad():
         sums = _class_sums(fn, _random_logits(n, C, scale, generator))
     return SymmetryResult(sums.numpy(), float(sums.mean()), float(sums.max() - sums.min()))
+
+
+class AsymmetryResult(NamedTuple):
+    r"""The asymmetry ratio :math:`r(\ell)` of a loss of :math:`p_y` alone, and the largest symmetric
+    noise rate :math:`\eta` under which it is asymmetric with ``num_classes`` classes."""
+
+    ratio: float
+    max_symmetric_noise: float
+
+    def is_completely_asymmetric(self, tol: float = 1e-9) -> bool:
+        r"""True when :math:`r \ge 1`: asymmetric for every weighting with a unique largest weight."""
+        return self.ratio >= 1.0 - tol
+
+
+def _loss_of_py(fn: Callable[..., Tensor], p_y: Tensor, num_classes: int, rest: Tensor) -> Tensor:
+    """The loss of target 0 at probabilities ``(p_y, (1 - p_y) rest)``, ``rest`` summing to 1 (log 0 = -inf)."""
+    p = torch.cat([p_y.unsqueeze(1), (1.0 - p_y).unsqueeze(1) * rest], dim=1)
+    return _per_sample(fn, p.log(), torch.zeros(len(p_y), dtype=torch.long))
+
+
+def asymmetry_check(loss: LossLike, num_classes: int = 10, steps: int = 100) -> AsymmetryResult:
+    r"""The asymmetry ratio of Zhou et al. (2021, "Asymmetric loss functions for learning with noisy
+    labels") of a loss :math:`L(u, k) = \ell(u_k)` that depends on the probability of the label alone:
+
+    .. math:: r(\ell) = \inf \frac{\ell(u_i) - \ell(u_i + \Delta)}{\ell(u_j - \Delta) - \ell(u_j)}
+        \quad\text{over } 0 < \Delta \le u_j < u_i,\; u_i + u_j \le 1,
+
+    what moving :math:`\Delta` of probability from a class :math:`j` to a likelier class :math:`i`
+    gains, relative to what it costs.  :math:`L` is asymmetric on weights :math:`w` whose largest is
+    :math:`w_y` (the clean label's share, so the minimiser of :math:`\sum_k w_k \ell(u_k)` is
+    :math:`e_y`) when :math:`\max_{i \ne y} w_i / w_y \le r(\ell)`; under symmetric noise of rate
+    :math:`\eta` that ratio is :math:`\eta / ((C - 1)(1 - \eta))`.  A concave :math:`\ell`
+    (MAE, AGCE with :math:`q \ge 1`, AUL with :math:`q \le 1`) has :math:`r = 1`, "completely
+    asymmetric"; a convex one has :math:`r = |\ell'(1)| / |\ell'(0)|` (AEL :math:`e^{-1/a}`, CE 0).
+
+    :math:`\ell(u)` is the real loss at target 0 with the rest of the probability spread evenly, on
+    the grid :math:`u = 0, 1/\text{steps}, \dots, 1` (so the infimum is a minimum over the grid); it
+    must be strictly decreasing there, and the same with the rest spread unevenly (a loss of
+    :math:`p_y` alone), else ``ValueError``.  Returns the ratio and
+    :math:`\eta^* = \min\big(\frac{r (C-1)}{1 + r (C-1)}, \frac{C-1}{C}\big)`.
+    """
+    fn = _resolve(loss)
+    C = check_int("num_classes", num_classes, 2)
+    m = check_int("steps", steps, 3)
+    u = torch.linspace(0.0, 1.0, m + 1, dtype=torch.float64)
+    with torch.no_grad():
+        ell = _loss_of_py(fn, u, C, torch.full((C - 1,), 1.0 / (C - 1), dtype=torch.float64))
+        uneven = torch.arange(1, C, dtype=torch.float64)
+        other = _loss_of_py(fn, u, C, uneven / uneven.sum())
+    if not bool(torch.isclose(ell, other, rtol=1e-9, atol=1e-12, equal_nan=True).all()):
+        raise ValueError("the asymmetry ratio is defined for losses of p_y alone; this loss depends on "
+                         "how the other classes share 1 - p_y")
+    if not bool((ell[1:] < ell[:-1]).all()):
+        raise ValueError(f"the loss must decrease strictly in p_y on the grid of {m} steps, got {ell.tolist()}")
+    i, j = torch.arange(m + 1).unsqueeze(1), torch.arange(m + 1)  # receiver u_i = i/m, donor u_j = j/m
+    ratios = []
+    for d in range(1, (m - 1) // 2 + 1):  # Delta = d/m <= u_j < u_i with u_i + u_j <= 1
+        ok = (d <= j) & (j < i) & (i + j <= m)
+        gain = ell[i] - ell[(i + d).clamp(max=m)]
+        cost = ell[(j - d).clamp(min=0)] - ell[j]
+        ratios.append((gain / cost)[ok].min())
+    ratio = float(torch.stack(ratios).min())
+    r = (C - 1) * ratio
+    return AsymmetryResult(ratio, min(r / (1.0 + r), (C - 1) / C))
 
 
 def noisy_risk_decomposition(

@@ -42,15 +42,14 @@ assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import (check_bool, check_choice, check_generator, check_logits_target, check_param,
-                      check_reduction)
-from ._checks import check_int, check_invertible
+from ._checks import (check_below_uniform, check_bool, check_choice, check_float32_power, check_generator,
+                      check_int, check_invertible, check_logits_target, check_param, check_reduction)
 from .noise import check_transition, make_transition
 
 __all__ = [
@@ -74,6 +73,16 @@ __all__ = [
     "nls",
     "poly1",
     "taylor",
+    "nfl",
+    "ngce",
+    "nmae",
+    "nrce",
+    "apl",
+    "agce",
+    "aul",
+    "ael",
+    "nnce",
+    "nnfl",
 ]
 
 PEER_BASES = ("ce", "mae")
@@ -676,3 +685,303 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
     one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
     k = torch.arange(1, order + 1, dtype=one_minus_py.dtype, device=one_minus_py.device)
     return reduce_loss((one_minus_py.unsqueeze(1).pow(k) / k).sum(dim=1), reduction)
+# ----------------------------------------------------------------------------------------------
+# normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
+# ----------------------------------------------------------------------------------------------
+def _focal_terms(log_p: Tensor, gamma: float) -> Tensor:
+    r"""The focal loss :math:`-(1 - p)^\gamma \log p` of every entry of ``log_p``, with
+    :math:`1 - p` as ``-expm1(log p)``, kept at the smallest normal float for :math:`0 < \gamma < 1`
+    (where the derivative of :math:`(1 - p)^\gamma` is infinite at :math:`p = 1`), as in :func:`focal`."""
+    one_minus_p = -torch.expm1(log_p)
+    if 0.0 < gamma < 1.0:
+        one_minus_p = one_minus_p.clamp_min(torch.finfo(one_minus_p.dtype).tiny)
+    return -one_minus_p.pow(gamma) * log_p
+
+
+def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = "mean") -> Tensor:
+    r"""Normalised focal loss :math:`\mathrm{FL}(p, y) / \sum_k \mathrm{FL}(p, k)` with
+    :math:`\mathrm{FL}(p, k) = -(1 - p_k)^\gamma \log p_k` (Ma et al., 2020, "Normalized loss functions
+    for deep learning with noisy labels"); ``gamma = 0`` is :func:`nce`.
+
+    Values in :math:`[0, 1]`, symmetric: :math:`\sum_k \mathrm{NFL}(p, k) = 1`.  The authors' code
+    (APL, ALFs and ANL ``NormalizedFocalLoss``) computes the same value but detaches
+    :math:`(1 - p_k)^\gamma` in numerator and denominator, so its gradient differs; here autograd
+    differentiates the formula.
+
+    Args:
+        gamma: the focusing exponent, nonnegative.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nfl(z, y, gamma=1.0)  # (ln 2)/2 / ((ln 2)/2 + 2 (3/4) ln 4)
+        tensor(0.1429)
+    """
+    (gamma,) = focal_params(gamma)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    terms = _focal_terms(F.log_softmax(clamp_logits(logits), dim=1), gamma)
+    return reduce_loss(_gather(terms, target) / terms.sum(dim=1), reduction)
+
+
+def ngce_params(q: float) -> Tuple[float]:
+    """:func:`ngce`'s parameter, checked."""
+    return (check_param("q", q, low=GCE_MIN_Q, high=1.0),)
+
+
+def ngce(logits: Tensor, target: Tensor, *, q: float = 0.7, reduction: str = "mean") -> Tensor:
+    r"""Normalised generalized cross entropy :math:`(1 - p_y^q) / \sum_k (1 - p_k^q)
+    = (1 - p_y^q) / (C - \sum_k p_k^q)` (Ma et al., 2020); the :math:`1/q` of :func:`gce` cancels.
+
+    Each :math:`1 - p^q` is ``-expm1(q log p)``.  Values in :math:`[0, 1]`, symmetric.  The authors'
+    code (APL ``NormalizedGeneralizedCrossEntropy``) clamps :math:`p` at 1e-7 first.
+
+    Args:
+        q: in :math:`(0, 1]` (from ``GCE_MIN_Q``).
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> ngce(z, y, q=0.5)  # (1 - sqrt(1/2)) / (3 - sqrt(1/2) - 2 sqrt(1/4))
+        tensor(0.2265)
+    """
+    (q,) = ngce_params(q)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    terms = -torch.expm1(q * F.log_softmax(clamp_logits(logits), dim=1))
+    return reduce_loss(_gather(terms, target) / terms.sum(dim=1), reduction)
+
+
+def nmae(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""Normalised mean absolute error :math:`(1 - p_y) / (C - 1)` (Ma et al., 2020): :func:`mae`
+    divided by its sum over the labels, :math:`\sum_k (1 - p_k) = C - 1`.
+
+    Normalising removes the scale of the base loss: the L1 distance :math:`2(1 - p_y)` gives the same
+    NMAE.  The authors' code differs by that factor: APL's ``NormalizedMeanAbsoluteError`` divides
+    :math:`1 - p_y` by :math:`2(C - 1)` (half of this), ALFs' ``NMAE`` by :math:`C - 1` (this).
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nmae(z, y)  # (1 - 1/2) / 2
+        tensor(0.2500)
+    """
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
+    return reduce_loss(-torch.expm1(log_py) / (logits.shape[1] - 1), reduction)
+
+
+def nrce(logits: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""Normalised reverse cross entropy (Ma et al., 2020): :func:`rce` :math:`-A(1 - p_y)` divided by
+    its sum over the labels :math:`-A(C - 1)`, which is :math:`(1 - p_y)/(C - 1)` for every ``A``:
+    exactly :func:`nmae`.
+
+    The authors' code (APL ``NormalizedReverseCrossEntropy``) multiplies RCE (with
+    :math:`A = \ln 10^{-4}` and :math:`p` clamped at 1e-7) by ``1 / 4 * (num_classes - 1)``, i.e. by
+    :math:`(C - 1)/4` where dividing by :math:`-A(C - 1)` was meant: its "NRCE" grows with ``C``.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nrce(z, y)  # (1 - 1/2) / 2
+        tensor(0.2500)
+    """
+    return nmae(logits, target, reduction=reduction)
+
+
+def apl_params(alpha: float, beta: float) -> Tuple[float, float]:
+    """:func:`apl`'s weights, checked: two nonnegative numbers."""
+    return check_param("alpha", alpha, low=0.0), check_param("beta", beta, low=0.0)
+
+
+def apl(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    active: Callable[..., Tensor],
+    passive: Callable[..., Tensor],
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Active-passive loss :math:`\alpha\,L_\text{active} + \beta\,L_\text{passive}` (Ma et al., 2020).
+
+    An active loss (NCE, NFL, NGCE) raises :math:`p_y`, a passive one (MAE, RCE, an asymmetric loss)
+    also lowers the other probabilities; each normalised or symmetric, so the sum stays robust.  The
+    active negative losses of Ye et al. (2023) have this shape too, with a normalised negative loss
+    (:func:`nnce`, :func:`nnfl`) in the passive place.  :func:`nce_rce` is ``apl(active=nce,
+    passive=rce)``.
+
+    Args:
+        active, passive: losses ``f(logits, target, reduction="none")`` with their parameters bound,
+            e.g. ``functools.partial(agce, a=1.8, q=3.0)``.
+        alpha, beta: nonnegative weights.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> apl(z, y, active=nce, passive=mae, alpha=1.0, beta=2.0)  # 0.2 + 2 (1 - 1/2)
+        tensor(1.2000)
+    """
+    alpha, beta = apl_params(alpha, beta)
+    check_reduction(reduction)
+    loss = alpha * active(logits, target, reduction="none") + beta * passive(logits, target, reduction="none")
+    return reduce_loss(loss, reduction)
+
+
+def agce_params(a: float, q: float) -> Tuple[float, float]:
+    r""":func:`agce`'s parameters, checked: :math:`a \ge 10^{-6}` (so that :math:`1/(a + 1)` stays
+    below 1 in float32), :math:`q > 0`, and :math:`(a + 1)^q` finite in float32."""
+    a, q = check_param("a", a, low=1e-6), check_param("q", q, low=0.0, low_open=True)
+    check_float32_power("(a + 1)^q", a + 1, q, f"a={a!r}, q={q!r}")
+    return a, q
+
+
+def agce(logits: Tensor, target: Tensor, *, a: float = 1.0, q: float = 2.0, reduction: str = "mean") -> Tensor:
+    r"""Asymmetric generalized cross entropy :math:`\big((a + 1)^q - (a + p_y)^q\big) / q`
+    (Zhou et al., 2021, "Asymmetric loss functions for learning with noisy labels").
+
+    Computed as :math:`-(a+1)^q\,\mathrm{expm1}\big(q\,\mathrm{log1p}(-(1 - p_y)/(a + 1))\big)/q`,
+    exact as :math:`p_y \to 1`.  Completely asymmetric for :math:`q \ge 1`
+    (:func:`noisyloss.analysis.asymmetry_check`).  The authors' code (ALFs and ANL ``AGCELoss``)
+    computes the formula from the softmax directly; defaults are its class defaults.
+
+    Args:
+        a: positive (from 1e-6).
+        q: positive.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> agce(z, y, a=1.0, q=2.0)  # (2^2 - 1.5^2) / 2
+        tensor(0.8750)
+    """
+    a, q = agce_params(a, q)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
+    return reduce_loss(-((a + 1) ** q) * torch.expm1(q * torch.log1p(-one_minus_py / (a + 1))) / q, reduction)
+
+
+def aul_params(a: float, q: float) -> Tuple[float, float]:
+    """:func:`aul`'s parameters, checked: :math:`a > 1`, :math:`q > 0`, with :math:`a^q` and
+    :math:`(a / (a - 1))^q` finite in float32."""
+    a, q = check_param("a", a, low=1.0, low_open=True), check_param("q", q, low=0.0, low_open=True)
+    check_float32_power("a^q", a, q, f"a={a!r}, q={q!r}")
+    check_float32_power("(a / (a - 1))^q", a / (a - 1), q, f"a={a!r}, q={q!r}")
+    return a, q
+
+
+def aul(logits: Tensor, target: Tensor, *, a: float = 1.5, q: float = 0.9, reduction: str = "mean") -> Tensor:
+    r"""Asymmetric unhinged loss :math:`\big((a - p_y)^q - (a - 1)^q\big) / q` (Zhou et al., 2021).
+
+    Computed as :math:`(a-1)^q\,\mathrm{expm1}\big(q\,\mathrm{log1p}((1 - p_y)/(a - 1))\big)/q`,
+    exact as :math:`p_y \to 1`.  Completely asymmetric for :math:`q \le 1`.  The authors' code (ALFs
+    ``AUELoss``, ANL ``AUELoss``) computes the formula from the softmax directly; defaults are its
+    class defaults.
+
+    Args:
+        a: greater than 1.
+        q: positive.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> aul(z, y, a=2.0, q=2.0)  # (1.5^2 - 1) / 2
+        tensor(0.6250)
+    """
+    a, q = aul_params(a, q)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    one_minus_py = -torch.expm1(_gather(F.log_softmax(clamp_logits(logits), dim=1), target))
+    return reduce_loss((a - 1) ** q * torch.expm1(q * torch.log1p(one_minus_py / (a - 1))) / q, reduction)
+
+
+def ael_params(a: float) -> Tuple[float]:
+    """:func:`ael`'s parameter, checked: :math:`a \\ge 10^{-30}`, so that :math:`1/a` is a float32
+    number and value and gradient stay finite."""
+    return (check_param("a", a, low=1e-30),)
+
+
+def ael(logits: Tensor, target: Tensor, *, a: float = 3.0, reduction: str = "mean") -> Tensor:
+    r"""Asymmetric exponential loss :math:`e^{-p_y / a}` (Zhou et al., 2021).
+
+    Asymmetric with ratio :math:`e^{-1/a} < 1` (never completely asymmetric; towards MAE as
+    :math:`a \to \infty`).  The authors' code (ALFs ``AExpLoss``) computes the same; the default is
+    its class default.
+
+    Args:
+        a: positive (from 1e-30).
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> ael(z, y, a=0.5)  # e^-1
+        tensor(0.3679)
+    """
+    (a,) = ael_params(a)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    p_y = _gather(F.log_softmax(clamp_logits(logits), dim=1), target).exp()
+    return reduce_loss(torch.exp(-p_y / a), reduction)
+
+
+def nnce_params(min_prob: float) -> Tuple[float]:
+    """:func:`nnce`'s parameter, checked: in (0, 1); below 1/C is checked with the logits."""
+    return (check_param("min_prob", min_prob, low=0.0, high=1.0, low_open=True, high_open=True),)
+
+
+def nnce(logits: Tensor, target: Tensor, *, min_prob: float = 1e-7, reduction: str = "mean") -> Tensor:
+    r"""Normalised negative cross entropy :math:`1 - \frac{A - \mathrm{CE}_y}{\sum_k (A - \mathrm{CE}_k)}`
+    with :math:`\mathrm{CE}_k = -\log \max(p_k, m)` and :math:`A = -\log m` (Ye et al., 2023, "Active
+    negative loss functions for learning with noisy labels").
+
+    :math:`A - \mathrm{CE}_k \ge 0` is the "negative" loss of class :math:`k`: largest where
+    :math:`p_k = 1`, zero where :math:`p_k \le m`.  The clamp of :math:`p` at ``min_prob`` is the
+    paper's and its code's (``NormalizedNegativeCrossEntropy``), taken here on :math:`\log p`
+    (:math:`\max(\log p_k, \log m)`, the same values).  Values in :math:`[0, 1]`;
+    :math:`\sum_k \mathrm{NNCE}(p, k) = C - 1`.
+
+    Args:
+        min_prob: :math:`m \in (0, 1/C)`.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nnce(z, y, min_prob=1 / 16)  # A = ln 16: 1 - ln 8 / (ln 8 + 2 ln 4)
+        tensor(0.5714)
+    """
+    (min_prob,) = nnce_params(min_prob)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    check_below_uniform("min_prob", min_prob, logits.shape[1])
+    log_m = math.log(min_prob)
+    negative = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(log_m) - log_m  # A - CE_k
+    return reduce_loss(1.0 - _gather(negative, target) / negative.sum(dim=1), reduction)
+
+
+def nnfl_params(gamma: float, min_prob: float) -> Tuple[float, float]:
+    """:func:`nnfl`'s parameters, checked: ``gamma`` as :func:`focal`'s, ``min_prob`` in (0, 1)."""
+    return (*focal_params(gamma), *nnce_params(min_prob))
+
+
+def nnfl(
+    logits: Tensor, target: Tensor, *, gamma: float = 0.5, min_prob: float = 1e-7, reduction: str = "mean"
+) -> Tensor:
+    r"""Normalised negative focal loss :math:`1 - \frac{A - \mathrm{FL}_y}{\sum_k (A - \mathrm{FL}_k)}`
+    with :math:`\mathrm{FL}_k = -(1 - p_k)^\gamma \log p_k` at :math:`p_k` clamped below at
+    :math:`m` and :math:`A = -(1 - m)^\gamma \log m`, the focal loss at :math:`p = m` (Ye et al., 2023).
+
+    ``gamma = 0`` is :func:`nnce`.  The clamp is the paper's and its code's
+    (``NormalizedNegativeFocalLoss``, on :math:`\log p` as here).  That code detaches
+    :math:`(1 - p_k)^\gamma`, so its gradient differs; its values are these.
+
+    Args:
+        gamma: the focusing exponent, nonnegative.
+        min_prob: :math:`m \in (0, 1/C)`.
+
+    Example:
+        >>> z, y = torch.tensor([[0.5, 0.25, 0.25]]).log(), torch.tensor([0])  # p = (1/2, 1/4, 1/4)
+        >>> nnfl(z, y, gamma=0.0, min_prob=1 / 16)  # nnce
+        tensor(0.5714)
+    """
+    gamma, min_prob = nnfl_params(gamma, min_prob)
+    check_reduction(reduction)
+    target = check_logits_target(logits, target)
+    check_below_uniform("min_prob", min_prob, logits.shape[1])
+    log_p = F.log_softmax(clamp_logits(logits), dim=1).clamp_min(math.log(min_prob))
+    A = _focal_terms(log_p.new_full((), math.log(min_prob)), gamma)  # in log_p's dtype: 0 where clamped
+    negative = A - _focal_terms(log_p, gamma)
+    return reduce_loss(1.0 - _gather(negative, target) / negative.sum(dim=1), reduction)

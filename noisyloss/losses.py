@@ -21,6 +21,7 @@ follows it, and so should any other loop):
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
@@ -55,6 +56,18 @@ __all__ = [
     "NLSLoss",
     "Poly1Loss",
     "TaylorLoss",
+    "NFLLoss",
+    "NGCELoss",
+    "NMAELoss",
+    "NRCELoss",
+    "AGCELoss",
+    "AULLoss",
+    "AELLoss",
+    "NNCELoss",
+    "NNFLLoss",
+    "ActivePassiveLoss",
+    "active_passive_loss",
+    "l1_penalty",
 ]
 
 
@@ -506,3 +519,173 @@ class TaylorLoss(FunctionalLoss):
     """Taylor cross entropy ``sum_{k<=order} (1 - p_y)^k / k`` (:func:`noisyloss.functional.taylor`)."""
 
     fn, check = staticmethod(NF.taylor), staticmethod(NF.taylor_params)
+# ----------------------------------------------------------------------------------------------
+# normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
+# ----------------------------------------------------------------------------------------------
+class NFLLoss(FunctionalLoss):
+    """Normalised focal loss (:func:`noisyloss.functional.nfl`)."""
+
+    fn, check = staticmethod(NF.nfl), staticmethod(NF.focal_params)
+
+
+class NGCELoss(FunctionalLoss):
+    """Normalised GCE (:func:`noisyloss.functional.ngce`)."""
+
+    fn, check = staticmethod(NF.ngce), staticmethod(NF.ngce_params)
+
+
+class NMAELoss(FunctionalLoss):
+    """``(1 - p_y) / (C - 1)`` (:func:`noisyloss.functional.nmae`)."""
+
+    fn = staticmethod(NF.nmae)
+
+
+class NRCELoss(FunctionalLoss):
+    """Normalised RCE, equal to NMAE (:func:`noisyloss.functional.nrce`)."""
+
+    fn = staticmethod(NF.nrce)
+
+
+class AGCELoss(FunctionalLoss):
+    """``((a + 1)^q - (a + p_y)^q) / q`` (:func:`noisyloss.functional.agce`)."""
+
+    fn, check = staticmethod(NF.agce), staticmethod(NF.agce_params)
+
+
+class AULLoss(FunctionalLoss):
+    """``((a - p_y)^q - (a - 1)^q) / q`` (:func:`noisyloss.functional.aul`)."""
+
+    fn, check = staticmethod(NF.aul), staticmethod(NF.aul_params)
+
+
+class AELLoss(FunctionalLoss):
+    """``exp(-p_y / a)`` (:func:`noisyloss.functional.ael`)."""
+
+    fn, check = staticmethod(NF.ael), staticmethod(NF.ael_params)
+
+
+class NNCELoss(FunctionalLoss):
+    """Normalised negative cross entropy (:func:`noisyloss.functional.nnce`)."""
+
+    fn, check = staticmethod(NF.nnce), staticmethod(NF.nnce_params)
+
+
+class NNFLLoss(FunctionalLoss):
+    """Normalised negative focal loss (:func:`noisyloss.functional.nnfl`)."""
+
+    fn, check = staticmethod(NF.nnfl), staticmethod(NF.nnfl_params)
+
+
+def _bound(loss: FunctionalLoss) -> Callable[..., Tensor]:
+    """A functional loss Module's function with its parameters bound."""
+    return functools.partial(type(loss).fn, **loss.params)
+
+
+class ActivePassiveLoss(nn.Module):
+    r"""``alpha * active + beta * passive`` of two functional loss Modules
+    (:func:`noisyloss.functional.apl`; Ma et al., 2020), e.g.
+    ``ActivePassiveLoss(NFLLoss(gamma=0.5), RCELoss(A="code"), alpha=10, beta=0.1)``.
+
+    The sub-losses are the children ``active`` and ``passive`` (their own ``reduction`` is unused);
+    the spec ``apl:active=...,passive=...`` builds one.  A pair with a name and its parameters as
+    attributes is :func:`active_passive_loss`'s class.  The active negative losses of Ye et al. (2023)
+    have this shape with a normalised negative loss as ``passive``; their weight penalty is
+    :func:`l1_penalty`.
+    """
+
+    def __init__(
+        self, active: FunctionalLoss, passive: FunctionalLoss, alpha: float = 1.0, beta: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        for name, loss in (("active", active), ("passive", passive)):
+            if not isinstance(loss, FunctionalLoss):
+                raise TypeError(f"{name} must be a FunctionalLoss Module (a loss with a functional form), "
+                                f"got {type(loss).__name__}")
+        self.active, self.passive = active, passive
+        self.alpha, self.beta = NF.apl_params(alpha, beta)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return NF.apl(logits, target, active=_bound(self.active), passive=_bound(self.passive),
+                      alpha=self.alpha, beta=self.beta, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha!r}, beta={self.beta!r}, reduction={self.reduction!r}"
+
+
+def active_passive_loss(active: type, passive: type) -> type:
+    """The :class:`FunctionalLoss` class of ``alpha * active + beta * passive`` for two
+    :class:`FunctionalLoss` classes (:func:`noisyloss.functional.apl`): its parameters are ``alpha``,
+    ``beta``, then those of both losses; a parameter both take (``gamma`` of ANL-FL's NFL and NNFL,
+    shared as the ANL code shares it) is one value given to both, with the active loss's default.
+    The published pairs are registered so (``nfl_rce``, ``nce_agce``, ``anl_ce``, ...); name one of
+    your own with ``register_loss("ngce_agce", active_passive_loss(NGCELoss, AGCELoss))``."""
+    for name, cls in (("active", active), ("passive", passive)):
+        if not (isinstance(cls, type) and issubclass(cls, FunctionalLoss)):
+            raise TypeError(f"{name} must be a FunctionalLoss subclass, got {cls!r}")
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    weights = [inspect.Parameter("alpha", keyword, default=1.0), inspect.Parameter("beta", keyword, default=1.0)]
+    own = {cls: [p for p in inspect.signature(cls).parameters.values() if p.name != "reduction"]
+           for cls in (active, passive)}
+    params: Dict[str, inspect.Parameter] = {}
+    for p in (*weights, *own[active], *own[passive]):  # the first of a shared name
+        params.setdefault(p.name, p.replace(kind=keyword))
+    names = {cls: [p.name for p in own[cls]] for cls in own}
+    defaults = {name: p.default for name, p in params.items()}
+
+    def fn(logits: Tensor, target: Tensor, *, reduction: str = "mean", **given: Any) -> Tensor:
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {unknown}; this loss takes {list(params)}")
+        given = {**defaults, **given}
+        bound = {cls: functools.partial(cls.fn, **{n: given[n] for n in names[cls]}) for cls in (active, passive)}
+        return NF.apl(logits, target, active=bound[active], passive=bound[passive], alpha=given["alpha"],
+                      beta=given["beta"], reduction=reduction)
+
+    def check(**given: Any) -> Tuple[Any, ...]:
+        checked = dict(zip(("alpha", "beta"), NF.apl_params(given["alpha"], given["beta"])))
+        for cls in (active, passive):
+            if cls.check is not None:
+                checked.update(zip(names[cls], cls.check(**{n: given[n] for n in names[cls]})))
+        return tuple(checked.get(n, value) for n, value in given.items())
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("logits", positional), inspect.Parameter("target", positional), *params.values(),
+         inspect.Parameter("reduction", keyword, default="mean")])
+    check.__signature__ = inspect.Signature([inspect.Parameter(n, keyword) for n in params])  # type: ignore
+    doc = f"``alpha {active.__name__} + beta {passive.__name__}`` (:func:`noisyloss.functional.apl`)."
+    return type(f"{active.__name__[:-4]}{passive.__name__[:-4]}Loss", (FunctionalLoss,),
+                {"fn": staticmethod(fn), "check": staticmethod(check), "__doc__": doc, "__module__": __name__})
+
+
+def l1_penalty(
+    optimizer: Callable[..., torch.optim.Optimizer], delta: float
+) -> Callable[..., torch.optim.Optimizer]:
+    r"""An optimizer factory (``optimizer(params) -> Optimizer``, e.g. :func:`noisyloss.train.sgd`)
+    whose optimizer also minimises :math:`\delta \sum_\theta |\theta|`, the weight penalty of the
+    active negative losses (Ye et al., 2023): before every step it adds
+    :math:`\delta\,\mathrm{sign}(\theta)` to each parameter's gradient.
+
+    The ANL code adds ``delta * sum(p.abs().sum() for p in model.parameters())`` to the loss, with
+    weight decay 0, and clips the gradient norm at 5 after that; here the penalty's gradient comes
+    after :func:`~noisyloss.train.fit`'s ``grad_clip``, so only the loss's gradient is clipped.  Its
+    ANL recipe: ``fit(..., optimizer=l1_penalty(sgd(lr, weight_decay=0), delta), grad_clip=5.0)``.
+    """
+    delta = check_param("delta", delta, low=0.0)
+
+    def factory(params: Any) -> torch.optim.Optimizer:
+        opt = optimizer(params)
+
+        def add_penalty_gradient(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            with torch.no_grad():
+                for group in opt.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            p.grad.add_(p.sign(), alpha=delta)
+
+        opt.register_step_pre_hook(add_penalty_gradient)
+        return opt
+
+    return factory

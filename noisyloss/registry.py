@@ -247,6 +247,15 @@ for _name, _cls, _description in [
     ("peer", L.PeerLoss, "base(x_i, y_i) - alpha base(x_j, y_k)"),
     ("nl", L.NegativeLearningLoss, "negative learning -log(1 - p_ybar)"),
     ("ols", L.OnlineLabelSmoothing, "online label smoothing (needs num_classes)"),
+    ("elr", L.ELRLoss, "early-learning regularisation CE + lam log(1 - <p, t>), t a running average of "
+     "each sample's predictions (Liu et al., 2020)"),
+    ("gce_prune", L.TruncatedGCELoss, "truncated GCE with per-sample weights pruned in rounds, as the "
+     "paper's code trains it (Zhang & Sabuncu, 2018); gce:k= truncates at every step instead"),
+    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix"),
+    ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
+    ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
+    ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),
+    ("taylor", L.TaylorLoss, "Taylor cross entropy sum_{k<=order} (1 - p_y)^k / k"),
 ]:
     register_loss(_name, _cls, _description)
 
@@ -267,15 +276,94 @@ for _name, _spec, _source, _note in [
 ]:
     register_preset(_name, _spec, _source, _note)
 
-register_loss("elr", L.ELRLoss, "early-learning regularisation CE + lam log(1 - <p, t>), t a running average of "
-              "each sample's predictions (Liu et al., 2020)")
-register_loss("gce_prune", L.TruncatedGCELoss, "truncated GCE with per-sample weights pruned in rounds, as the "
-              "paper's code trains it (Zhang & Sabuncu, 2018); gce:k= truncates at every step instead")
+# ----------------------------------------------------------------------------------------------
+# normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
+# ----------------------------------------------------------------------------------------------
+class APLLoss(L.ActivePassiveLoss):
+    """``apl:active=SPEC,passive=SPEC,alpha=1,beta=1``: any two registered functional losses, each
+    named by a spec whose parameters are separated by ``;`` (a ``,`` ends the sub-spec), e.g.
+    ``apl:active=nfl:gamma=0.5,passive=rce:A=code,alpha=10,beta=0.1``; in Python ``active`` and
+    ``passive`` may also be loss Modules.  The published pairs have names of their own
+    (``nfl_rce:gamma=0.5,alpha=10,beta=0.1,A=code``)."""
+
+    def __init__(self, active: Any = "nce", passive: Any = "rce", alpha: float = 1.0, beta: float = 1.0,
+                 reduction: str = "mean") -> None:
+        active, passive = (make_loss(check_str(name, spec).replace(";", ",")) if isinstance(spec, str) else spec
+                           for name, spec in (("active", active), ("passive", passive)))
+        super().__init__(active, passive, alpha, beta, reduction)
+
+
+_PAIRS = {
+    "nce_mae": (L.NCELoss, L.MAELoss), "nfl_rce": (L.NFLLoss, L.RCELoss), "nfl_mae": (L.NFLLoss, L.MAELoss),
+    "ngce_mae": (L.NGCELoss, L.MAELoss), "ngce_rce": (L.NGCELoss, L.RCELoss),
+    "nce_agce": (L.NCELoss, L.AGCELoss), "nce_aul": (L.NCELoss, L.AULLoss), "nce_ael": (L.NCELoss, L.AELLoss),
+    "nfl_agce": (L.NFLLoss, L.AGCELoss), "nfl_aul": (L.NFLLoss, L.AULLoss), "nfl_ael": (L.NFLLoss, L.AELLoss),
+    "anl_ce": (L.NCELoss, L.NNCELoss), "anl_fl": (L.NFLLoss, L.NNFLLoss),
+}
 for _name, _cls, _description in [
-    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix"),
-    ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
-    ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
-    ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),
-    ("taylor", L.TaylorLoss, "Taylor cross entropy sum_{k<=order} (1 - p_y)^k / k"),
+    ("nfl", L.NFLLoss, "normalised focal loss FL_y / sum_k FL_k"),
+    ("ngce", L.NGCELoss, "normalised GCE (1 - p_y^q) / sum_k (1 - p_k^q)"),
+    ("nmae", L.NMAELoss, "normalised MAE (1 - p_y) / (C - 1)"),
+    ("nrce", L.NRCELoss, "normalised RCE, equal to nmae"),
+    ("agce", L.AGCELoss, "asymmetric GCE ((a + 1)^q - (a + p_y)^q) / q"),
+    ("aul", L.AULLoss, "asymmetric unhinged ((a - p_y)^q - (a - 1)^q) / q"),
+    ("ael", L.AELLoss, "asymmetric exponential exp(-p_y / a)"),
+    ("nnce", L.NNCELoss, "normalised negative CE, p clamped at min_prob"),
+    ("nnfl", L.NNFLLoss, "normalised negative focal loss, p clamped at min_prob"),
+    ("apl", APLLoss, "alpha active + beta passive of two registered losses"),
+    *((_name, L.active_passive_loss(*_pair), f"alpha {_pair[0].__name__[:-4]} + beta {_pair[1].__name__[:-4]}"
+       + (" (active negative loss; weight penalty delta: losses.l1_penalty)" if _name.startswith("anl") else ""))
+      for _name, _pair in _PAIRS.items()),
 ]:
     register_loss(_name, _cls, _description)
+
+_ALFS = "hitcszx/ALFs config.py {}_CONFIG['{}'] (Zhou et al., 2021)"
+_ALFS_CIFAR10 = ("main.py: grad_bound 5.0 (gradient-norm clipping at 5) is part of the recipe; SGD lr 0.01, "
+                 "momentum 0.9, weight decay 1e-4, cosine schedule over 120 epochs, batch 128, 8-layer CNN")
+_ALFS_CIFAR100 = ("main.py: grad_bound 5.0 (gradient-norm clipping at 5) is part of the recipe; SGD lr 0.1, "
+                  "momentum 0.9, weight decay 1e-5, cosine schedule over 200 epochs, batch 128, ResNet34")
+_ANL = "Virusdoll/Active-Negative-Loss config/{}_{}.json (Ye et al., 2023)"
+_ANL_NOTE = ("delta {} is an L1 weight penalty, applied through the optimizer: "
+             "optimizer=losses.l1_penalty(train.sgd(lr={}, weight_decay=0), {}); grad_bound 5.0 (gradient-norm "
+             "clipping at 5) is part of the recipe; momentum 0.9, weight decay 0, cosine schedule over {} epochs, "
+             "batch 128, {}")
+_ANL_CIFAR10, _ANL_CIFAR100 = _ANL_NOTE.format(5e-5, 0.01, 5e-5, 120, "toymodel8l"), \
+    _ANL_NOTE.format(5e-7, 0.1, 5e-7, 200, "ResNet34")
+for _name, _spec, _source, _note in [
+    ("nce_mae_cifar10", "nce_mae:alpha=1,beta=1", _APL.format("cifar10", "nce+mae"), _APL_CIFAR10),
+    ("nce_mae_cifar100", "nce_mae:alpha=10,beta=1", _APL.format("cifar100", "nce+mae"), _APL_CIFAR100),
+    ("nfl_mae_cifar10", "nfl_mae:alpha=1,beta=1,gamma=0.5", _APL.format("cifar10", "nfl+mae"), _APL_CIFAR10),
+    ("nfl_mae_cifar100", "nfl_mae:alpha=10,beta=1,gamma=0.5", _APL.format("cifar100", "nfl+mae"), _APL_CIFAR100),
+    ("nfl_rce_cifar10", "nfl_rce:alpha=1,beta=1,gamma=0.5,A=code", _APL.format("cifar10", "nfl+rce"),
+     _APL_CIFAR10 + _CLAMP),
+    ("nfl_rce_cifar100", "nfl_rce:alpha=10,beta=0.1,gamma=0.5,A=code", _APL.format("cifar100", "nfl+rce"),
+     _APL_CIFAR100 + _CLAMP),
+    ("ngce_mae_cifar10", "ngce_mae:alpha=1,beta=1,q=0.1", _APL.format("cifar10", "ngce+mae"), _APL_CIFAR10),
+    ("ngce_mae_cifar100", "ngce_mae:alpha=10,beta=1,q=0.7", _APL.format("cifar100", "ngce+mae"), _APL_CIFAR100),
+    ("ngce_rce_cifar10", "ngce_rce:alpha=1,beta=1,q=0.1,A=code", _APL.format("cifar10", "ngce+rce"),
+     _APL_CIFAR10 + _CLAMP + "; the CIFAR-100 ngce+rce.yaml trains NGCEandMAE (q 0.7, alpha 10, beta 0.1)"),
+    ("ngce_cifar10", "ngce:q=0.1", _APL.format("cifar10", "ngce"), _APL_CIFAR10),
+    ("ngce_cifar100", "ngce:q=0.7", _APL.format("cifar100", "ngce"), _APL_CIFAR100),
+    ("nfl_cifar100", "nfl:gamma=0.5", _APL.format("cifar100", "nfl"), _APL_CIFAR100),
+    ("agce_cifar10", "agce:a=0.6,q=0.6", _ALFS.format("CIFAR10", "AGCE"), _ALFS_CIFAR10),
+    ("agce_cifar100", "agce:a=0.6,q=0.6", _ALFS.format("CIFAR100", "AGCE"), _ALFS_CIFAR100),
+    ("aul_cifar10", "aul:a=5.5,q=3", _ALFS.format("CIFAR10", "AUL"), _ALFS_CIFAR10),
+    ("aul_cifar100", "aul:a=5.5,q=3", _ALFS.format("CIFAR100", "AUL"), _ALFS_CIFAR100),
+    ("ael_cifar10", "ael:a=2.5", _ALFS.format("CIFAR10", "AEL"), _ALFS_CIFAR10),
+    ("ael_cifar100", "ael:a=2.5", _ALFS.format("CIFAR100", "AEL"), _ALFS_CIFAR100),
+    ("nce_agce_cifar10", "nce_agce:alpha=1,beta=4,a=6,q=1.5", _ALFS.format("CIFAR10", "NCEandAGCE"), _ALFS_CIFAR10),
+    ("nce_agce_cifar100", "nce_agce:alpha=10,beta=0.1,a=1.8,q=3", _ALFS.format("CIFAR100", "NCEandAGCE"),
+     _ALFS_CIFAR100),
+    ("nce_aul_cifar10", "nce_aul:alpha=1,beta=4,a=6.3,q=1.5", _ALFS.format("CIFAR10", "NCEandAUL"), _ALFS_CIFAR10),
+    ("nce_aul_cifar100", "nce_aul:alpha=10,beta=0.015,a=6,q=3", _ALFS.format("CIFAR100", "NCEandAUL"),
+     _ALFS_CIFAR100),
+    ("nce_ael_cifar10", "nce_ael:alpha=1,beta=4,a=5", _ALFS.format("CIFAR10", "NCEandAEL"), _ALFS_CIFAR10),
+    ("nce_ael_cifar100", "nce_ael:alpha=10,beta=0.1,a=1.5", _ALFS.format("CIFAR100", "NCEandAEL"), _ALFS_CIFAR100),
+    ("anl_ce_cifar10", "anl_ce:alpha=5,beta=5,min_prob=1e-7", _ANL.format("cifar10", "anl_ce"), _ANL_CIFAR10),
+    ("anl_ce_cifar100", "anl_ce:alpha=10,beta=1,min_prob=1e-7", _ANL.format("cifar100", "anl_ce"), _ANL_CIFAR100),
+    ("anl_fl_cifar10", "anl_fl:alpha=5,beta=5,gamma=0.5,min_prob=1e-7", _ANL.format("cifar10", "anl_fl"),
+     _ANL_CIFAR10),
+    ("anl_fl_cifar100", "anl_fl:alpha=10,beta=1,gamma=0.5,min_prob=1e-7", _ANL.format("cifar100", "anl_fl"),
+     _ANL_CIFAR100),
+]:
+    register_preset(_name, _spec, _source, _note)

@@ -154,3 +154,119 @@ def anchor_transition_as_released(probs_: "numpy.ndarray", filter_outlier: bool)
             column[column >= np.percentile(column, 97, method="higher")] = 0.0
         T[i] = eta[int(np.argmax(column))]
     return T
+# ----------------------------------------------------------------------------------------------
+# normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
+# ----------------------------------------------------------------------------------------------
+def normalised(loss, z: Tensor, y: Tensor, **params) -> Tensor:
+    """Ma et al.'s normalisation of any loss: L(f(x), y) / sum_k L(f(x), k), the sum over every label."""
+    c = z.shape[1]
+    total = sum(loss(z, torch.full_like(y, k), **params) for k in range(c))
+    return loss(z, y, **params) / total
+
+
+def nfl(z: Tensor, y: Tensor, gamma: float) -> Tensor:
+    """normalised focal loss (Ma et al., 2020)."""
+    return normalised(focal, z, y, gamma=gamma)
+
+
+def ngce(z: Tensor, y: Tensor, q: float) -> Tensor:
+    """normalised GCE (Ma et al., 2020)."""
+    return normalised(gce, z, y, q=q)
+
+
+def l1_distance(z: Tensor, y: Tensor) -> Tensor:
+    """||e_y - p||_1 = 2 (1 - p_y): MAE as Ghosh et al. write it."""
+    return (onehot(y, z.shape[1]) - probs(z)).abs().sum(1)
+
+
+def nmae(z: Tensor, y: Tensor) -> Tensor:
+    """normalised MAE (Ma et al., 2020), from the L1 distance: the scale of the base loss cancels."""
+    return normalised(l1_distance, z, y)
+
+
+def nrce(z: Tensor, y: Tensor, A: float) -> Tensor:
+    """normalised RCE (Ma et al., 2020); A cancels."""
+    return normalised(rce, z, y, A=A)
+
+
+def agce(z: Tensor, y: Tensor, a: float, q: float) -> Tensor:
+    """((a + 1)^q - (a + p_y)^q) / q (Zhou et al., 2021)."""
+    return ((a + 1) ** q - (a + p_at(z, y)) ** q) / q
+
+
+def aul(z: Tensor, y: Tensor, a: float, q: float) -> Tensor:
+    """((a - p_y)^q - (a - 1)^q) / q (Zhou et al., 2021)."""
+    return ((a - p_at(z, y)) ** q - (a - 1) ** q) / q
+
+
+def ael(z: Tensor, y: Tensor, a: float) -> Tensor:
+    """exp(-p_y / a) (Zhou et al., 2021)."""
+    return torch.exp(-p_at(z, y) / a)
+
+
+def _clamped_focal(p: Tensor, gamma: float, m: float) -> Tensor:
+    """-(1 - p)^gamma log p with p clamped below at m, every entry."""
+    p = p.clamp(min=m)
+    return -((1 - p) ** gamma) * torch.log(p)
+
+
+def nnfl(z: Tensor, y: Tensor, gamma: float, min_prob: float) -> Tensor:
+    """1 - (A - FL_y) / sum_k (A - FL_k), A = FL at p = min_prob, p clamped at min_prob (Ye et al., 2023)."""
+    fl = _clamped_focal(probs(z), gamma, min_prob)
+    A = -((1 - min_prob) ** gamma) * torch.log(torch.tensor(min_prob, dtype=torch.float64))
+    negative = A - fl
+    return 1 - (negative * onehot(y, z.shape[1])).sum(1) / negative.sum(1)
+
+
+def nnce(z: Tensor, y: Tensor, min_prob: float) -> Tensor:
+    """nnfl at gamma = 0: 1 - (A - CE_y) / sum_k (A - CE_k), A = -log min_prob (Ye et al., 2023)."""
+    return nnfl(z, y, 0.0, min_prob)
+
+
+# the same losses as their authors' code computes them (APL: HanxunH/Active-Passive-Losses loss.py;
+# ALFs: hitcszx/ALFs lnl/losses.py; ANL: Virusdoll/Active-Negative-Loss loss.py), in our words
+def apl_code_nrce(z: Tensor, y: Tensor) -> Tensor:
+    """APL's NormalizedReverseCrossEntropy: rce_reference_code times 1 / 4 * (C - 1), which Python
+    reads as (C - 1)/4."""
+    return 1 / 4 * (z.shape[1] - 1) * rce_reference_code(z, y)
+
+
+def apl_code_nmae(z: Tensor, y: Tensor) -> Tensor:
+    """APL's NormalizedMeanAbsoluteError: (1 - p_y) / (2 (C - 1))."""
+    return (1 - p_at(z, y)) / (2 * (z.shape[1] - 1))
+
+
+def alfs_code_nmae(z: Tensor, y: Tensor) -> Tensor:
+    """ALFs' NMAE: (1 - p_y) / (C - 1)."""
+    return (1 - p_at(z, y)) / (z.shape[1] - 1)
+
+
+def apl_code_ngce(z: Tensor, y: Tensor, q: float) -> Tensor:
+    """APL's NormalizedGeneralizedCrossEntropy: p clamped to [1e-7, 1], (1 - p_y^q) / (C - sum_k p_k^q)."""
+    p = probs(z).clamp(1e-7, 1.0)
+    return (1 - (p * onehot(y, z.shape[1])).sum(1) ** q) / (z.shape[1] - (p**q).sum(1))
+
+
+def code_nfl(z: Tensor, y: Tensor, gamma: float) -> Tensor:
+    """NormalizedFocalLoss of APL, ALFs and ANL: the weights (1 - p_k)^gamma computed from detached
+    probabilities, in the numerator and in the normaliser sum_k -(1 - p_k)^gamma log p_k."""
+    log_p = torch.log(probs(z))
+    weights = (1 - log_p.detach().exp()) ** gamma
+    return (weights * log_p * onehot(y, z.shape[1])).sum(1) / (weights * log_p).sum(1)
+
+
+def anl_code_nnce(z: Tensor, y: Tensor, min_prob: float) -> Tensor:
+    """ANL's NormalizedNegativeCrossEntropy: p clamped to [min_prob, 1], l_k = -log(min_prob) + log p_k,
+    1 - l_y / sum_k l_k."""
+    l = -torch.log(torch.tensor(min_prob, dtype=torch.float64)) + torch.log(probs(z).clamp(min=min_prob, max=1))
+    return 1 - (l * onehot(y, z.shape[1])).sum(1) / l.sum(1)
+
+
+def anl_code_nnfl(z: Tensor, y: Tensor, gamma: float, min_prob: float) -> Tensor:
+    """ANL's NormalizedNegativeFocalLoss: log p clamped below at log(min_prob); the focal weights
+    (1 - p)^gamma from detached probabilities; 1 - (A - FL_y) / (C A - sum_k FL_k)."""
+    log_m = torch.log(torch.tensor(min_prob, dtype=torch.float64))
+    log_p = torch.log(probs(z)).clamp(min=log_m)
+    fl = -((1 - log_p.detach().exp()) ** gamma) * log_p
+    A = -((1 - min_prob) ** gamma) * log_m
+    return 1 - (A - (fl * onehot(y, z.shape[1])).sum(1)) / (z.shape[1] * A - fl.sum(1))
