@@ -251,7 +251,8 @@ for _name, _cls, _description in [
      "each sample's predictions (Liu et al., 2020)"),
     ("gce_prune", L.TruncatedGCELoss, "truncated GCE with per-sample weights pruned in rounds, as the "
      "paper's code trains it (Zhang & Sabuncu, 2018); gce:k= truncates at every step instead"),
-    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix"),
+    ("forward", L.ForwardCorrectionLoss, "forward correction -log (p^T T)_y; T a noise spec (sym:0.4) or matrix, "
+     "in a run the run's own noise model when omitted"),
     ("backward", L.BackwardCorrectionLoss, "backward correction (T^-1 l)_y, l_k = -log p_k; T as for forward"),
     ("nls", L.NLSLoss, "negative label smoothing: label smoothing with smooth_rate <= 1, negative allowed"),
     ("poly1", L.Poly1Loss, "poly-1: -log p_y + epsilon (1 - p_y), epsilon >= -1"),

@@ -172,3 +172,16 @@ def test_ctrl_c_stops_the_cli_with_one_line_and_status_130(tmp_path):
     assert stderr == (f"noisyloss run: interrupted: 0 of 1 run(s) recorded in {out / 'records.jsonl'}; "
                       "rerun the same command to resume\n"), stderr
     assert "Traceback" not in stdout and (out / "records.jsonl").read_bytes() == b""
+
+
+def test_a_loss_correction_without_T_gets_the_runs_noise_model():
+    from noisyloss.experiments import ConfigError, RunConfig
+    from noisyloss.noise import make_transition
+    T = RunConfig(dataset="digits", loss="forward", noise="sym:0.4").make_loss(10, 5).T
+    assert torch.equal(T, make_transition("sym:0.4", 10))
+    T = RunConfig(dataset="digits", loss="backward", noise="asym:0.4:1>7,7>1").make_loss(10, 5).T
+    assert T[1, 7] == pytest.approx(0.4) and T[7, 1] == pytest.approx(0.4) and T[0, 0] == 1
+    given = RunConfig(dataset="digits", loss="forward:T=sym:0.2", noise="sym:0.4").make_loss(10, 5).T
+    assert torch.equal(given, make_transition("sym:0.2", 10))  # a T in the spec wins
+    with pytest.raises(ConfigError, match="needs T"):
+        RunConfig(dataset="digits", loss="forward", label_set="annotator")

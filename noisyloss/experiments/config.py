@@ -128,9 +128,17 @@ class RunConfig:
 
     def make_loss(self, num_classes: int, num_examples: int) -> nn.Module:
         """The loss module of this run: ``num_classes`` and ``num_examples`` (training samples) go to a
-        loss whose ``__init__`` takes them (online label smoothing: the number of classes)."""
-        accepted = inspect.signature(LOSSES[parse_spec(self.loss)[0]].cls).parameters
+        loss whose ``__init__`` takes them (online label smoothing: the number of classes).  A loss
+        correction whose spec names no ``T`` (``"forward"``, ``"backward"``) gets the run's own noise
+        model, the transition matrix its labels are drawn from: the "T known" case of Patrini et al."""
+        name, params = parse_spec(self.loss)
+        accepted = inspect.signature(LOSSES[name].cls).parameters
         given = {"num_classes": num_classes, "num_examples": num_examples}
+        if "T" in accepted and "T" not in params:
+            if self.noise == "clean" and (self.label_set is not None or self.dataset.startswith("cifar10n-")):
+                raise ValueError(f"{self.loss!r} needs T: the labels of this run come with no noise model; "
+                                 "name one in the spec, e.g. 'forward:T=sym:0.2'")
+            given["T"] = make_transition(self.noise, num_classes, pairs=ASYM_PAIRS.get(self.dataset))
         return make_loss(self.loss, **{k: v for k, v in given.items() if k in accepted})
 
     def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
