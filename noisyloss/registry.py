@@ -368,3 +368,17 @@ for _name, _spec, _source, _note in [
      _ANL_CIFAR100),
 ]:
     register_preset(_name, _spec, _source, _note)
+
+_ELR = "shengliu66/ELR ELR/config_{}.json (Liu et al., 2020)"
+_TRUNC = ("AlanChou/Truncated-Loss README.md ({} command) and main.py defaults (Zhang & Sabuncu, 2018; an "
+          "unofficial implementation, which prunes with the best-test-accuracy checkpoint)")
+for _name, _spec, _source, _note in [
+    ("elr_cifar10", "elr:lam=3,beta=0.7", _ELR.format("cifar10"), "ResNet34, SGD lr 0.02, momentum 0.9"),
+    ("elr_cifar100", "elr:lam=7,beta=0.9", _ELR.format("cifar100"),
+     "ResNet34, SGD lr 0.02, momentum 0.9, weight decay 1e-3, steps at epochs 80 and 120 (x0.01), 150 epochs"),
+    ("gce_prune_cifar10", "gce_prune:q=0.7,k=0.5,start_prune=40,prune_every=10", _TRUNC.format("CIFAR-10"),
+     "120 epochs, learning-rate steps at 40 and 80"),
+    ("gce_prune_cifar100", "gce_prune:q=0.7,k=0.5,start_prune=80,prune_every=10", _TRUNC.format("CIFAR-100"),
+     "150 epochs, learning-rate steps at 80 and 120"),
+]:
+    register_preset(_name, _spec, _source, _note)

@@ -3,6 +3,7 @@ presets of one's own (register_loss, register_preset); the argument checks they 
 from __future__ import annotations
 
 import doctest
+import inspect
 import math
 
 import pytest
@@ -134,7 +135,9 @@ def test_presets_name_their_source_and_build():
     assert {"sce_cifar10", "sce_cifar100", "nce_rce_cifar10", "nce_rce_cifar100"} <= set(presets)
     for name, preset in presets.items():
         assert preset.source.strip() and R.canonical_spec(name) == R.canonical_spec(preset.spec)
-        assert isinstance(R.make_loss(name), torch.nn.Module)
+        accepted = inspect.signature(R.LOSSES[R.parse_spec(name)[0]].cls).parameters
+        runner_sets = {k: v for k, v in {"num_classes": 10, "num_examples": 4}.items() if k in accepted}
+        assert isinstance(R.make_loss(name, **runner_sets), torch.nn.Module)
     for name in ("sce_cifar10", "nce_rce_cifar10", "sce_cifar100", "nce_rce_cifar100"):  # the APL recipe
         assert "A=code" in presets[name].spec and "clipping at 5" in presets[name].note
     sce = R.make_loss("sce_cifar10")
@@ -142,6 +145,9 @@ def test_presets_name_their_source_and_build():
     assert R.make_loss("nce_rce_cifar100").params == {"alpha": 10.0, "beta": 0.1, "A": math.log(1e-4)}
     assert R.parse_spec("sce_cifar10:beta=2") == ("sce", {"alpha": 0.1, "beta": 2, "A": "code"})
     assert R.canonical_spec("sce_cifar100") == "sce:alpha=6,beta=0.1,A=code"
+    elr = R.make_loss("elr_cifar100", num_examples=4, num_classes=100)  # ELR/config_cifar100.json
+    assert (elr.lam, elr.beta) == (7.0, 0.9)
+    assert R.make_loss("gce_prune_cifar100", num_examples=4).start_prune == 80  # the CIFAR-100 command
 
 
 def test_register_preset(registry):
