@@ -26,7 +26,7 @@ def test_readme_build_executes_every_chapter():
 
 
 def test_ci_builds_from_the_executed_notebooks_without_executing_again():
-    tests = re.search(r"^pytest -n 2 --nbmake --overwrite book$", CI, re.MULTILINE)
+    tests = re.search(r"^pytest -n 2 --nbmake --overwrite (--durations=0 )?book( .*)?$", CI, re.MULTILINE)
     script = re.search(r"^sed '([^']*)' _config\.yml > _config\.executed\.yml$", CI, re.MULTILINE)
     build = re.search(r"^jupyter-book build \. -W --keep-going --config _config\.executed\.yml$", CI, re.MULTILINE)
     assert tests and script and build and tests.start() < script.start() < build.start()
