@@ -146,6 +146,20 @@ def _cell(value: Any, digits: int) -> str:
     return "–" if value is None else str(value)
 
 
+def _reads_as_number(value: Any) -> bool:
+    """Whether a cell is a number, or text that starts with one (the alignment of :func:`table`)."""
+    if isinstance(value, numbers.Number):
+        return True
+    words = str(value).replace("−", "-").split()
+    if not words:
+        return False
+    try:
+        float(words[0].rstrip("%"))
+    except ValueError:
+        return False
+    return True
+
+
 def checks(values: Mapping[str, Any], digits: int = 3) -> HTML:
     """One collapsed "checks" box per page: a two-column table of named numerical self-checks (e.g.
     ``{"max |Huber(δ=4) − MSE/2|": 2e-16}``), closed until the reader opens it."""
@@ -157,14 +171,15 @@ def checks(values: Mapping[str, Any], digits: int = 3) -> HTML:
 
 def table(rows: Any, digits: int = 3) -> HTML:
     """A results table for the page: ``rows`` is a sequence of mappings (one per row, the keys of the
-    first row are the columns) or a pandas DataFrame.  Floats get ``digits`` decimals; a column is
-    right-aligned from the first one whose first value is a number, so the label columns come
-    first.  Where seeds are averaged, give the row its ``n``."""
+    first row are the columns) or a pandas DataFrame.  Floats get ``digits`` decimals; the columns
+    are right-aligned from the first one whose first value is a number or reads as one (``"1e-06"``,
+    ``"0.25 ± 0.03"``, ``"9.0%"``), so the label columns come first.  Where seeds are averaged, give
+    the row its ``n``."""
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
     if not records:
         raise ValueError("table needs at least one row, got none")
     columns = list(records[0])
-    numeric = [isinstance(records[0][c], numbers.Number) for c in columns]
+    numeric = [_reads_as_number(records[0][c]) for c in columns]
     left = numeric.index(True) if True in numeric else len(columns)
     body = [[_cell(r.get(c), digits) for c in columns] for r in records]
     return HTML(html_table([[str(c) for c in columns], *body], left=left))

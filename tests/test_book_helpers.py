@@ -75,6 +75,8 @@ def test_book_table_formats_floats_keeps_ints_and_reads_dataframes():
     frame = pd.DataFrame(rows)  # pandas makes the column L(3) float and None NaN
     assert [c[2] for c in _cells(book.table(frame).data)[2]] == ["MAE", "3.000", "–", "3"]
     assert _cells(book.table(frame).data)[:2] == [head, first]
+    labels = [{"q": "CE", "p": "1e-06", "mean ± std": "0.25 ± 0.03", "share": "9.0%", "ok": "True"}]
+    assert [c[1] for c in _cells(book.table(labels).data)[1]] == ["left", "right", "right", "right", "right"]
     with pytest.raises(ValueError, match="at least one row"):
         book.table([])
 
