@@ -105,7 +105,7 @@ def test_group_table_formats_agree_with_the_formulas():
     assert text[0].split() == ["dataset", "model", "noise", "loss", "epochs", "n", "diverged", *metrics]
     assert text[2].split()[-4:] == ["0.400", "±", "0.000", "-"]
     with pytest.raises(ValueError, match="fmt must be one of"):
-        E.group_table(recs, fmt="html")
+        E.group_table(recs, fmt="rst")
     with pytest.raises(ValueError, match=r"no record has the metric\(s\) \['acc'\]"):
         E.group_table(recs, ["acc"])
 

@@ -1,6 +1,7 @@
 """Tables of records: one row per record (:func:`summary_table`), mean ± std over seeds per run
-(:func:`group_table`, as plain text, markdown, LaTeX or CSV; :func:`seed_table`, losses by noises),
-and a pandas DataFrame (:func:`to_dataframe`).
+(:func:`group_table`, as plain text, markdown, LaTeX, CSV or HTML; :func:`seed_table`, losses by
+noises, as text or HTML), a pandas DataFrame (:func:`to_dataframe`), and :func:`html_table`, the one
+HTML writer of the tables here and of the book's.
 
 Seeds are grouped by the canonical run key: a record's stored key (its resolved config as canonical
 JSON, with the loss and noise specs in their canonical spellings) without its seed, so that every
@@ -10,6 +11,7 @@ them is checked against what this process has registered.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import statistics
@@ -17,11 +19,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .store import record_key
 
-__all__ = ["FORMATS", "record_noise", "record_loss", "summary_table", "seed_stats", "seed_table", "group_table",
-           "to_dataframe"]
+__all__ = ["FORMATS", "SEED_FORMATS", "html_table", "record_noise", "record_loss", "summary_table", "seed_stats",
+           "seed_table", "group_table", "to_dataframe"]
 
 #: output formats of :func:`group_table`
-FORMATS = ("text", "markdown", "latex", "csv")
+FORMATS = ("text", "markdown", "latex", "csv", "html")
+#: output formats of :func:`seed_table`
+SEED_FORMATS = ("text", "html")
 #: config fields every :func:`group_table` shows (other fields only where they differ between its rows)
 COLUMNS = ("dataset", "model", "noise", "loss", "epochs")
 
@@ -126,13 +130,18 @@ def seed_table(
     losses: Sequence[str],
     noises: Sequence[str],
     metrics: Sequence[str] = ("test_acc", "memorised"),
+    fmt: str = "text",
 ) -> str:
     """Pivot table over seeds: a row per (loss, metric), a column per noise, cells ``mean ± std``
     of the final metric over the records with that loss and noise (``-`` where there are none, or the
     metric is undefined, e.g. ``memorised`` without corrupted labels), and a last column ``n``: the
     number of seeds in the row's cells (``2-3`` where they differ); see :func:`seed_stats`.  A loss or
     noise may be named in any spelling its records' configs use.  Diverged runs are left out of the
-    mean and counted in the cell, e.g. ``0.512 ± 0.010 (1/3 diverged)``."""
+    mean and counted in the cell, e.g. ``0.512 ± 0.010 (1/3 diverged)``.
+
+    ``fmt``: ``text`` (aligned columns) or ``html`` (:func:`html_table`, the numbers right-aligned)."""
+    if fmt not in SEED_FORMATS:
+        raise ValueError(f"fmt must be one of {list(SEED_FORMATS)}, got {fmt!r}")
     cells = _by_cell(records)
     loss_of = {r["config"].get("loss"): record_loss(r) for r in records}  # a config's spelling -> the key's
     noise_of = {r["config"].get("label_set") or r["config"].get("noise"): record_noise(r) for r in records}
@@ -150,7 +159,7 @@ def seed_table(
                     cell = ("" if s is None else cell + " ") + f"({diverged}/{len(group)} diverged)"
                 row.append(cell)
             rows.append(row + [n])
-    return _aligned(rows)
+    return html_table(rows, left=2) if fmt == "html" else _aligned(rows)
 
 
 _LATEX_SPECIAL = {**{c: "\\" + c for c in "&%$#_{}"}, "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -182,6 +191,21 @@ def _latex(table: List[List[str]], left: int) -> str:
     return "\n".join([rf"\begin{{tabular}}{{{columns}}}", head, r"\hline", *rows, r"\end{tabular}"])
 
 
+def html_table(table: Sequence[Sequence[str]], left: int = 1) -> str:
+    """An HTML ``<table>`` of cells already formatted as text (escaped here): the first row is the
+    head, the first ``left`` columns are left-aligned and the others, the numbers, right-aligned in
+    figures of one width (class ``noisyloss-table``; the style is inline, so the table reads the same
+    in Jupyter, Colab and the book)."""
+    def row(cells: Sequence[str], tag: str) -> str:
+        return "<tr>" + "".join(
+            f'<{tag} style="text-align:{"left" if i < left else "right"}">{html.escape(str(c))}</{tag}>'
+            for i, c in enumerate(cells)) + "</tr>"
+
+    head, *body = table
+    return ('<table class="noisyloss-table" style="font-variant-numeric:tabular-nums">'
+            f"<thead>{row(head, 'th')}</thead><tbody>{''.join(row(r, 'td') for r in body)}</tbody></table>")
+
+
 def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",), fmt: str = "text") -> str:
     r"""Mean ± std over seeds, one row per run (records grouped by canonical run key): its config
     fields (``dataset``, ``model``, ``noise``, ``loss``, ``epochs``, and any other field that differs
@@ -189,8 +213,8 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
     the mean ± sample std over the seeds where the metric is defined (``-`` where it is nowhere).
 
     ``fmt``: ``text`` (aligned columns), ``markdown`` (a GitHub table), ``latex`` (a ``tabular``, ± as
-    ``$\pm$``) or ``csv`` (columns ``METRIC_mean``, ``METRIC_std`` and ``METRIC_n`` per metric, in
-    full precision).  What :command:`python -m noisyloss table` prints.
+    ``$\pm$``), ``csv`` (columns ``METRIC_mean``, ``METRIC_std`` and ``METRIC_n`` per metric, in
+    full precision) or ``html`` (:func:`html_table`).  What :command:`python -m noisyloss table` prints.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {list(FORMATS)}, got {fmt!r}")
@@ -215,6 +239,8 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
                      + ["-" if s is None else f"{s[0]:.3f}{pm}{s[1]:.3f}" for s in stats])
     if fmt == "latex":
         return _latex(table, len(shown))
+    if fmt == "html":
+        return html_table(table, left=len(shown))
     return _markdown(table) if fmt == "markdown" else _aligned(table)
 
 
