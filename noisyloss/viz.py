@@ -425,20 +425,24 @@ def decision_regions_figure(
 
 
 def py_histogram_figure(
-    snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray, weight: Tuple[np.ndarray, np.ndarray], *,
+    snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
+    weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *,
     title: str = "", bins: int = 20, active: Optional[int] = None,
 ) -> go.Figure:
     """Histograms of :math:`p_y` (the probability of the *given* label) of the clean and of the corrupted
     training samples, with a slider over ``snapshots`` (step -> ``p_y`` of every training sample), and
     the loss's gradient weight ``weight = (p_y grid, w)`` (:func:`noisyloss.analysis.gradient_weight`)
-    drawn over them, divided by its maximum so that it shares the axis with the fractions."""
+    drawn over them, divided by its maximum so that it shares the axis with the fractions; ``None`` draws
+    no curve (a loss whose pull is not a function of :math:`p_y` alone, e.g. ELR's)."""
     corrupted = np.asarray(corrupted, dtype=bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    grid, w = (np.asarray(a, dtype=np.float64) for a in weight)
-    top = float(np.abs(w).max()) or 1.0
-    curve = go.Scatter(x=_round(grid, 4), y=_round(w / top, 4), mode="lines", line=dict(color="black", width=2),
-                       name=f"gradient weight w(p_y) ÷ {top:.3g}")
+    curves = []
+    if weight is not None:
+        grid, w = (np.asarray(a, dtype=np.float64) for a in weight)
+        top = float(np.abs(w).max()) or 1.0
+        curves.append(go.Scatter(x=_round(grid, 4), y=_round(w / top, 4), mode="lines",
+                                 line=dict(color="black", width=2), name=f"gradient weight w(p_y) ÷ {top:.3g}"))
 
     def make(step) -> list:
         p = np.asarray(snapshots[step], dtype=np.float64)
@@ -449,6 +453,6 @@ def py_histogram_figure(
                               opacity=0.6, width=1.0 / bins))
         return out
 
-    return slider_figure(list(snapshots), make, param_name="epoch", title=title, active=active, fixed_traces=[curve],
+    return slider_figure(list(snapshots), make, param_name="epoch", title=title, active=active, fixed_traces=curves,
                          xaxis_title="p_y, probability of the given label", yaxis_title="fraction of the group",
                          layout=dict(barmode="overlay", yaxis_range=[0, 1.02], xaxis_range=[0, 1]))
