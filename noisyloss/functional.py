@@ -335,6 +335,16 @@ def nce_rce(
     return reduce_loss(alpha * log_py / log_p.sum(dim=1) + beta * A * torch.expm1(log_py), reduction)
 
 
+def _focal_terms(log_p: Tensor, gamma: float) -> Tensor:
+    r"""The focal loss :math:`-(1 - p)^\gamma \log p` of every entry of ``log_p``, with
+    :math:`1 - p` as ``-expm1(log p)``, kept at the smallest normal float for :math:`0 < \gamma < 1`
+    (where the derivative of :math:`(1 - p)^\gamma` is infinite at :math:`p = 1`)."""
+    one_minus_p = -torch.expm1(log_p)
+    if 0.0 < gamma < 1.0:
+        one_minus_p = one_minus_p.clamp_min(torch.finfo(one_minus_p.dtype).tiny)
+    return -one_minus_p.pow(gamma) * log_p
+
+
 def focal_params(gamma: float) -> Tuple[float]:
     """:func:`focal`'s parameter, checked."""
     return (check_param("gamma", gamma, low=0.0),)
@@ -360,10 +370,7 @@ def focal(logits: Tensor, target: Tensor, *, gamma: float = 2.0, reduction: str 
     check_reduction(reduction)
     target = check_logits_target(logits, target)
     log_py = _gather(F.log_softmax(clamp_logits(logits), dim=1), target)
-    one_minus_py = -torch.expm1(log_py)
-    if 0.0 < gamma < 1.0:
-        one_minus_py = one_minus_py.clamp_min(torch.finfo(one_minus_py.dtype).tiny)
-    return reduce_loss(-one_minus_py.pow(gamma) * log_py, reduction)
+    return reduce_loss(_focal_terms(log_py, gamma), reduction)
 
 
 def bootstrap_params(beta: float, hard: bool) -> Tuple[float, bool]:
@@ -688,16 +695,6 @@ def taylor(logits: Tensor, target: Tensor, *, order: int = 2, reduction: str = "
 # ----------------------------------------------------------------------------------------------
 # normalised, asymmetric and active negative losses (Ma et al. 2020; Zhou et al. 2021; Ye et al. 2023)
 # ----------------------------------------------------------------------------------------------
-def _focal_terms(log_p: Tensor, gamma: float) -> Tensor:
-    r"""The focal loss :math:`-(1 - p)^\gamma \log p` of every entry of ``log_p``, with
-    :math:`1 - p` as ``-expm1(log p)``, kept at the smallest normal float for :math:`0 < \gamma < 1`
-    (where the derivative of :math:`(1 - p)^\gamma` is infinite at :math:`p = 1`), as in :func:`focal`."""
-    one_minus_p = -torch.expm1(log_p)
-    if 0.0 < gamma < 1.0:
-        one_minus_p = one_minus_p.clamp_min(torch.finfo(one_minus_p.dtype).tiny)
-    return -one_minus_p.pow(gamma) * log_p
-
-
 def nfl(logits: Tensor, target: Tensor, *, gamma: float = 0.5, reduction: str = "mean") -> Tensor:
     r"""Normalised focal loss :math:`\mathrm{FL}(p, y) / \sum_k \mathrm{FL}(p, k)` with
     :math:`\mathrm{FL}(p, k) = -(1 - p_k)^\gamma \log p_k` (Ma et al., 2020, "Normalized loss functions
