@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_int, check_labels
-from .data import DataError
+from .data import DataError, load_human_file
 
 __all__ = [
     "CIFAR10N_SETS",
@@ -55,19 +55,11 @@ PathLike = Union[str, os.PathLike]
 def read_labels(path: PathLike) -> Dict[str, Tensor]:
     """Every label array of a released CIFAR-N ``.pt`` file, as a 1-D int64 tensor per key.
 
-    The files are ``torch.save``'d dicts of numpy arrays (and, in CIFAR-100N, lists of ints). They are
-    read with ``weights_only=True`` and only numpy's array reconstruction allowed, so loading a file
-    cannot run arbitrary pickled code (``torch.serialization.safe_globals``: torch >= 2.5).
+    The files are ``torch.save``'d dicts of numpy arrays (and, in CIFAR-100N, lists of ints), read by
+    :func:`noisyloss.data.load_human_file`, which allows numpy's array reconstruction only.
     """
-    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, wherever it lives
-    integer_dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64,
-                                                  np.uint8, np.uint16, np.uint32, np.uint64)]
-    # files written with numpy 1.x name the function numpy.core.multiarray._reconstruct
-    allowed = torch.serialization.safe_globals(
-        [np.ndarray, np.dtype, *integer_dtypes, reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct")])
     try:
-        with allowed:
-            table = torch.load(path, weights_only=True)
+        table = load_human_file(path)
     except Exception as err:  # torch.load raises many kinds (UnpicklingError, RuntimeError, ...)
         reason = " ".join(str(err).split())[:300]
         raise DataError(f"{path}: not a CIFAR-N label file of integer numpy arrays "

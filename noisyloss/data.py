@@ -49,6 +49,7 @@ __all__ = [
     "available_datasets",
     "ASYM_PAIRS",
     "CIFAR10N_LABELS",
+    "load_human_file",
     "dataset_info",
     "data_root",
     "load_dataset",
@@ -364,7 +365,10 @@ def _numpy_safe_globals() -> list:
     return [np.ndarray, np.dtype, rebuild, (rebuild, "numpy.core.multiarray._reconstruct"), *dtypes]
 
 
-def _load_human_file(path: Path) -> dict:
+def load_human_file(path: Union[str, os.PathLike]) -> dict:
+    """The dict a released CIFAR-N label file holds (``torch.save``'d numpy arrays), loaded with
+    ``weights_only=True`` and only numpy's array reconstruction allowed, so that a file cannot run
+    pickled code (torch >= 2.5; older torch cannot allowlist numpy types and loads it plainly)."""
     serialization = torch.serialization
     if not hasattr(serialization, "safe_globals"):  # torch < 2.5 cannot allowlist numpy types
         return torch.load(path, weights_only=False)
@@ -387,7 +391,7 @@ def load_cifar10n_labels(
             raise FileNotFoundError(f"CIFAR-10N labels not found at {path} and download=False")
         download_file(CIFAR10N_URL, path)
     try:
-        table = _load_human_file(path)
+        table = load_human_file(path)
     except Exception as err:  # torch.load raises many kinds (UnpicklingError, RuntimeError, ...)
         reason = " ".join(str(err).split())[:300]
         raise DataError(f"{path}: not a CIFAR-10N label file ({type(err).__name__}: {reason})") from None
