@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import zlib
+
 import numpy as np
 import plotly.graph_objects as go
 
 from .analysis import loss_vs_py, simplex_flow
+from .registry import parse_spec
 from .regression import loss_curve
 
 __all__ = [
     "PALETTE",
+    "LOSS_STYLES",
+    "loss_colour",
+    "loss_label",
     "legend_below",
     "slider_figure",
     "loss_curves_figure",
@@ -34,6 +40,64 @@ __all__ = [
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
            "#7f7f7f", "#bcbd22")
+
+#: one colour and one display name per loss, in every figure of the book: registry names, and the
+#: regression and margin losses of :mod:`noisyloss.regression` (``mae`` is one idea in both)
+LOSS_STYLES: Dict[str, Tuple[str, str]] = {
+    "ce": ("#222222", "CE"), "ls": ("#0d2a63", "label smoothing"), "mae": ("#7f7f7f", "MAE"),
+    "gce": ("#2ca02c", "GCE"), "rce": ("#9467bd", "RCE"), "sce": ("#d62728", "SCE"), "nce": ("#17becf", "NCE"),
+    "nce_rce": ("#ff7f0e", "NCE+RCE"), "focal": ("#e377c2", "focal"), "bootstrap": ("#8c564b", "bootstrap"),
+    "peer": ("#bcbd22", "peer loss"), "nl": ("#1f77b4", "NL"), "ols": ("#6c7c32", "OLS"),
+    "elr": ("#da16ff", "ELR"), "gce_prune": ("#00a08b", "GCE, pruned in rounds"),
+    "forward": ("#511cfb", "forward correction"), "backward": ("#b68100", "backward correction"),
+    "nls": ("#750d86", "NLS"), "poly1": ("#eb663b", "Poly-1"), "taylor": ("#778aae", "Taylor CE"),
+    "nfl": ("#fc0080", "NFL"), "ngce": ("#6c4516", "NGCE"), "nmae": ("#a777f1", "NMAE"), "nrce": ("#af0038", "NRCE"),
+    "agce": ("#2e91e5", "AGCE"), "aul": ("#862a16", "AUL"), "ael": ("#620042", "AEL"), "nnce": ("#1616a7", "NNCE"),
+    "nnfl": ("#da60ca", "NNFL"), "apl": ("#b2828d", "APL"), "nce_mae": ("#1c8356", "NCE+MAE"),
+    "nfl_rce": ("#c4451c", "NFL+RCE"), "nfl_mae": ("#325a9b", "NFL+MAE"), "ngce_mae": ("#90ad1c", "NGCE+MAE"),
+    "ngce_rce": ("#b10da1", "NGCE+RCE"), "nce_agce": ("#3283fe", "NCE+AGCE"), "nce_aul": ("#85660d", "NCE+AUL"),
+    "nce_ael": ("#782ab6", "NCE+AEL"), "nfl_agce": ("#00b5f7", "NFL+AGCE"), "nfl_aul": ("#dc587d", "NFL+AUL"),
+    "nfl_ael": ("#479b55", "NFL+AEL"), "anl_ce": ("#fe00ce", "ANL-CE"), "anl_fl": ("#6a76fc", "ANL-FL"),
+    "mse": ("#f6222e", "MSE"), "mbe": ("#6e899c", "MBE"), "huber": ("#86ce00", "Huber"),
+    "log-cosh": ("#feaf16", "log-cosh"), "quantile": ("#7e7dcd", "quantile"), "0-1": ("#b00068", "0-1"),
+    "logistic": ("#aa0dfe", "logistic"), "hinge": ("#fd3216", "hinge"), "exponential": ("#ff9616", "exponential"),
+    "sigmoid": ("#bc7196", "sigmoid"),
+}
+_SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "label_smoothing": "ε",
+            "lam": "λ", "tau": "τ", "smooth_rate": "r"}
+
+
+def _base(spec: str) -> Tuple[str, dict]:
+    """A spec's loss name and parameters (those the spec writes), or ``(spec, {})`` for a name that is
+    not a registered loss (a regression or margin loss, a label of the caller's)."""
+    name, _, rest = spec.partition(":")
+    try:
+        loss, params = parse_spec(spec)
+    except (TypeError, ValueError):
+        return name, {}
+    given = dict(parse_spec(f"{loss}:{rest}")[1]) if rest else {}
+    return loss, {k: v for k, v in params.items() if k in given or name != loss}
+
+
+def loss_colour(spec: str) -> str:
+    """The loss's colour in :data:`LOSS_STYLES` (any spelling of it: ``"gce:q=0.5"`` is GCE's green);
+    an unknown name gets a fixed colour of :data:`PALETTE` chosen by its name."""
+    loss, _ = _base(spec)
+    if loss in LOSS_STYLES:
+        return LOSS_STYLES[loss][0]
+    return PALETTE[zlib.crc32(loss.encode()) % len(PALETTE)]
+
+
+def loss_label(spec: str) -> str:
+    """The legend name of a spec: ``"gce:q=0.7"`` -> ``"GCE (q = 0.7)"``, ``"ce"`` -> ``"CE"``, a preset
+    -> its loss with the preset's parameters; a name that is not a loss is returned as it is."""
+    loss, params = _base(spec)
+    if loss not in LOSS_STYLES:
+        return spec
+    shown = [_SYMBOLS.get(k, k) if v is True else f"{_SYMBOLS.get(k, k)} = {_fmt(v)}"
+             for k, v in params.items() if v is not False and v is not None]
+    name = LOSS_STYLES[loss][1]
+    return f"{name} ({', '.join(shown)})" if shown else name
 
 
 def _round(a, digits: int = 5) -> list:
@@ -186,22 +250,22 @@ def loss_curves_figure(
     cols = len(include)
 
     fixed = []
-    for r, ref in enumerate(references):
+    for ref in references:
         cur = curves_for(ref, p, num_classes)
         for j, key in enumerate(include):
-            fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=ref, legendgroup=ref,
-                                    showlegend=j == 0, line=dict(dash="dash", color="#999999" if r else "#444444",
-                                                                  width=1.5), **_axes(j)))
+            fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(ref), legendgroup=ref,
+                                    showlegend=j == 0, line=dict(dash="dash", color=loss_colour(ref), width=1.5),
+                                    **_axes(j)))
 
     def make(value) -> list:
         traces = []
-        for t, tpl in enumerate(templates):
+        for tpl in templates:
             spec = tpl.format(value)
             cur = curves_for(spec, p, num_classes)
             for j, key in enumerate(include):
-                traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=spec, legendgroup=spec,
-                                         showlegend=j == 0, line=dict(color=PALETTE[t % len(PALETTE)], width=2.5),
-                                         **_axes(j)))
+                traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(spec),
+                                         legendgroup=spec, showlegend=j == 0,
+                                         line=dict(color=loss_colour(spec), width=2.5), **_axes(j)))
         return traces
 
     fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
@@ -304,14 +368,14 @@ def history_figure(
     keys = [keys] if isinstance(keys, str) else list(keys)
     dashes = ("solid", "dot", "dash", "dashdot")
     fig = go.Figure()
-    for i, (name, hist) in enumerate(histories.items()):
+    for name, hist in histories.items():
         for j, key in enumerate(keys):
             pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
             if not pts:
                 continue
             x, y = zip(*pts)
-            fig.add_trace(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", name=f"{name}: {key}",
-                                     legendgroup=name, line=dict(color=PALETTE[i % len(PALETTE)],
+            fig.add_trace(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", name=f"{loss_label(name)}: {key}",
+                                     legendgroup=name, line=dict(color=loss_colour(name),
                                                                  dash=dashes[j % len(dashes)])))
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=" / ".join(keys), template="plotly_white",
                       height=480, yaxis_range=[0, 1.02])
@@ -332,10 +396,10 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
             if len(err) != len(groups[name]):
                 raise ValueError(f"errors[{name!r}] has {len(err)} values, groups[{name!r}] has {len(groups[name])}")
     fig = go.Figure()
-    for i, (name, vals) in enumerate(groups.items()):
+    for name, vals in groups.items():
         err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
-        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=name, error_y=err,
-                             marker_color=PALETTE[i % len(PALETTE)]))
+        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name), error_y=err,
+                             marker_color=loss_colour(name)))
     fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=460)
     return legend_below(fig)
 

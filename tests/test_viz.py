@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+import noisyloss
 from noisyloss import viz
 
 
@@ -39,13 +40,13 @@ def test_loss_curves_are_the_formula_and_small():
     fig = viz.loss_curves_figure("gce:q={}", qs, param_name="q", include=("loss", "grad_y"), points=50)
     assert len(fig.to_json()) < 1_000_000
     step = fig.layout.sliders[0].steps[1]  # q = 0.5
-    shown = [fig.data[k] for k, v in enumerate(step.args[0]["visible"]) if v and fig.data[k].name == "gce:q=0.5"]
+    shown = [fig.data[k] for k, v in enumerate(step.args[0]["visible"]) if v and fig.data[k].name == "GCE (q = 0.5)"]
     loss_trace, grad_trace = shown
     p = np.asarray(loss_trace.x)
     np.testing.assert_allclose(loss_trace.y, (1 - p ** 0.5) / 0.5, atol=2e-4)
     # dL/dz_y = -p^q (1 - p) for GCE (softmax Jacobian)
     np.testing.assert_allclose(grad_trace.y, -(p ** 0.5) * (1 - p), atol=2e-4)
-    refs = [t for t in fig.data if t.name == "ce" and t.xaxis in (None, "x")]
+    refs = [t for t in fig.data if t.name == "CE" and t.xaxis in (None, "x")]
     np.testing.assert_allclose(refs[0].y, -np.log(np.asarray(refs[0].x)), atol=2e-4)
 
 
@@ -111,3 +112,27 @@ def test_book_renderer_sends_the_figure_without_plotly_js():
     bundle = book.BookRenderer().to_mimebundle(go.Figure(go.Scatter(x=[0, 1], y=[1, 2])).to_plotly_json())
     assert bundle["application/vnd.plotly.v1+json"]["data"][0]["y"] == [1, 2]
     assert "Plotly.newPlot" in bundle["text/html"] and len(bundle["text/html"]) < 20_000  # no 4 MB plotly.js
+
+
+def test_every_registered_loss_has_one_colour_and_one_name():
+    names = list(noisyloss.available_losses())
+    assert set(names) <= set(viz.LOSS_STYLES)
+    colours = [viz.LOSS_STYLES[n][0].lower() for n in names]
+    labels = [viz.LOSS_STYLES[n][1] for n in names]
+    assert len(set(colours)) == len(names) and len(set(labels)) == len(names)
+    # every spelling of a loss keeps its colour; the legend names the parameters the spec writes
+    assert viz.loss_colour("gce:q=0.3") == viz.loss_colour("gce") == viz.LOSS_STYLES["gce"][0]
+    assert viz.loss_label("gce:q=0.7") == "GCE (q = 0.7)"
+    assert viz.loss_label("gce") == "GCE"
+    assert viz.loss_label("bootstrap:beta=0.8,hard=true") == "bootstrap (β = 0.8, hard)"
+    assert viz.loss_label("sce_cifar100") == "SCE (α = 6, β = 0.1, A = code)"
+    assert viz.loss_label("not a loss") == "not a loss"
+    assert viz.loss_colour("not a loss") == viz.loss_colour("not a loss") in viz.PALETTE
+
+
+def test_figures_name_and_colour_losses_from_the_one_map():
+    fig = viz.history_figure({"gce:q=0.7": [{"epoch": 1, "test_acc": 0.5}]}, "test_acc")
+    assert fig.data[0].name == "GCE (q = 0.7): test_acc" and fig.data[0].line.color == viz.LOSS_STYLES["gce"][0]
+    bars = viz.bar_figure({"ce": [0.1, 0.2], "nce_rce": [0.3, 0.4]}, ["a", "b"])
+    assert [t.name for t in bars.data] == ["CE", "NCE+RCE"]
+    assert [t.marker.color for t in bars.data] == [viz.LOSS_STYLES["ce"][0], viz.LOSS_STYLES["nce_rce"][0]]
