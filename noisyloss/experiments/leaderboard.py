@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from ..registry import LOSSES, PRESETS, parse_spec
+from ..runtime import configure_threads
 from .config import RunConfig
 from .runner import sweep
 
@@ -68,6 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    configure_threads()  # NOISYLOSS_THREADS, as the CLI
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = sweep(configs(args.datasets, args.seeds), out / "records.jsonl", device=args.device,
