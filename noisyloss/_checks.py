@@ -14,23 +14,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "REDUCTIONS",
-    "check_param",
-    "check_int",
-    "check_seed",
-    "check_reduction",
-    "check_logits_target",
-    "check_labels",
-    "check_generator",
-    "check_bool",
-    "check_str",
-    "check_choice",
-    "check_name",
-    "check_callable",
-    "check_subclass",
-    "check_index",
-    "check_text",
-    "check_float32_power",
+    "REDUCTIONS", "check_param", "check_int", "check_seed", "check_reduction", "check_logits_target", "check_labels",
+    "check_generator", "check_bool", "check_str", "check_choice", "check_name", "check_callable", "check_subclass",
+    "check_index", "check_invertible", "check_probabilities", "check_text", "check_float32_power",
     "check_below_uniform",
 ]
 
@@ -102,11 +88,11 @@ def _check_index_tensor(name: str, t: object) -> Tensor:
     return t
 
 
-def _check_range(name: str, labels: Tensor, num_classes: int) -> None:
-    outside = (labels < 0) | (labels >= num_classes)
+def _check_range(name: str, values: Tensor, high: int, what: str = "C") -> None:
+    """Check that the integer tensor ``values`` lies in ``[0, high)``, ``high`` being ``what``."""
+    outside = (values < 0) | (values >= high)
     if bool(outside.any()):  # a host sync: the one place a check reads tensor values
-        raise ValueError(f"{name} must be in [0, {num_classes - 1}] (C={num_classes}), "
-                         f"found {labels[outside][0].item()}")
+        raise ValueError(f"{name} must be in [0, {high - 1}] ({what}={high}), found {values[outside][0].item()}")
 
 
 def check_logits_target(logits: object, target: object, num_classes: Optional[int] = None) -> Tensor:
@@ -216,10 +202,7 @@ def check_index(index: object, target: Tensor, num_examples: int) -> Tensor:
     if index.device != target.device:
         raise ValueError(f"index is on {index.device} but target is on {target.device}")
     if index.device.type == "cpu" and not torch.compiler.is_compiling():
-        outside = (index < 0) | (index >= num_examples)
-        if bool(outside.any()):
-            raise ValueError(f"index must be in [0, {num_examples - 1}] (num_examples={num_examples}), "
-                             f"found {index[outside][0].item()}")
+        _check_range("index", index, num_examples, "num_examples")
     return index.long()
 
 

@@ -2,16 +2,8 @@ r"""Label-noise models: class-conditional transition matrices and sampling noisy
 
 A transition matrix :math:`T` has entries :math:`T_{ij} = P(\tilde y = j \mid y = i)`: row ``i`` is
 the distribution of the observed (noisy) label of a sample whose true class is ``i``.  Every matrix
-here is ``(C, C)`` float64, nonnegative, with rows summing to 1.
-
-* :func:`symmetric` — uniform noise, in the two conventions found in the literature (see there).
-* :func:`pair_flip` — class ``i`` becomes ``(i + 1) mod C`` (Han et al., 2018, Co-teaching).
-* :func:`cifar10_asymmetric` — the semantic flips of Patrini et al. (2017):
-  truck → automobile, bird → airplane, deer → horse, cat ↔ dog.
-* :func:`cifar100_asymmetric` — each class flips to the next class within its super-class.
-* :func:`make_transition` — one spec string (``"sym:0.4"``) per noise model, used by the CLI and sweeps.
-* :func:`corrupt` draws noisy labels, :func:`estimate_transition` measures the realised matrix.
-* :func:`estimate_transition_anchor` estimates ``T`` from a model's noisy-label posteriors (Patrini et al., 2017).
+here is ``(C, C)`` float64, nonnegative, with rows summing to 1; :func:`make_transition` names each
+noise model by one spec string (``"sym:0.4"``), as the CLI and sweeps do.
 """
 from __future__ import annotations
 
@@ -22,31 +14,15 @@ from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_labels, check_param, check_probabilities
+from ._checks import check_bool, check_int, check_labels, check_param, check_probabilities
 
 __all__ = [
-    "CIFAR10_CLASSES",
-    "CIFAR100_COARSE",
-    "symmetric",
-    "pair_flip",
-    "cifar10_asymmetric",
-    "cifar100_asymmetric",
-    "CLASS_PAIRS",
-    "class_pairs",
-    "NoiseSpec",
-    "parse_noise",
-    "make_transition",
-    "check_transition",
-    "Corrupted",
-    "corrupt",
-    "estimate_transition",
-    "nearest_example_labels",
-    "estimate_transition_anchor",
+    "CIFAR10_CLASSES", "CIFAR100_COARSE", "symmetric", "pair_flip", "cifar10_asymmetric", "cifar100_asymmetric",
+    "CLASS_PAIRS", "class_pairs", "NoiseSpec", "parse_noise", "make_transition", "check_transition", "Corrupted",
+    "corrupt", "estimate_transition", "nearest_example_labels", "estimate_transition_anchor",
 ]
 
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 #: CIFAR-100 fine label -> coarse (super-class) label, in torchvision's fine-label order
 #: (``coarse_labels`` of the original ``train`` pickle); each of the 20 super-classes has 5 classes.
@@ -78,17 +54,6 @@ CLASS_PAIRS: Dict[str, Tuple[int, Dict[int, int]]] = {
 _ROW_SUM_TOL = 1e-6
 
 
-# --------------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------------
-def _check_num_classes(num_classes: object) -> int:
-    return check_int("num_classes", num_classes, 2)
-
-
-def _check_rate(rate: object) -> float:
-    return check_param("rate", rate, low=0.0, high=1.0)
-
-
 def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     """Validate a transition matrix and return it as a float64 tensor (on its device).
 
@@ -104,7 +69,7 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
         raise TypeError(f"T must be a real matrix, got dtype {T.dtype}")
     if T.dim() != 2 or T.shape[0] != T.shape[1] or T.shape[0] < 2:
         raise ValueError(f"T must be a square (C, C) matrix with C >= 2, got shape {tuple(T.shape)}")
-    if num_classes is not None and T.shape[0] != _check_num_classes(num_classes):
+    if num_classes is not None and T.shape[0] != check_int("num_classes", num_classes, 2):
         raise ValueError(f"T is {T.shape[0]}x{T.shape[0]} but num_classes={num_classes}")
     T = T.to(torch.float64)
     if not bool(torch.isfinite(T).all()) or bool((T < 0).any()):
@@ -115,9 +80,7 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     return T
 
 
-# --------------------------------------------------------------------------------------------
-# transition matrices
-# --------------------------------------------------------------------------------------------
+# ---- transition matrices ----
 def symmetric(num_classes: int, rate: float, include_true: bool = False) -> Tensor:
     r"""Symmetric (uniform) label noise of strength ``rate``.
 
@@ -129,18 +92,17 @@ def symmetric(num_classes: int, rate: float, include_true: bool = False) -> Tens
       :math:`T = (1-r) I + \frac{r}{C}\mathbf{1}\mathbf{1}^\top`; the realised fraction of wrong
       labels is :math:`r (C-1)/C`.
     """
-    C = _check_num_classes(num_classes)
-    rate = _check_rate(rate)
-    if not isinstance(include_true, bool):
-        raise TypeError(f"include_true must be a bool, got {type(include_true).__name__}")
+    C = check_int("num_classes", num_classes, 2)
+    rate = check_param("rate", rate, low=0.0, high=1.0)
     eye = torch.eye(C, dtype=torch.float64)
-    if include_true:
+    if check_bool("include_true", include_true):
         return (1.0 - rate) * eye + rate / C
     return (1.0 - rate) * eye + rate / (C - 1) * (1.0 - eye)
 
 
 def _flips(num_classes: int, rate: float, dest: Dict[int, int]) -> Tensor:
     """Identity, except that each source class ``i`` in ``dest`` moves to ``dest[i]`` with prob. ``rate``."""
+    rate = check_param("rate", rate, low=0.0, high=1.0)
     T = torch.eye(num_classes, dtype=torch.float64)
     for i, j in dest.items():
         T[i, i] = 1.0 - rate
@@ -150,15 +112,15 @@ def _flips(num_classes: int, rate: float, dest: Dict[int, int]) -> Tensor:
 
 def pair_flip(num_classes: int, rate: float) -> Tensor:
     r"""Pair flipping: class ``i`` becomes ``(i + 1) mod C`` with probability ``rate`` (Han et al., 2018)."""
-    C = _check_num_classes(num_classes)
-    return _flips(C, _check_rate(rate), {i: (i + 1) % C for i in range(C)})
+    C = check_int("num_classes", num_classes, 2)
+    return _flips(C, rate, {i: (i + 1) % C for i in range(C)})
 
 
 def cifar10_asymmetric(rate: float) -> Tensor:
     r"""CIFAR-10 asymmetric noise (Patrini et al., 2017): with probability ``rate``
     truck(9) → automobile(1), bird(2) → airplane(0), deer(4) → horse(7), cat(3) ↔ dog(5);
     the other classes stay clean, so the overall fraction of wrong labels is ``rate / 2``."""
-    return _flips(10, _check_rate(rate), CLASS_PAIRS["cifar10"][1])
+    return _flips(10, rate, CLASS_PAIRS["cifar10"][1])
 
 
 def cifar100_asymmetric(rate: float) -> Tensor:
@@ -171,13 +133,13 @@ def cifar100_asymmetric(rate: float) -> Tensor:
     consecutive blocks of 5 fine indices (0–4, 5–9, …), which are *not* the super-classes of the
     alphabetical fine labels; here the real super-classes are used.
     """
-    return _flips(100, _check_rate(rate), CLASS_PAIRS["cifar100"][1])
+    return _flips(100, rate, CLASS_PAIRS["cifar100"][1])
 
 
 def class_pairs(pairs: Union[str, Mapping[int, int]], num_classes: int) -> Dict[int, int]:
     """The class pairs of asymmetric noise, checked: a name in :data:`CLASS_PAIRS` (for its number of
     classes) or a mapping ``{source class: destination class}`` of distinct classes in ``[0, C)``."""
-    C = _check_num_classes(num_classes)
+    C = check_int("num_classes", num_classes, 2)
     if isinstance(pairs, str):
         if pairs not in CLASS_PAIRS:
             raise ValueError(f"pairs must be one of {sorted(CLASS_PAIRS)} or a mapping source -> destination, "
@@ -266,7 +228,7 @@ def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[in
     :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping); without
     either, ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
     """
-    C = _check_num_classes(num_classes)
+    C = check_int("num_classes", num_classes, 2)
     kind, rate, given = parse_noise(spec)
     if kind == "clean":
         return torch.eye(C, dtype=torch.float64)
@@ -276,19 +238,13 @@ def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[in
         return symmetric(C, rate, include_true=True)
     if kind == "pair":
         return pair_flip(C, rate)
-    if given is not None:
-        dest = class_pairs(given, C)
-    elif pairs is not None:
-        dest = class_pairs(pairs, C)
-    else:
+    if given is None and pairs is None:
         raise ValueError(f"'asym' noise needs class pairs and none are defined here: name them in the spec, "
                          f"e.g. 'asym:{rate:g}:1>7,7>1', or pass pairs= (one of {sorted(CLASS_PAIRS)})")
-    return _flips(C, _check_rate(rate), dest)
+    return _flips(C, rate, class_pairs(pairs if given is None else given, C))
 
 
-# --------------------------------------------------------------------------------------------
-# sampling and estimation
-# --------------------------------------------------------------------------------------------
+# ---- sampling and estimation ----
 class Corrupted(NamedTuple):
     """Noisy labels and the mask of samples whose label differs from the clean one."""
 
@@ -327,7 +283,7 @@ def estimate_transition(clean: Tensor, noisy: Tensor, num_classes: int) -> Tenso
 
     Rows of classes that do not occur in ``clean`` are all zero.
     """
-    C = _check_num_classes(num_classes)
+    C = check_int("num_classes", num_classes, 2)
     clean = check_labels("clean", clean, C)
     noisy = check_labels("noisy", noisy, C)
     if clean.shape != noisy.shape or clean.device != noisy.device:
