@@ -11,12 +11,8 @@ scikit-learn's 8×8 digits (offline, for CPU and CI).
   The dataset ``"cifar10n-worse"`` trains on those labels and keeps the true ones in ``y_train_clean``.
 
 Images are normalised per channel with the training-set mean and standard deviation; on CUDA they are
-stored in ``channels_last`` memory format.  Files live under ``root`` (default ``$NOISYLOSS_DATA`` or
-``~/.cache/noisyloss``) and are downloaded when missing (``download=True``).
-
-Your own data: :func:`register_dataset` names a loader ``loader(device, quick) -> ImageData``; the
-name then works everywhere a dataset is named (:func:`load_dataset`, ``RunConfig(dataset=...)``,
-``python -m noisyloss run --import MODULE --dataset NAME``).
+stored in ``channels_last`` memory format.  Files live under :func:`data_root` and are downloaded when
+missing.  Your own data: :func:`register_dataset`.
 """
 from __future__ import annotations
 
@@ -31,7 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -42,24 +38,9 @@ from ._checks import (check_bool, check_callable, check_choice, check_int, check
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
-    "ImageData",
-    "DownloadError",
-    "DataError",
-    "register_dataset",
-    "available_datasets",
-    "ASYM_PAIRS",
-    "CIFAR10N_LABELS",
-    "load_human_file",
-    "dataset_info",
-    "data_root",
-    "load_dataset",
-    "load_cifar10_arrays",
-    "load_cifar10n_labels",
-    "download_file",
-    "make_synthetic",
-    "SYNTH_SIZES",
-    "SYNTH_QUICK_SIZES",
-    "toy_blobs",
+    "ImageData", "DownloadError", "DataError", "register_dataset", "available_datasets", "ASYM_PAIRS",
+    "CIFAR10N_LABELS", "load_human_file", "dataset_info", "data_root", "load_dataset", "load_cifar10_arrays",
+    "load_cifar10n_labels", "download_file", "make_synthetic", "SYNTH_SIZES", "SYNTH_QUICK_SIZES", "toy_blobs",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -77,13 +58,8 @@ CIFAR10_BATCH_MD5: Dict[str, str] = {
 CIFAR10N_URL = "https://github.com/UCSC-REAL/cifar-10-100n/raw/main/data/CIFAR-10_human.pt"
 CIFAR10N_FILE = "CIFAR-10_human.pt"
 #: dataset suffix -> key in ``CIFAR-10_human.pt``
-CIFAR10N_LABELS: Dict[str, str] = {
-    "aggre": "aggre_label",
-    "random1": "random_label1",
-    "random2": "random_label2",
-    "random3": "random_label3",
-    "worse": "worse_label",
-}
+CIFAR10N_LABELS: Dict[str, str] = {"aggre": "aggre_label", "random1": "random_label1", "random2": "random_label2",
+                                   "random3": "random_label3", "worse": "worse_label"}
 #: built-in dataset name -> (num_classes, in_channels, image_size), known without loading
 _BUILTIN: Dict[str, Tuple[int, int, int]] = {
     "digits": (10, 1, 8),
@@ -216,9 +192,7 @@ def data_root(root: Union[str, os.PathLike, None] = None) -> Path:
     return Path(root).expanduser()
 
 
-# ----------------------------------------------------------------------------------------------
-# downloading
-# ----------------------------------------------------------------------------------------------
+# ---- downloading ----
 def _md5(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -282,9 +256,7 @@ def _ensure_cifar10(root: Path, download_ok: bool) -> Path:
     return folder
 
 
-# ----------------------------------------------------------------------------------------------
-# readers of the real file formats
-# ----------------------------------------------------------------------------------------------
+# ---- readers of the real file formats ----
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles what a CIFAR-10 batch contains and nothing else: dicts, lists, bytes, str, ints and
     numpy arrays.  Any other global a pickle names (``os.system``, ``builtins.eval``, ...) is refused
@@ -414,20 +386,25 @@ def load_cifar10n_labels(
     return labels
 
 
-# ----------------------------------------------------------------------------------------------
-# to tensors
-# ----------------------------------------------------------------------------------------------
-def _to_device(x_train: np.ndarray, x_test: np.ndarray, scale: float, device: torch.device) -> Tuple[Tensor, Tensor]:
-    """Move images to ``device`` and normalise per channel with the training mean and std."""
-    train = torch.from_numpy(x_train).to(device).float().div_(scale)
-    test = torch.from_numpy(x_test).to(device).float().div_(scale)
+# ---- to tensors ----
+def _image_data(name: str, arrays: Tuple[np.ndarray, ...], scale: float, device: torch.device, classes: Sequence[str],
+                hflip: bool = False, given: Optional[np.ndarray] = None) -> ImageData:
+    """The :class:`ImageData` of numpy ``(x_train, y_train, x_test, y_test)`` on ``device``: the images
+    divided by ``scale`` and normalised per channel with the training mean and std; ``given``: training
+    labels of their own (human labels), ``y_train`` being the true ones."""
+    x_tr, y_tr, x_te, y_te = arrays
+    train = torch.from_numpy(x_tr).to(device).float().div_(scale)
+    test = torch.from_numpy(x_te).to(device).float().div_(scale)
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     train, test = (train - mean) / std, (test - mean) / std
     if device.type == "cuda":
         train = train.contiguous(memory_format=torch.channels_last)
         test = test.contiguous(memory_format=torch.channels_last)
-    return train, test
+    y_clean = torch.from_numpy(y_tr).to(device)
+    y_train = y_clean if given is None else torch.from_numpy(given).to(device)
+    return ImageData(name, train, y_train, test, torch.from_numpy(y_te).to(device), len(classes), tuple(classes),
+                     y_clean, hflip=hflip, has_label_noise=given is not None)
 
 
 def _quick_indices(n: int, k: int, generator: torch.Generator) -> np.ndarray:
@@ -442,15 +419,10 @@ def _load_digits(device: torch.device) -> ImageData:
     x = digits.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
     y = digits.target.astype(np.int64)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=_DIGITS_SPLIT_SEED)
-    x_train, x_test = _to_device(x_tr, x_te, 16.0, device)
-    y_train = torch.from_numpy(y_tr).to(device)
-    return ImageData("digits", x_train, y_train, x_test, torch.from_numpy(y_te).to(device), 10,
-                     tuple(str(d) for d in range(10)), y_train, hflip=False)
+    return _image_data("digits", (x_tr, y_tr, x_te, y_te), 16.0, device, [str(d) for d in range(10)])
 
 
-# ----------------------------------------------------------------------------------------------
-# synthetic data with many classes, generated offline in milliseconds: "synth10", "synth100"
-# ----------------------------------------------------------------------------------------------
+# ---- synthetic data with many classes, generated offline in milliseconds: "synth10", "synth100" ----
 #: (train, test) images of "synth10" / "synth100"; quick mode takes the first SYNTH_QUICK_SIZES of them
 SYNTH_SIZES = (5000, 2000)
 SYNTH_QUICK_SIZES = (2000, 1000)
@@ -493,18 +465,6 @@ def make_synthetic(
         return (np.tanh(z @ w1) @ w2).astype(np.float32).reshape(n, 1, 8, 8), y
 
     return (*draw(n_train, train_rng), *draw(n_test, test_rng))
-
-
-def _load_synthetic(name: str, device: torch.device, quick: bool) -> ImageData:
-    """``"synth10"`` or ``"synth100"``: :func:`make_synthetic` with seed 0 at ``SYNTH_SIZES`` (the first
-    ``SYNTH_QUICK_SIZES`` images in quick mode), normalised like the other datasets."""
-    num_classes = _BUILTIN[name][0]
-    n_train, n_test = SYNTH_QUICK_SIZES if quick else SYNTH_SIZES
-    x_tr, y_tr, x_te, y_te = make_synthetic(num_classes, n_train, n_test)
-    x_train, x_test = _to_device(x_tr, x_te, 1.0, device)
-    y_train = torch.from_numpy(y_tr).to(device)
-    return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), num_classes,
-                     tuple(str(c) for c in range(num_classes)), y_train, hflip=False)
 
 
 def toy_blobs(n_per_class: int = 50, *, spread: float = 0.45, seed: int = 0) -> ImageData:
@@ -557,7 +517,9 @@ def load_dataset(
     if name == "digits":
         return _load_digits(device)
     if name.startswith("synth"):
-        return _load_synthetic(name, device, quick)
+        num_classes = _BUILTIN[name][0]
+        arrays = make_synthetic(num_classes, *(SYNTH_QUICK_SIZES if quick else SYNTH_SIZES))
+        return _image_data(name, arrays, 1.0, device, [str(c) for c in range(num_classes)])
     x_tr, y_tr, x_te, y_te = load_cifar10_arrays(root, download)
     human = name.startswith("cifar10n-")
     given = load_cifar10n_labels(CIFAR10N_LABELS[name.split("-", 1)[1]], y_tr, root, download) if human else y_tr
@@ -565,8 +527,5 @@ def load_dataset(
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         tr, te = _quick_indices(len(y_tr), QUICK_SIZES[0], gen), _quick_indices(len(y_te), QUICK_SIZES[1], gen)
         x_tr, y_tr, given, x_te, y_te = x_tr[tr], y_tr[tr], given[tr], x_te[te], y_te[te]
-    x_train, x_test = _to_device(x_tr, x_te, 255.0, device)
-    y_clean = torch.from_numpy(y_tr).to(device)
-    y_train = torch.from_numpy(given).to(device) if human else y_clean
-    return ImageData(name, x_train, y_train, x_test, torch.from_numpy(y_te).to(device), 10,
-                     tuple(CIFAR10_CLASSES), y_clean, has_label_noise=human)
+    return _image_data(name, (x_tr, y_tr, x_te, y_te), 255.0, device, CIFAR10_CLASSES, hflip=True,
+                       given=given if human else None)
