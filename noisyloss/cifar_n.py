@@ -1,13 +1,8 @@
 r"""The released CIFAR-N human labels (Wei et al., ICLR 2022, repository UCSC-REAL/cifar-10-100n), read
-and measured without the images.
-
-* :func:`read_labels` — the label arrays of ``CIFAR-10_human.pt`` or ``CIFAR-100_human.pt``.
-* :func:`read_side_info` — ``side_info_cifar10N.csv`` / ``side_info_cifar100N.csv``: for each batch of
-  images, the annotators' (encrypted) worker ids and the seconds each spent on the batch.
-* :func:`noise_rate`, :func:`agreement`, :func:`worker_errors`, :func:`most_confused` — what the book's
-  chapter on human noise computes from them (the transition matrix is ``noise.estimate_transition``).
-
-The labels are in the order of CIFAR's python batches (``data_batch_1`` … ``data_batch_5``).
+and measured without the images: the label files (:func:`read_labels`), the annotators' side information
+(:func:`read_side_info`), and what the book's chapter on human noise computes from them (the transition
+matrix is ``noise.estimate_transition``).  The labels are in the order of CIFAR's python batches
+(``data_batch_1`` … ``data_batch_5``).
 """
 from __future__ import annotations
 
@@ -20,22 +15,13 @@ import torch
 from torch import Tensor
 
 from ._checks import check_int, check_labels
-from .data import DataError, load_human_file
+from .data import CIFAR10N_LABELS, DataError, load_human_file
 
-__all__ = [
-    "CIFAR10N_SETS",
-    "CIFAR100_CLASSES",
-    "read_labels",
-    "SideInfo",
-    "read_side_info",
-    "noise_rate",
-    "agreement",
-    "worker_errors",
-    "most_confused",
-]
+__all__ = ["CIFAR10N_SETS", "CIFAR100_CLASSES", "read_labels", "SideInfo", "read_side_info", "noise_rate", "agreement",
+           "worker_errors", "most_confused"]
 
 #: the noisy label sets of ``CIFAR-10_human.pt`` (the keys of the file), beside its ``clean_label``
-CIFAR10N_SETS = ("aggre_label", "random_label1", "random_label2", "random_label3", "worse_label")
+CIFAR10N_SETS = tuple(CIFAR10N_LABELS.values())
 
 #: CIFAR-100's fine class names in label order (alphabetical, as in the dataset's ``meta`` file)
 CIFAR100_CLASSES = tuple("""
