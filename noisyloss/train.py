@@ -4,18 +4,9 @@ r"""The training loop: one epoch (:func:`train_epoch`), one evaluation (:func:`e
 One code path for CPU and CUDA: on CUDA the forward pass runs under bf16 autocast with
 ``channels_last`` tensors; on CPU everything is float32 and, given the seed and the number of CPU
 threads, deterministic.  No step waits for the host, and no global torch setting is changed.
-
-The optimiser and the learning-rate schedule are factories (:data:`OptimizerFactory`,
-:data:`SchedulerFactory`).  The defaults are those of fast CIFAR-10 training recipes: SGD with
-Nesterov momentum 0.9 and weight decay 5e-4 (:func:`sgd`) under a triangular schedule, a linear
-warm-up over the first 20 % of the steps, then a linear decay to zero (:func:`triangular`).
-
-:func:`fit` follows the training-loop protocol of :mod:`noisyloss.losses` for losses that keep a
-state per training sample (ELR, the pruned truncated GCE): a loss whose ``needs_index`` is true is
-called as ``loss_fn(logits, target, index)`` with the batch's positions in the training set, and after
-every epoch ``loss_fn.next_epoch(EpochEnd(epoch, epochs, train_logits))`` is called when the loss has
-that method, ``train_logits`` being the eval-mode logits of the un-augmented training set that the
-memorisation metrics below are computed from.
+The optimiser and the learning-rate schedule are factories; the defaults (:func:`sgd`,
+:func:`triangular`) are those of fast CIFAR-10 training recipes.  Losses that keep a state per
+training sample are trained through the protocol of :mod:`noisyloss.losses` (see :func:`fit`).
 
 After every epoch the model predicts the (un-augmented) training set, which splits by the noise mask
 into clean samples and corrupted ones (whose given label is wrong):
@@ -45,24 +36,10 @@ from ._checks import check_int, check_param
 from .data import ImageData
 from .losses import EpochEnd
 from .metrics import accuracy, per_class_accuracy
+from .noise import Corrupted
 
-__all__ = [
-    "NoisyLabels",
-    "FitResult",
-    "OptimizerFactory",
-    "SchedulerFactory",
-    "flip",
-    "translate",
-    "augment",
-    "memorisation",
-    "predict",
-    "evaluate",
-    "sgd",
-    "triangular",
-    "triangular_lr",
-    "train_epoch",
-    "fit",
-]
+__all__ = ["NoisyLabels", "FitResult", "OptimizerFactory", "SchedulerFactory", "flip", "translate", "augment",
+           "memorisation", "predict", "evaluate", "sgd", "triangular", "triangular_lr", "train_epoch", "fit"]
 
 #: ``optimizer(params)`` builds the optimiser of the model's parameters
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -71,12 +48,8 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer, int], Optional[LRScheduler]]
 
 
-class NoisyLabels(NamedTuple):
-    """Labels to train on and the mask of those that differ from the truth
-    (the same fields as :class:`noisyloss.noise.Corrupted`)."""
-
-    labels: Tensor
-    corrupted: Tensor
+#: labels to train on and the mask of those that differ from the truth
+NoisyLabels = Corrupted
 
 
 class FitResult(NamedTuple):
@@ -91,9 +64,7 @@ class FitResult(NamedTuple):
     diverged: Optional[int] = None
 
 
-# ----------------------------------------------------------------------------------------------
-# augmentation (batched tensor ops on the data's device)
-# ----------------------------------------------------------------------------------------------
+# ---- augmentation (batched tensor ops on the data's device) ----
 def flip(x: Tensor, mask: Tensor) -> Tensor:
     """Mirror the images ``x[mask]`` left-right (along the width); ``mask`` is ``(N,)`` bool."""
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
@@ -127,9 +98,7 @@ def augment(x: Tensor, *, pad: int, hflip: bool, generator: Optional[torch.Gener
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# evaluation
-# ----------------------------------------------------------------------------------------------
+# ---- evaluation ----
 def _fraction(hits: Tensor) -> Optional[float]:
     return float(hits.float().mean()) if hits.numel() else None
 
@@ -173,9 +142,7 @@ def evaluate(
     return metrics, test_logits, train_logits
 
 
-# ----------------------------------------------------------------------------------------------
-# optimiser and schedule
-# ----------------------------------------------------------------------------------------------
+# ---- optimiser and schedule ----
 def sgd(lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4) -> OptimizerFactory:
     """SGD with Nesterov momentum (plain SGD when ``momentum`` is 0) and L2 ``weight_decay``;
     ``lr`` is the peak learning rate under a schedule."""
@@ -201,9 +168,7 @@ def triangular(warmup: float = 0.2) -> SchedulerFactory:
     return scheduler
 
 
-# ----------------------------------------------------------------------------------------------
-# training
-# ----------------------------------------------------------------------------------------------
+# ---- training ----
 def train_epoch(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -276,10 +241,12 @@ def fit(
     ``len(labels) // batch_size`` full batches (BatchNorm needs more than one sample per batch).
     Each history entry has ``epoch``, ``test_acc``, ``train_loss`` (mean loss of the epoch's steps),
     ``fit_clean``, ``memorised``, ``corrected`` and ``seconds`` (cumulative training time, evaluation
-    excluded).  After each epoch the loss's ``next_epoch(EpochEnd(...))`` is called, when it has one
-    (the protocol of :mod:`noisyloss.losses`), then ``callback(entry)``.  A non-finite mean
-    loss or non-finite test logits stop training after that epoch (``FitResult.diverged``); the
-    check reads one number per epoch.
+    excluded).  The protocol of :mod:`noisyloss.losses`: a loss whose ``needs_index`` is true is called
+    as ``loss_fn(logits, target, index)`` with the batch's positions in the training set, and after each
+    epoch ``loss_fn.next_epoch(EpochEnd(epoch, epochs, train_logits))`` is called when the loss has that
+    method (``train_logits``: eval-mode logits of the un-augmented training set); then ``callback(entry)``.
+    A non-finite mean loss or non-finite test logits stop training after that epoch
+    (``FitResult.diverged``); the check reads one number per epoch.
     """
     epochs = check_int("epochs", epochs, 1)
     device = data.x_train.device
