@@ -26,21 +26,9 @@ from ._checks import check_int, check_param
 from .noise import corrupt, symmetric
 from .registry import functional_loss
 
-__all__ = [
-    "LossCurve",
-    "SymmetryResult",
-    "logits_for_py",
-    "loss_vs_py",
-    "symmetry_check",
-    "AsymmetryResult",
-    "asymmetry_check",
-    "noisy_risk_decomposition",
-    "gradient_weight",
-    "label_probs",
-    "SimplexFlow",
-    "simplex_points",
-    "simplex_flow",
-]
+__all__ = ["LossCurve", "SymmetryResult", "logits_for_py", "loss_vs_py", "symmetry_check", "AsymmetryResult",
+           "asymmetry_check", "noisy_risk_decomposition", "gradient_weight", "label_probs", "SimplexFlow",
+           "simplex_points", "simplex_flow"]
 
 LossLike = Union[str, Callable[..., Tensor]]
 
@@ -252,9 +240,7 @@ def noisy_risk_decomposition(
     }
 
 
-# ----------------------------------------------------------------------------------------------
-# how hard a loss pulls on a sample: gradient weight, per-sample p_y, flows on the 3-class simplex
-# ----------------------------------------------------------------------------------------------
+# ---- how hard a loss pulls on a sample: gradient weight, per-sample p_y, flows on the 3-class simplex ----
 def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classes: int = 10) -> np.ndarray:
     r"""The loss's pull on the labelled class relative to cross entropy's,
     :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y} = \frac{\partial L/\partial z_y}{p_y - 1}`,

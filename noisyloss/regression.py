@@ -30,9 +30,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# regression losses
-# --------------------------------------------------------------------------------------------
+# ---- regression losses ----
 def _check_pair(pred: Tensor, target: Tensor, reduction: str) -> None:
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, Tensor) or not t.is_floating_point():
@@ -93,9 +91,7 @@ REGRESSION_LOSSES: Dict[str, Callable[..., Tensor]] = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# margin losses
-# --------------------------------------------------------------------------------------------
+# ---- margin losses ----
 def _check_margin(m: Tensor) -> None:
     if not isinstance(m, Tensor) or not m.is_floating_point():
         raise TypeError(f"m (the margin y*f(x)) must be a floating torch.Tensor, got "
@@ -188,9 +184,7 @@ def loss_curve(
     return values.detach().numpy(), grad.numpy()
 
 
-# --------------------------------------------------------------------------------------------
-# robust-regression demo
-# --------------------------------------------------------------------------------------------
+# ---- robust-regression demo ----
 def sinc_data(
     n: int = 400,
     *,
