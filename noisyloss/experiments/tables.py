@@ -1,7 +1,5 @@
-"""Tables of records: one row per record (:func:`summary_table`), mean ± std over seeds per run
-(:func:`group_table`, as plain text, markdown, LaTeX, CSV or HTML; :func:`seed_table`, losses by
-noises, as text or HTML), a pandas DataFrame (:func:`to_dataframe`), and :func:`html_table`, the one
-HTML writer of the tables here and of the book's.
+"""Tables of records: one row per record, mean ± std over seeds per run or per (loss, noise), a pandas
+DataFrame, and :func:`html_table`, the one HTML writer of the tables here and of the book's.
 
 Seeds are grouped by the canonical run key: a record's stored key (its resolved config as canonical
 JSON, with the loss and noise specs in their canonical spellings) without its seed, so that every
@@ -17,6 +15,7 @@ import json
 import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .._checks import check_choice
 from .store import record_key
 
 __all__ = ["FORMATS", "SEED_FORMATS", "html_table", "record_noise", "record_loss", "summary_table", "seed_stats",
@@ -140,8 +139,7 @@ def seed_table(
     mean and counted in the cell, e.g. ``0.512 ± 0.010 (1/3 diverged)``.
 
     ``fmt``: ``text`` (aligned columns) or ``html`` (:func:`html_table`, the numbers right-aligned)."""
-    if fmt not in SEED_FORMATS:
-        raise ValueError(f"fmt must be one of {list(SEED_FORMATS)}, got {fmt!r}")
+    check_choice("fmt", fmt, SEED_FORMATS)
     cells = _by_cell(records)
     loss_of = {r["config"].get("loss"): record_loss(r) for r in records}  # a config's spelling -> the key's
     noise_of = {r["config"].get("label_set") or r["config"].get("noise"): record_noise(r) for r in records}
@@ -216,8 +214,7 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
     ``$\pm$``), ``csv`` (columns ``METRIC_mean``, ``METRIC_std`` and ``METRIC_n`` per metric, in
     full precision) or ``html`` (:func:`html_table`).  What :command:`python -m noisyloss table` prints.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {list(FORMATS)}, got {fmt!r}")
+    check_choice("fmt", fmt, FORMATS)
     groups = _groups(records)
     recorded = {k for r in records for k in r["final"]}
     unknown = [m for m in metrics if m not in recorded]
