@@ -6,12 +6,7 @@ The CNN follows the layout of Keller Jordan's *airbench* CIFAR-10 speed-runs (Jo
 and a bias-free linear head.  It has no whitening layer, no test-time augmentation and no look-ahead,
 so it needs more epochs than airbench, but keeps its speed: ~2M parameters, all in a few wide convs.
 
-Both models expose ``features(x)``, the penultimate embedding (for t-SNE pictures of memorisation),
-with ``forward(x) = head(features(x))``.
-
-Your own model: :func:`register_model` names a factory ``factory(num_classes, in_channels,
-image_size) -> nn.Module`` (training needs only its ``forward``); the name then works everywhere a
-model is named (:func:`make_model`, ``RunConfig(model=...)``, the CLI's ``--model``).
+Your own model: :func:`register_model`.
 """
 from __future__ import annotations
 
@@ -29,7 +24,18 @@ def _conv_bn(cin: int, cout: int) -> list:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
 
 
-class CNN(nn.Module):
+class _BodyHead(nn.Module):
+    """A ``body`` giving the penultimate embedding ``features(x)`` (for t-SNE pictures of memorisation),
+    then a linear ``head``: ``forward(x) = head(features(x))``."""
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class CNN(_BodyHead):
     """airbench-style CNN; each block halves the resolution, so ``image_size >= 2**len(widths)``."""
 
     def __init__(
@@ -48,15 +54,8 @@ class CNN(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(cin, num_classes, bias=False)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Penultimate embedding ``(N, widths[-1])``."""
-        return self.body(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class MLP(nn.Module):
+class MLP(_BodyHead):
     """Flatten → ``[Linear → BN → GELU] × len(hidden)`` → Linear."""
 
     def __init__(
@@ -70,13 +69,6 @@ class MLP(nn.Module):
             cin = width
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(cin, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        """Penultimate embedding ``(N, hidden[-1])``."""
-        return self.body(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 Factory = Callable[..., nn.Module]
