@@ -9,11 +9,8 @@ Examples::
     python -m noisyloss losses
 
 ``--loss``, ``--noise`` and ``--seeds`` take several values and may be repeated; specs are never
-split on commas (``sce:alpha=0.1,beta=1`` is one loss).  ``--import MODULE`` (repeatable) imports a
-module of yours first, which registers its own datasets, models and losses
-(``noisyloss.register_dataset``, ``register_model``, ``register_loss``).  A rerun with the same
-``--out`` skips the runs already recorded there, and several processes may share one ``--out``.
-Every misuse is reported as ``error: ...`` on one line with exit status 2, before anything is
+split on commas (``sce:alpha=0.1,beta=1`` is one loss); ``run --help`` says how runs resume and share
+``--out``.  Every misuse is reported as ``error: ...`` on one line with exit status 2, before anything is
 trained; so is a folder that cannot be written (a full disk, a read-only data folder), when it is
 met.  Data that cannot be had (offline, a damaged file) exits with status 1.  Ctrl-C stops at once
 with one line and status 130; the runs recorded so far stay, and the same command resumes.
