@@ -258,8 +258,7 @@ def sweep(
     storage): each run is trained once, by the process that claims it
     (:class:`~noisyloss.experiments.store.RecordsStore`); the others go on with the next run and, at
     the end, wait for the runs still being trained elsewhere (or train them, if their process died).
-    A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.  The runs train
-    one after another in this process; for parallel work, start several processes on one file.
+    A rerun skips the recorded runs, so an interrupted sweep resumes where it stopped.
 
     ``sweep`` may be called from several threads of one process: the calls (and those of :func:`run`)
     hold one process-wide lock and so run one after another, each giving the records it would give

@@ -7,8 +7,7 @@ point at the same file (one per GPU, or one per machine on shared storage) coope
 locks from the ``filelock`` package:
 
 * ``records.jsonl.lock`` is held for every repair and every append, so lines never interleave; an
-  append writes one whole line or nothing (after a failed write, e.g. a full disk, the file is cut
-  back to its length before and the ``OSError`` propagates);
+  append writes one whole line or nothing (a full disk: an ``OSError``, the file as it was);
 * ``records.jsonl.claims/<key hash>.lock`` is held by the process that trains a run, for as long as
   it trains; a second process skips that run and waits for its record later.  The operating system
   releases the lock of a process that dies, so its claim is taken over and nothing is lost; a run is
