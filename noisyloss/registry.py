@@ -104,19 +104,16 @@ def presets() -> Dict[str, Preset]:
 
 
 def _parse_value(text: str) -> Any:
+    """A spec value: true/false, none, an int, a float, else the text itself."""
     low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text.strip()
+    if low in ("true", "false", "none"):
+        return None if low == "none" else low == "true"
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text.strip()
 
 
 def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
