@@ -12,7 +12,7 @@ then under symmetric noise of rate :math:`\eta` (label flipped to each other cla
 .. math:: R_\eta(f) = \Bigl(1 - \tfrac{\eta C}{C-1}\Bigr) R(f) + \tfrac{\eta}{C-1} K,
 
 an increasing affine function of the clean risk when :math:`\eta < (C-1)/C`: both have the same
-minimiser.  For :math:`C = 2` this is :math:`R_\eta = (1-2\eta) R + \eta K`.
+minimiser.
 """
 from __future__ import annotations
 

@@ -105,9 +105,7 @@ def _git_commit() -> Optional[str]:
                              text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def provenance(device: torch.device) -> Dict[str, Any]:
@@ -171,9 +169,8 @@ def run(
     """Train one configuration.  ``data`` is ``cfg.dataset`` preloaded (its name and shape must be
     those of ``cfg.dataset``, which the record names: ``ConfigError`` otherwise; to train on data of
     your own, :func:`noisyloss.register_dataset` it); ``train_labels`` (one per training image of the
-    full dataset) are the labels of ``cfg.label_set`` and must be given exactly when it is set.
-    The loss gets the data's ``num_classes`` and training-set size where it takes them
-    (:meth:`RunConfig.make_loss`).  Calls from several threads run one after another.
+    full dataset) are the labels of ``cfg.label_set`` and must be given exactly when it is set; the
+    loss is :meth:`RunConfig.make_loss`'s.  Calls from several threads run one after another.
 
     A run whose mean training loss (or test output) is not finite stops after that epoch, with a
     warning; its record says ``final["diverged"]`` (the epoch) and its other final metrics are
