@@ -390,8 +390,8 @@ def load_cifar10n_labels(
 def _image_data(name: str, arrays: Tuple[np.ndarray, ...], scale: float, device: torch.device, classes: Sequence[str],
                 hflip: bool = False, given: Optional[np.ndarray] = None) -> ImageData:
     """The :class:`ImageData` of numpy ``(x_train, y_train, x_test, y_test)`` on ``device``: the images
-    divided by ``scale`` and normalised per channel with the training mean and std; ``given``: training
-    labels of their own (human labels), ``y_train`` being the true ones."""
+    divided by ``scale`` and normalised per channel with the training mean and std.  ``given``: noisy
+    labels of their own to train on (human labels), the arrays' ``y_train`` then being the true ones."""
     x_tr, y_tr, x_te, y_te = arrays
     train = torch.from_numpy(x_tr).to(device).float().div_(scale)
     test = torch.from_numpy(x_te).to(device).float().div_(scale)
