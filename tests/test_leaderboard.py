@@ -7,6 +7,7 @@ import json
 import random
 import re
 import statistics
+import warnings
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,17 @@ def test_a_rerun_of_a_record_that_the_code_no_longer_reproduces_disagrees(record
     drifted = {**records[1], "final": {**records[1]["final"]}}
     drifted["final"][metric] += 2 * leaderboard.RERUN_TOLERANCE[metric]
     assert leaderboard.rerun(drifted, "cpu")["agrees"] is False
+
+
+def test_a_rerun_of_a_diverged_record_agrees_when_it_diverges_again_and_warns_of_nothing():
+    cfg = RunConfig(dataset="digits", loss="ce", noise="sym:0.4", lr=1e12, epochs=2, train_subset=200, quick=True)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        record = run(cfg, device="cpu", progress=False).record
+    assert record["final"]["diverged"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would be stderr on the page, which fails the book's build
+        row = leaderboard.rerun(record, "cpu")
+    assert row["agrees"] is True and row["test_acc: rerun"] is None
 
 
 def test_the_summary_averages_the_seeds_of_each_setting(records):
