@@ -2,7 +2,7 @@
 at 1366x768 (a laptop) and at 390x844 (a phone).
 
 * At both sizes: the page loads without JavaScript errors; every plotly figure is drawn and has a
-  title, and plotly's toolbar (the modebar, in the place it has while the pointer is over the figure)
+  title that fits its width, and plotly's toolbar (the modebar, in the place it has while the pointer is over the figure)
   covers neither the title nor the legend nor an annotation; no code block scrolls sideways
   (collapsed code cells opened).
 * At 1366x768: every formula is typeset by MathJax without a TeX error; every slider of every figure
@@ -180,7 +180,11 @@ TOOLBAR_JS = """
 const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];
 const title = gd.querySelector('.g-gtitle .gtitle');
 const bar = gd.querySelector('.modebar');
-const result = {title: title ? title.textContent.trim() : '', toolbar: !!bar, covered: []};
+const result = {title: title ? title.textContent.trim() : '', toolbar: !!bar, covered: [], cut: 0};
+if (title) {  // pixels of the title outside the figure, left or right
+  const t = title.getBoundingClientRect(), f = gd.querySelector('svg.main-svg').getBoundingClientRect();
+  result.cut = Math.round(Math.max(0, f.left - t.left) + Math.max(0, t.right - f.right));
+}
 if (!bar) return result;
 const b = bar.getBoundingClientRect();
 const parts = [['title', title]].concat(
@@ -314,10 +318,12 @@ def move_slider(driver, fig_index: int, slider: int) -> Tuple[bool, str]:
     go_left = before["active"] > (before["steps"] - 1) / 2
     offset = int(-width / 2 + 3) if go_left else int(width / 2 - 3)
     ActionChains(driver).move_to_element_with_offset(rail, offset, 0).click().perform()
-    wait_for(driver, "const s = document.querySelectorAll('.plotly-graph-div')[arguments[0]].layout.sliders"
-                     "[arguments[1]]; return (s.active || 0) !== arguments[2];",
-             5.0, fig_index, slider, before["active"])
+    # plotly runs the step's command on the next animation frame after the click
+    end = time.time() + 5.0
     after = driver.execute_script(STATE_JS, fig_index, slider)
+    while after["paths"] == before["paths"] and time.time() < end:
+        time.sleep(0.1)
+        after = driver.execute_script(STATE_JS, fig_index, slider)
     moved = after["paths"] != before["paths"]
     return (after["active"] != before["active"] and moved,
             f"step {before['active']}->{after['active']} of {before['steps']}, visible traces {before['visible']}->"
@@ -400,8 +406,8 @@ def check_figure_widths(driver, report: Report, size: str) -> None:
 
 
 def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[dict]) -> None:
-    """Every drawn figure has a title, and its toolbar, placed as when the pointer is over the figure,
-    covers no text along the figure's edges."""
+    """Every drawn figure has a title that fits its width, and its toolbar, placed as when the pointer is
+    over the figure, covers no text along the figure's edges."""
     elements = driver.find_elements(By.CSS_SELECTOR, ".plotly-graph-div")
     for fig in figures:
         if not fig["drawn"]:
@@ -411,8 +417,12 @@ def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[di
         ActionChains(driver).move_to_element(gd).perform()
         found = driver.execute_script(TOOLBAR_JS, fig["index"])
         name = f"figure {fig['index']}"
-        report.add(bool(found["title"]), size, f"{name} title: {found['title'][:60]!r}" if found["title"] else
-                   f"{name} has no title (layout.title)")
+        if not found["title"]:
+            report.add(False, size, f"{name} has no title (layout.title)")
+        else:
+            report.add(found["cut"] <= 1, size, f"{name} title {found['title'][:60]!r}"
+                       + (f" runs {found['cut']} px past the figure's edges (shorten it, or break it with <br>)"
+                          if found["cut"] > 1 else " fits"))
         covered = ", ".join(f"{c['what']} {c['text']!r} by {c['dx']}x{c['dy']} px" for c in found["covered"])
         if found["toolbar"]:
             report.add(not covered, size, f"{name} toolbar covers " + (covered or "nothing"))
