@@ -108,4 +108,4 @@ def test_plotly_toolbar_sits_below_the_figure_in_a_band_kept_free_for_it():
     rules = _css_rules()
     # plotly sets the container's top inline (0px), hence !important
     assert rules["article.bd-article .js-plotly-plot .plotly .modebar-container"]["top"] == "100% !important"
-    assert rules["article.bd-article .plotly-graph-div.js-plotly-plot"]["margin-bottom"].endswith("px")
+    assert rules["article.bd-article .output.text_html:has(.plotly-graph-div)"]["padding-bottom"].endswith("px")

@@ -1,16 +1,16 @@
 """Real-browser check of the built book: every page opened in headless Chromium as a reader opens it,
 at 1366x768 (a laptop) and at 390x844 (a phone).
 
-* At both sizes: the page loads without JavaScript errors; every plotly figure is drawn and has a
-  title that fits its width, and plotly's toolbar (the modebar, in the place it has while the pointer is over the figure)
-  covers neither the title nor the legend nor an annotation; no code block scrolls sideways
-  (collapsed code cells opened).
+* At both sizes: the page loads without JavaScript errors; every plotly figure is drawn, fits the
+  text column without its output box scrolling, and has a title that fits its width; plotly's
+  toolbar (the modebar, in the place it has while the pointer is over the figure) covers neither
+  the title nor the legend nor an annotation; no code block scrolls sideways (collapsed code cells
+  opened).
 * At 1366x768: every formula is typeset by MathJax without a TeX error; every slider of every figure
   moves its figure (a mouse click on the slider rail, as a reader would, changes the drawn data); a
   chapter (``book/NN_*.html``, ``book/leaderboard.html``) shows a figure on its first screen: a
   figure's top is less than 768 px from the top of the page once fonts and formulas are in place.
-* At 390x844: the page does not scroll sideways (the element that sticks out is named), and every
-  figure fits the text column.
+* At 390x844: the page does not scroll sideways (the element that sticks out is named).
 
     python tests/browser/check_site.py [-v] [_build/html]
 
@@ -163,14 +163,16 @@ result.offenders = Array.from(sticksOut).filter(el => !sticksOut.has(el.parentEl
 return result;
 """
 
-# Every figure's drawn width against the text column it sits in.
-FIGURE_WIDTHS_JS = """
+# Every figure's drawn width against the text column it sits in, and whether the output box around it
+# scrolls (a figure wider than the column, or plotly's toolbar hanging out of the box).
+FIGURE_BOXES_JS = """
 return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) => {
   const svg = gd.querySelector('svg.main-svg');
-  const column = gd.closest('div.cell_output') || gd.parentElement;
+  const box = gd.closest('div.output') || gd.parentElement;
   const r = svg ? svg.getBoundingClientRect() : {width: 0, right: 0};
   return {index: i, width: Math.round(r.width), right: Math.round(r.right + window.scrollX),
-          column: column.clientWidth, window: document.documentElement.clientWidth};
+          column: box.clientWidth, window: document.documentElement.clientWidth,
+          sideways: box.scrollWidth - box.clientWidth, down: box.scrollHeight - box.clientHeight};
 });
 """
 
@@ -398,11 +400,14 @@ def check_page_width(driver, report: Report, size: str) -> None:
                + (f" (+{page['scroll'] - page['client']} px, sticking out: {offenders})" if offenders else ""))
 
 
-def check_figure_widths(driver, report: Report, size: str) -> None:
-    for fig in driver.execute_script(FIGURE_WIDTHS_JS):
+def check_figure_boxes(driver, report: Report, size: str) -> None:
+    """Every figure fits its text column and its output box does not scroll."""
+    for fig in driver.execute_script(FIGURE_BOXES_JS):
         fits = fig["width"] <= fig["column"] + 1 and fig["right"] <= fig["window"] + 1
-        report.add(fits, size, f"figure {fig['index']} width: {fig['width']} px in a {fig['column']} px column"
-                               + ("" if fits else " (a fixed layout width? let it follow the column)"))
+        still = fig["sideways"] <= 1 and fig["down"] <= 1
+        report.add(fits and still, size, f"figure {fig['index']} width: {fig['width']} px in a {fig['column']} px column"
+                   + ("" if fits else " (a fixed layout width? let it follow the column)")
+                   + ("" if still else f"; its output box scrolls {fig['sideways']} px sideways, {fig['down']} px down"))
 
 
 def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[dict]) -> None:
@@ -438,12 +443,13 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
             ok, detail = move_slider(driver, fig["index"], slider)
             report.add(ok, LAPTOP, f"figure {fig['index']} slider {slider}: {detail}")
     check_code(driver, report, LAPTOP)
+    check_figure_boxes(driver, report, LAPTOP)
     check_titles_and_toolbar(driver, report, LAPTOP, figures)
     errors, external = page_errors(driver, base)
     figures, _ = open_page(driver, url, report, PHONE)
     check_code(driver, report, PHONE)  # opens the collapsed code cells
     check_page_width(driver, report, PHONE)
-    check_figure_widths(driver, report, PHONE)
+    check_figure_boxes(driver, report, PHONE)
     check_titles_and_toolbar(driver, report, PHONE, figures)
     phone_errors, _ = page_errors(driver, base)
     for err in errors + phone_errors:
