@@ -5,12 +5,12 @@ at 1366x768 (a laptop) and at 390x844 (a phone).
   text column without its output box scrolling, and has a title that fits its width; plotly's
   toolbar (the modebar, in the place it has while the pointer is over the figure) covers neither
   the title nor the legend nor an annotation; no code block scrolls sideways (collapsed code cells
-  opened).
-* At 1366x768: every formula is typeset by MathJax without a TeX error; every slider of every figure
-  moves its figure (a mouse click on the slider rail, as a reader would, changes the drawn data); a
-  chapter (``book/NN_*.html``, ``book/leaderboard.html``) shows a figure on its first screen: a
-  figure's top is less than 768 px from the top of the page once fonts and formulas are in place.
-* At 390x844: the page does not scroll sideways (the element that sticks out is named).
+  opened); every formula is typeset by MathJax without a TeX error; the page does not scroll
+  sideways (the element that sticks out is named).
+* At 1366x768: every slider of every figure moves its figure (a mouse click on the slider rail, as a
+  reader would, changes the drawn data); a chapter (``book/NN_*.html``, ``book/leaderboard.html``)
+  shows a figure on its first screen: a figure's top is less than 768 px from the top of the page
+  once fonts and formulas are in place.
 
     python tests/browser/check_site.py [-v] [_build/html]
 
@@ -344,15 +344,14 @@ class Report:
 
 def open_page(driver, url: str, report: Report, size: str) -> Tuple[List[dict], int]:
     """Open ``url`` on a ``size`` screen and wait until its formulas, figures and fonts are in place;
-    reports the formulas (1366x768 only) and whether each figure is drawn; returns the figures and the
-    number of formulas."""
+    reports the formulas and whether each figure is drawn; returns the figures and the number of
+    formulas."""
     set_screen(driver, size)
     driver.get(url)
     wait_for(driver, "return document.readyState === 'complete';")
     passed, failed, n_math = check_math(driver, f"{report.rel} @{size}")
-    if size == LAPTOP:
-        report.passed += passed
-        report.failed += failed
+    report.passed += passed
+    report.failed += failed
     figures = wait_for(driver, FIGURES_JS, 2.0) or []
     if figures:
         wait_for(driver, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
@@ -433,6 +432,21 @@ def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[di
             report.add(not covered, size, f"{name} toolbar covers " + (covered or "nothing"))
 
 
+def page_errors(driver, base: str) -> Tuple[List[str], List[str]]:
+    """(JavaScript errors, failed external requests) of the open page since it was opened."""
+    js_errors = driver.execute_script("return window.__errors || [];")
+    console_errors, external = console_problems(driver, base)
+    return js_errors + console_errors, external
+
+
+def check_screen(driver, report: Report, size: str, figures: List[dict]) -> None:
+    """The checks made at both sizes, on the open page."""
+    check_code(driver, report, size)  # opens the collapsed code cells
+    check_page_width(driver, report, size)
+    check_figure_boxes(driver, report, size)
+    check_titles_and_toolbar(driver, report, size, figures)
+
+
 def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[str, int]]:
     report = Report(rel)
     url = f"{base}/{rel}"
@@ -442,15 +456,10 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
         for slider in range(fig["sliders"] if fig["drawn"] else 0):
             ok, detail = move_slider(driver, fig["index"], slider)
             report.add(ok, LAPTOP, f"figure {fig['index']} slider {slider}: {detail}")
-    check_code(driver, report, LAPTOP)
-    check_figure_boxes(driver, report, LAPTOP)
-    check_titles_and_toolbar(driver, report, LAPTOP, figures)
+    check_screen(driver, report, LAPTOP, figures)
     errors, external = page_errors(driver, base)
     figures, _ = open_page(driver, url, report, PHONE)
-    check_code(driver, report, PHONE)  # opens the collapsed code cells
-    check_page_width(driver, report, PHONE)
-    check_figure_boxes(driver, report, PHONE)
-    check_titles_and_toolbar(driver, report, PHONE, figures)
+    check_screen(driver, report, PHONE, figures)
     phone_errors, _ = page_errors(driver, base)
     for err in errors + phone_errors:
         report.failed.append(f"{rel}: JavaScript error: {err}")
@@ -461,13 +470,6 @@ def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[
     if stats["sliders"] < MIN_SLIDERS.get(rel, 0):
         report.failed.append(f"{rel}: {stats['sliders']} figures with a slider, expected at least {MIN_SLIDERS[rel]}")
     return report.passed, report.failed, stats
-
-
-def page_errors(driver, base: str) -> Tuple[List[str], List[str]]:
-    """(JavaScript errors, failed external requests) of the open page since it was opened."""
-    js_errors = driver.execute_script("return window.__errors || [];")
-    console_errors, external = console_problems(driver, base)
-    return js_errors + console_errors, external
 
 
 def main(argv: List[str]) -> int:
