@@ -83,3 +83,29 @@ def test_fontawesome_script_is_dropped_from_the_theme_head():
     assert "fontawesome" not in kept and "theme.css" in kept and "bootstrap.js" in kept
     with pytest.raises(RuntimeError, match="FontAwesome"):
         site_assets.without_fontawesome(kept)
+
+
+def _css_rules() -> dict:
+    """The extension's stylesheet as {selector: {property: value}} (comments dropped)."""
+    text = re.sub(r"/\*.*?\*/", "", site_assets.CSS.read_text(), flags=re.S)
+    rules: dict = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", text):
+        declarations = dict(tuple(part.strip() for part in d.split(":", 1)) for d in body.split(";") if d.strip())
+        for selector in selectors.split(","):
+            rules.setdefault(" ".join(selector.split()), {}).update(declarations)
+    return rules
+
+
+def test_code_cells_wrap_and_wide_outputs_scroll_in_their_own_box():
+    rules = _css_rules()
+    assert rules["div.cell_input pre"]["white-space"] == "pre-wrap"
+    assert rules["div.cell_input pre"]["overflow-wrap"] == "anywhere"
+    for box in ("div.cell_output table", "article.bd-article .output.text_html"):
+        assert rules[box]["max-width"] == "100%" and rules[box]["overflow-x"] == "auto"
+
+
+def test_plotly_toolbar_sits_below_the_figure_in_a_band_kept_free_for_it():
+    rules = _css_rules()
+    # plotly sets the container's top inline (0px), hence !important
+    assert rules["article.bd-article .js-plotly-plot .plotly .modebar-container"]["top"] == "100% !important"
+    assert rules["article.bd-article .output.text_html:has(.plotly-graph-div)"]["padding-bottom"].endswith("px")

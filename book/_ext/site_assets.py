@@ -14,7 +14,10 @@
   (fonts, TeX extensions, accessibility): about 9 MB instead of the package's 24 MB.  On a page with
   figures MathJax is loaded after the page's load event, so neither its bytes nor its typesetting
   come before the first figure.
-* ``noisyloss.css``: cell outputs wrap rather than being clipped; wide tables scroll in their own box.
+* ``noisyloss.css``: nothing on a page scrolls sideways, on a 390 px phone either: code cells and
+  outputs wrap to the column, wide tables and fixed-width figures scroll in their own box, inline code
+  and API signatures break; plotly's toolbar sits in a band below each figure, where it covers no
+  title or legend (``tests/browser/check_site.py`` checks all of it in a browser).
 * Theme assets the book does not use are not loaded: FontAwesome's 1.5 MB script (the theme's CSS
   already draws every icon from the FontAwesome webfonts; the script is only needed for custom icons,
   and the book has none) and sphinx-thebe's scripts and stylesheet (the book has no live-code button;
@@ -34,7 +37,7 @@ import plotly.offline
 HERE = Path(__file__).parent
 PLOTLY_JS = HERE / "plotly" / "plotly-cartesian.min.js"
 PLOTLY_PACKAGE = "plotly.js-cartesian-dist-min"
-CSS = HERE / "noisyloss.css"  # outputs wrap, wide tables fit
+CSS = HERE / "noisyloss.css"  # nothing scrolls sideways; the toolbar below each figure
 STATIC = "_static/"  # Sphinx names a page's scripts by their path in the site, e.g. _static/x.js
 _MATHJAX_SPEC = importlib.util.find_spec("sphinx-mathjax-offline")  # the package's name has hyphens
 MATHJAX = (Path(next(iter(_MATHJAX_SPEC.submodule_search_locations))) / "static" / "mathjax"

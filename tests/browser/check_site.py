@@ -1,14 +1,25 @@
-"""Real-browser check of the built book: every page loads in headless Chromium without JavaScript
-errors, every formula is typeset by MathJax without a TeX error, every plotly figure is drawn, and
-moving each slider (a mouse click on the slider rail, as a reader would) changes the plotted data.
+"""Real-browser check of the built book: every page opened in headless Chromium as a reader opens it,
+at 1366x768 (a laptop) and at 390x844 (a phone).
 
-    python tests/browser/check_site.py [_build/html]
+* At both sizes: the page loads without JavaScript errors; every plotly figure is drawn, fits the
+  text column without its output box scrolling, and has a title that fits its width; plotly's
+  toolbar (the modebar, in the place it has while the pointer is over the figure) covers neither
+  the title nor the legend nor an annotation; no code block scrolls sideways (collapsed code cells
+  opened); every formula is typeset by MathJax without a TeX error; the page does not scroll
+  sideways (the element that sticks out is named).
+* At 1366x768: every slider of every figure moves its figure (a mouse click on the slider rail, as a
+  reader would, changes the drawn data); a chapter (``book/NN_*.html``, ``book/leaderboard.html``)
+  shows a figure on its first screen: a figure's top is less than 768 px from the top of the page
+  once fonts and formulas are in place.
+
+    python tests/browser/check_site.py [-v] [_build/html]
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them).  The site is served
 from 127.0.0.1, gzip-compressed as GitHub Pages serves it; the browser reaches nothing else.
 Requests to outside hosts (e.g. MathJax's CDN, which CI cannot reach) are listed but are not errors;
-any JavaScript exception or a failed request to the site itself is.  Ends with a line
-``N passed, M failed``; exit status 1 on any failure.
+any JavaScript exception or a failed request to the site itself is.  Prints one row per page, then
+each failure as ``FAILED page @size ...``, and ends with a line ``N passed, M failed``; exit status 1
+on any failure.
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ import functools
 import gzip
 import http.server
 import io
-import json
+import re
 import sys
 import tempfile
 import threading
@@ -33,6 +44,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 #: pages whose slider figures must all be found (a page that lost one fails): page -> number of slider figures
 MIN_SLIDERS = {"book/09_underfitting.html": 7}
+#: the two screens a page is read on: name -> (width, height) in CSS pixels
+LAPTOP, PHONE = "1366x768", "390x844"
+SIZES = {LAPTOP: (1366, 768), PHONE: (390, 844)}
+#: pages that must show a figure on their first screen
+CHAPTER = re.compile(r"book/(\d\d_.*|leaderboard)\.html")
 
 # Collect uncaught errors from the first script on, before any page script runs.
 ERROR_HOOK = """
@@ -54,16 +70,18 @@ return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) =>
 }));
 """
 
+# A figure's slider (arguments: figure, slider) and what the figure draws: every line, marker, bar,
+# contour, shape and heatmap image, so that any change a slider makes to the plot shows.
 STATE_JS = """
 const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];
+const slider = gd.layout.sliders[arguments[1]];
 const visible = (gd._fullData || []).filter(t => t.visible === true).map(t => t.index);
 const paths = Array.from(gd.querySelectorAll(
-    '.scatterlayer path.js-line, .scatterlayer path.point, .barlayer path, .heatmaplayer image'))
+    '.scatterlayer path.js-line, .scatterlayer path.point, .barlayer path, .contourlayer path, '
+    + '.heatmaplayer image, .shapelayer path'))
   .map(p => p.getAttribute('d') + (p.getAttribute('transform') || '') + (p.getAttribute('href') || '')).join('|');
-return {active: gd.layout.sliders[0].active, steps: gd.layout.sliders[0].steps.length,
-        visible: visible, paths: paths};
+return {active: slider.active || 0, steps: slider.steps.length, visible: visible, paths: paths};
 """
-
 
 # Resolves once MathJax has typeset the page: formulas (Sphinx marks them with class "math"), how many
 # were typeset, and the TeX errors MathJax drew in their place.
@@ -77,6 +95,112 @@ MathJax.startup.promise.then(() => done({
   typeset: math.filter(m => m.querySelector('mjx-container')).length,
   errors: math.filter(m => m.querySelector('mjx-merror')).map(m => m.textContent.slice(0, 80)),
 }), e => done({formulas: math.length, loaded: true, typeset: 0, errors: [String(e)]}));
+"""
+
+# Resolves once the page's fonts (the theme's and MathJax's) have loaded and two frames have been laid
+# out after that, so that what is measured next is what a reader sees.
+SETTLED_JS = """
+const done = arguments[arguments.length - 1];
+document.fonts.ready.then(() => requestAnimationFrame(() => requestAnimationFrame(() => done(true))));
+"""
+
+# A short name for an element in a failure line: tag.class#id "its first words", or the plotly figure
+# it is part of.
+DESCRIBE_JS = """
+window.__describe = function (el) {
+  const figures = Array.from(document.querySelectorAll('.plotly-graph-div'));
+  const gd = figures.find(g => el.contains(g) || g.contains(el));
+  if (gd) return 'plotly figure ' + figures.indexOf(gd);
+  const cls = Array.from(el.classList).slice(0, 2).map(c => '.' + c).join('');
+  const text = (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 50);
+  return el.tagName.toLowerCase() + cls + (el.id ? '#' + el.id : '') + (text ? ' "' + text + '"' : '');
+};
+"""
+
+# Where the page's first figure is, in pixels from the top of the page, and the tallest blocks of the
+# text above it (what pushes it down).
+FIRST_FIGURE_JS = DESCRIBE_JS + """
+const gd = document.querySelector('.plotly-graph-div');
+if (!gd) return null;
+const top = gd.getBoundingClientRect().top + window.scrollY;
+const article = document.querySelector('article.bd-article') || document.body;
+const above = Array.from(article.querySelectorAll('section > *, article > *'))
+  .filter(el => !el.contains(gd) && el.getBoundingClientRect().bottom + window.scrollY <= top + 1
+                && el.tagName !== 'SECTION')
+  .map(el => [Math.round(el.getBoundingClientRect().height), window.__describe(el)])
+  .sort((a, b) => b[0] - a[0]).slice(0, 3);
+return {top: Math.round(top), height: Math.round(gd.getBoundingClientRect().height), above: above};
+"""
+
+# Every code block of a cell input, collapsed cells opened first: its content and box widths.
+CODE_JS = """
+document.querySelectorAll('div.cell details').forEach(d => { d.open = true; });
+const cells = Array.from(document.querySelectorAll('div.cell'));
+return Array.from(document.querySelectorAll('div.cell_input pre')).filter(pre => pre.getClientRects().length)
+  .map(pre => ({cell: cells.indexOf(pre.closest('div.cell')), scroll: pre.scrollWidth, client: pre.clientWidth,
+                longest: pre.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '').trim()}));
+"""
+
+# How wide the page is against the window, and when it is wider, the outermost visible elements that
+# stick out on the right and are not inside a box of their own that scrolls or clips them.
+PAGE_WIDTH_JS = DESCRIBE_JS + """
+const root = document.documentElement, width = root.clientWidth;
+const result = {scroll: root.scrollWidth, client: width, offenders: []};
+if (root.scrollWidth <= width + 1) return result;
+const sticksOut = new Set();
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.right + window.scrollX <= width + 1) continue;
+  let contained = false;
+  for (let a = el; a && a !== document.body; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.position === 'fixed' || s.visibility === 'hidden' || (a !== el && s.overflowX !== 'visible')) { contained = true; break; }
+  }
+  if (!contained) sticksOut.add(el);
+}
+result.offenders = Array.from(sticksOut).filter(el => !sticksOut.has(el.parentElement)).slice(0, 5)
+  .map(el => [Math.round(el.getBoundingClientRect().right + window.scrollX), window.__describe(el)]);
+return result;
+"""
+
+# Every figure's drawn width against the text column it sits in, and whether the output box around it
+# scrolls (a figure wider than the column, or plotly's toolbar hanging out of the box).
+FIGURE_BOXES_JS = """
+return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) => {
+  const svg = gd.querySelector('svg.main-svg');
+  const box = gd.closest('div.output') || gd.parentElement;
+  const r = svg ? svg.getBoundingClientRect() : {width: 0, right: 0};
+  return {index: i, width: Math.round(r.width), right: Math.round(r.right + window.scrollX),
+          column: box.clientWidth, window: document.documentElement.clientWidth,
+          sideways: box.scrollWidth - box.clientWidth, down: box.scrollHeight - box.clientHeight};
+});
+"""
+
+# A figure's title and what else is written along its edges (legend, annotations), and where plotly's
+# toolbar is; for each of them that the toolbar covers, by how many pixels across and down.
+TOOLBAR_JS = """
+const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];
+const title = gd.querySelector('.g-gtitle .gtitle');
+const bar = gd.querySelector('.modebar');
+const result = {title: title ? title.textContent.trim() : '', toolbar: !!bar, covered: [], cut: 0};
+if (title) {  // pixels of the title outside the figure, left or right
+  const t = title.getBoundingClientRect(), f = gd.querySelector('svg.main-svg').getBoundingClientRect();
+  result.cut = Math.round(Math.max(0, f.left - t.left) + Math.max(0, t.right - f.right));
+}
+if (!bar) return result;
+const b = bar.getBoundingClientRect();
+const parts = [['title', title]].concat(
+  Array.from(gd.querySelectorAll('.legend')).map(el => ['legend', el]),
+  Array.from(gd.querySelectorAll('.annotation')).map(el => ['annotation', el]));
+for (const [what, el] of parts) {
+  if (!el) continue;
+  const r = el.getBoundingClientRect();
+  const dx = Math.min(b.right, r.right) - Math.max(b.left, r.left);
+  const dy = Math.min(b.bottom, r.bottom) - Math.max(b.top, r.top);
+  if (r.width > 0 && dx > 0.5 && dy > 0.5)
+    result.covered.push({what: what, text: el.textContent.trim().slice(0, 40), dx: Math.round(dx), dy: Math.round(dy)});
+}
+return result;
 """
 
 
@@ -147,6 +271,15 @@ def browser(profile: str) -> webdriver.Chrome:
     return driver
 
 
+def set_screen(driver, size: str) -> None:
+    """Lay pages out on a screen of ``SIZES[size]`` CSS pixels (the window's inner size); on the phone,
+    scrollbars take no room, as a phone's do not."""
+    width, height = SIZES[size]
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": size == PHONE})
+
+
 def wait_for(driver, script: str, timeout: float = 15.0, *args):
     end = time.time() + timeout
     while True:
@@ -175,54 +308,168 @@ def console_problems(driver, base: str) -> Tuple[List[str], List[str]]:
     return errors, external
 
 
-def move_slider(driver, fig_index: int) -> Tuple[bool, str]:
-    """Click the slider rail of figure ``fig_index`` at the far end from its active step."""
-    before = driver.execute_script(STATE_JS, fig_index)
+def move_slider(driver, fig_index: int, slider: int) -> Tuple[bool, str]:
+    """Click rail ``slider`` of figure ``fig_index`` at the far end from its active step: the active
+    step must change and so must what the figure draws."""
+    before = driver.execute_script(STATE_JS, fig_index, slider)
     gd = driver.find_elements(By.CSS_SELECTOR, ".plotly-graph-div")[fig_index]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
-    rail = gd.find_element(By.CSS_SELECTOR, ".slider-container .slider-rail-touch-rect")
+    rail = gd.find_elements(By.CSS_SELECTOR, ".slider-container .slider-group")[slider].find_element(
+        By.CSS_SELECTOR, ".slider-rail-touch-rect")
     width = rail.size["width"]
     go_left = before["active"] > (before["steps"] - 1) / 2
     offset = int(-width / 2 + 3) if go_left else int(width / 2 - 3)
     ActionChains(driver).move_to_element_with_offset(rail, offset, 0).click().perform()
-    after = wait_for(driver, "const s = arguments[1]; const gd = document.querySelectorAll('.plotly-graph-div')"
-                             "[arguments[0]]; return gd.layout.sliders[0].active !== s ? true : false;",
-                     5.0, fig_index, before["active"])
-    after = driver.execute_script(STATE_JS, fig_index)
-    ok = (after["active"] != before["active"] and after["visible"] != before["visible"]
-          and after["paths"] != before["paths"])
-    return ok, (f"active {before['active']}->{after['active']}, visible traces {before['visible']}->"
-                f"{after['visible']}, drawn paths {'changed' if after['paths'] != before['paths'] else 'UNCHANGED'}")
+    # plotly runs the step's command on the next animation frame after the click
+    end = time.time() + 5.0
+    after = driver.execute_script(STATE_JS, fig_index, slider)
+    while after["paths"] == before["paths"] and time.time() < end:
+        time.sleep(0.1)
+        after = driver.execute_script(STATE_JS, fig_index, slider)
+    moved = after["paths"] != before["paths"]
+    return (after["active"] != before["active"] and moved,
+            f"step {before['active']}->{after['active']} of {before['steps']}, visible traces {before['visible']}->"
+            f"{after['visible']}, drawn data {'changed' if moved else 'UNCHANGED'}")
 
 
-def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[str, int]]:
-    driver.get(f"{base}/{rel}")
+class Report:
+    """The passed and failed lines of one page, each line naming the page and the screen size."""
+
+    def __init__(self, rel: str) -> None:
+        self.rel, self.passed, self.failed = rel, [], []
+
+    def add(self, ok: bool, size: str, what: str) -> None:
+        (self.passed if ok else self.failed).append(f"{self.rel} @{size} {what}")
+
+
+def open_page(driver, url: str, report: Report, size: str) -> Tuple[List[dict], int]:
+    """Open ``url`` on a ``size`` screen and wait until its formulas, figures and fonts are in place;
+    reports the formulas and whether each figure is drawn; returns the figures and the number of
+    formulas."""
+    set_screen(driver, size)
+    driver.get(url)
     wait_for(driver, "return document.readyState === 'complete';")
-    passed, failed, n_math = check_math(driver, rel)
+    passed, failed, n_math = check_math(driver, f"{report.rel} @{size}")
+    report.passed += passed
+    report.failed += failed
     figures = wait_for(driver, FIGURES_JS, 2.0) or []
     if figures:
         wait_for(driver, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
                          ".every(g => g.querySelector('svg.main-svg'));", 20.0)
         figures = driver.execute_script(FIGURES_JS)
+    driver.execute_async_script(SETTLED_JS)
     for fig in figures:
-        name = f"{rel} figure {fig['index']}"
-        (passed if fig["drawn"] and fig["traces"] > 0 and not fig["missing"] else failed).append(
-            f"{name}: drawn={fig['drawn']} traces={fig['traces']}"
-            + (f" trace types not in the site's plotly.js: {sorted(set(fig['missing']))}" if fig["missing"] else ""))
-        if fig["sliders"] and fig["drawn"]:
-            ok, detail = move_slider(driver, fig["index"])
-            (passed if ok else failed).append(f"{name} slider: {detail}")
+        report.add(fig["drawn"] and fig["traces"] > 0 and not fig["missing"], size,
+                   f"figure {fig['index']}: drawn={fig['drawn']} traces={fig['traces']}"
+                   + (f" trace types not in the site's plotly.js: {sorted(set(fig['missing']))}" if fig["missing"] else ""))
+    return figures, n_math
+
+
+def check_first_screen(driver, report: Report) -> int:
+    """A chapter's first figure starts on the first 1366x768 screen; returns its top (-1: no figure)."""
+    height = SIZES[LAPTOP][1]
+    first = driver.execute_script(FIRST_FIGURE_JS)
+    if first is None:
+        report.add(False, LAPTOP, "first screen: the chapter has no plotly figure")
+        return -1
+    shown = max(0, min(first["height"], height - first["top"]))
+    above = "; ".join(f"{h} px {what}" for h, what in first["above"])
+    report.add(first["top"] < height, LAPTOP,
+               f"first screen: figure 0 starts {first['top']} px from the top of the page, "
+               f"{shown} of its {first['height']} px on the {height} px screen"
+               + ("" if first["top"] < height else f"; tallest blocks above it: {above}"))
+    return first["top"]
+
+
+def check_code(driver, report: Report, size: str) -> None:
+    blocks = driver.execute_script(CODE_JS)
+    wide = [b for b in blocks if b["scroll"] > b["client"] + 1]
+    for b in wide:
+        report.add(False, size, f"code in cell {b['cell']} scrolls sideways: {b['scroll']} px of code in a "
+                                f"{b['client']} px box (+{b['scroll'] - b['client']} px), longest line {b['longest'][:60]!r}")
+    if blocks and not wide:
+        report.add(True, size, f"{len(blocks)} code blocks, none scrolls sideways")
+
+
+def check_page_width(driver, report: Report, size: str) -> None:
+    page = driver.execute_script(PAGE_WIDTH_JS)
+    offenders = "; ".join(f"{what} reaching {right} px" for right, what in page["offenders"])
+    report.add(page["scroll"] <= page["client"] + 1, size,
+               f"page width: {page['scroll']} px in a {page['client']} px window"
+               + (f" (+{page['scroll'] - page['client']} px, sticking out: {offenders})" if offenders else ""))
+
+
+def check_figure_boxes(driver, report: Report, size: str) -> None:
+    """Every figure fits its text column and its output box does not scroll."""
+    for fig in driver.execute_script(FIGURE_BOXES_JS):
+        fits = fig["width"] <= fig["column"] + 1 and fig["right"] <= fig["window"] + 1
+        still = fig["sideways"] <= 1 and fig["down"] <= 1
+        report.add(fits and still, size, f"figure {fig['index']} width: {fig['width']} px in a {fig['column']} px column"
+                   + ("" if fits else " (a fixed layout width? let it follow the column)")
+                   + ("" if still else f"; its output box scrolls {fig['sideways']} px sideways, {fig['down']} px down"))
+
+
+def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[dict]) -> None:
+    """Every drawn figure has a title that fits its width, and its toolbar, placed as when the pointer is
+    over the figure, covers no text along the figure's edges."""
+    elements = driver.find_elements(By.CSS_SELECTOR, ".plotly-graph-div")
+    for fig in figures:
+        if not fig["drawn"]:
+            continue
+        gd = elements[fig["index"]]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+        ActionChains(driver).move_to_element(gd).perform()
+        found = driver.execute_script(TOOLBAR_JS, fig["index"])
+        name = f"figure {fig['index']}"
+        if not found["title"]:
+            report.add(False, size, f"{name} has no title (layout.title)")
+        else:
+            report.add(found["cut"] <= 1, size, f"{name} title {found['title'][:60]!r}"
+                       + (f" runs {found['cut']} px past the figure's edges (shorten it, or break it with <br>)"
+                          if found["cut"] > 1 else " fits"))
+        covered = ", ".join(f"{c['what']} {c['text']!r} by {c['dx']}x{c['dy']} px" for c in found["covered"])
+        if found["toolbar"]:
+            report.add(not covered, size, f"{name} toolbar covers " + (covered or "nothing"))
+
+
+def page_errors(driver, base: str) -> Tuple[List[str], List[str]]:
+    """(JavaScript errors, failed external requests) of the open page since it was opened."""
     js_errors = driver.execute_script("return window.__errors || [];")
     console_errors, external = console_problems(driver, base)
-    for err in js_errors + console_errors:
-        failed.append(f"{rel}: JavaScript error: {err}")
-    if not js_errors and not console_errors:
-        passed.append(f"{rel}: no JavaScript errors")
+    return js_errors + console_errors, external
+
+
+def check_screen(driver, report: Report, size: str, figures: List[dict]) -> None:
+    """The checks made at both sizes, on the open page."""
+    check_code(driver, report, size)  # opens the collapsed code cells
+    check_page_width(driver, report, size)
+    check_figure_boxes(driver, report, size)
+    check_titles_and_toolbar(driver, report, size, figures)
+
+
+def check_page(driver, base: str, rel: str) -> Tuple[List[str], List[str], Dict[str, int]]:
+    report = Report(rel)
+    url = f"{base}/{rel}"
+    figures, n_math = open_page(driver, url, report, LAPTOP)
+    first_top = check_first_screen(driver, report) if CHAPTER.fullmatch(rel) else -1
+    for fig in figures:
+        for slider in range(fig["sliders"] if fig["drawn"] else 0):
+            ok, detail = move_slider(driver, fig["index"], slider)
+            report.add(ok, LAPTOP, f"figure {fig['index']} slider {slider}: {detail}")
+    check_screen(driver, report, LAPTOP, figures)
+    errors, external = page_errors(driver, base)
+    figures, _ = open_page(driver, url, report, PHONE)
+    check_screen(driver, report, PHONE, figures)
+    phone_errors, _ = page_errors(driver, base)
+    for err in errors + phone_errors:
+        report.failed.append(f"{rel}: JavaScript error: {err}")
+    if not errors and not phone_errors:
+        report.passed.append(f"{rel}: no JavaScript errors")
     stats = {"math": n_math, "figures": len(figures), "sliders": sum(1 for f in figures if f["sliders"]),
-             "external": len(external)}
+             "external": len(external), "first": first_top}
     if stats["sliders"] < MIN_SLIDERS.get(rel, 0):
-        failed.append(f"{rel}: {stats['sliders']} figures with a slider, expected at least {MIN_SLIDERS[rel]}")
-    return passed, failed, stats
+        report.failed.append(f"{rel}: {stats['sliders']} figures with a slider, expected at least {MIN_SLIDERS[rel]}")
+    return report.passed, report.failed, stats
 
 
 def main(argv: List[str]) -> int:
@@ -234,20 +481,23 @@ def main(argv: List[str]) -> int:
         print(f"no built pages under {root}/book; build the book first")
         print("0 passed, 1 failed")
         return 1
+    start = time.time()
     server, base = serve(root)
     passed: List[str] = []
     failed: List[str] = []
     with tempfile.TemporaryDirectory() as profile:
         driver = browser(profile)
         try:
-            print(f"{'page':32s} {'KB':>7s} {'formulas':>8s} {'figures':>8s} {'sliders':>8s} {'offline ext.':>12s}")
+            print(f"{'page':32s} {'KB':>7s} {'formulas':>8s} {'figures':>8s} {'sliders':>8s} {'1st fig':>8s} "
+                  f"{'offline ext.':>12s}")
             for rel in pages:
                 p, f, stats = check_page(driver, base, rel)
                 passed += p
                 failed += f
                 size = (root / rel).stat().st_size / 1024
-                print(f"{rel:32s} {size:7.0f} {stats['math']:8d} {stats['figures']:8d} {stats['sliders']:8d} {stats['external']:12d}"
-                      f"{'' if not f else '  FAIL'}")
+                first = f"{stats['first']} px" if stats["first"] >= 0 else "-"
+                print(f"{rel:32s} {size:7.0f} {stats['math']:8d} {stats['figures']:8d} {stats['sliders']:8d} "
+                      f"{first:>8s} {stats['external']:12d}{'' if not f else f'  FAIL ({len(f)})'}")
         finally:
             driver.quit()
             server.shutdown()
@@ -256,7 +506,7 @@ def main(argv: List[str]) -> int:
     if verbose:
         for line in passed:
             print("ok", line)
-    print(f"{len(passed)} passed, {len(failed)} failed")
+    print(f"{len(passed)} passed, {len(failed)} failed ({len(pages)} pages in {time.time() - start:.0f} s)")
     return 1 if failed or not passed else 0
 
 
