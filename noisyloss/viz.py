@@ -31,6 +31,7 @@ __all__ = [
     "live_loss_curves",
     "heatmap_figure",
     "reliability_figure",
+    "history_traces",
     "history_figure",
     "bar_figure",
     "simplex_flow_figure",
@@ -421,25 +422,34 @@ _METRICS = {"test_acc": "test accuracy", "fit_clean": "clean samples fitted", "m
             "corrected": "corrected", "train_loss": "training loss"}
 
 
+def history_traces(name: str, history: Sequence[dict], keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
+                   *, reference: bool = False) -> List[go.Scatter]:
+    """The training curves of one run (``name`` a loss spec) per epoch: the loss's colour, one dash style
+    per metric key (solid, dotted, dash-dotted); a ``reference`` run (e.g. CE under a slider over other
+    losses) is drawn thin and faint, keeping its colour and dashes."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    traces = []
+    for j, key in enumerate(keys):
+        pts = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if pts:
+            x, y = zip(*pts)
+            traces.append(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", legendgroup=name,
+                                     name=f"{loss_label(name)}: {_METRICS.get(key, key)}",
+                                     opacity=0.5 if reference else 1.0,
+                                     line=dict(color=loss_colour(name), dash=_DASHES[j % len(_DASHES)],
+                                               width=1.2 if reference else 2.2)))
+    return traces
+
+
 def history_figure(
     histories: Mapping[str, Sequence[dict]],
     keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
     *,
     title: str,
 ) -> go.Figure:
-    """Training curves per epoch: one colour per run (its loss's colour), one dash style per metric key
-    (solid, dotted, dash-dotted)."""
+    """Training curves per epoch of several runs (loss spec -> history), drawn by :func:`history_traces`."""
     keys = [keys] if isinstance(keys, str) else list(keys)
-    fig = go.Figure()
-    for name, hist in histories.items():
-        for j, key in enumerate(keys):
-            pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
-            if not pts:
-                continue
-            x, y = zip(*pts)
-            fig.add_trace(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", legendgroup=name,
-                                     name=f"{loss_label(name)}: {_METRICS.get(key, key)}",
-                                     line=dict(color=loss_colour(name), dash=_DASHES[j % len(_DASHES)])))
+    fig = go.Figure([t for name, hist in histories.items() for t in history_traces(name, hist, keys)])
     fig.update_layout(xaxis_title="epoch", yaxis_title=" / ".join(_METRICS.get(k, k) for k in keys),
                       height=480, yaxis_range=[0, 1.02])
     return page_layout(fig, title)

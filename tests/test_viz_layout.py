@@ -112,3 +112,16 @@ def test_reliability_leaves_out_near_empty_bins_and_sizes_markers_by_count():
     assert list(curve.x) == pytest.approx([0.375, 0.625]) and list(curve.y) == pytest.approx([0.5, 0.8])
     assert curve.marker.size[0] < curve.marker.size[1]
     assert curve.name == "GCE (q = 0.7)" and curve.line.color == viz.LOSS_STYLES["gce"][0]
+
+
+def test_history_traces_colour_the_loss_and_dash_the_metric():
+    hist = [{"epoch": 1, "test_acc": 0.5, "memorised": 0.1}, {"epoch": 2, "test_acc": 0.6, "memorised": 0.3}]
+    acc, mem = viz.history_traces("gce:q=0.7", hist)
+    assert [acc.name, mem.name] == ["GCE (q = 0.7): test accuracy", "GCE (q = 0.7): memorised"]
+    assert acc.line.color == mem.line.color == viz.LOSS_STYLES["gce"][0] and acc.line.dash != mem.line.dash
+    ref_acc, _ = viz.history_traces("ce", hist, reference=True)
+    assert ref_acc.line.width < acc.line.width and ref_acc.line.dash == acc.line.dash
+    # a slider over losses with CE as the fixed reference: every step keeps the loss's colour
+    fig = viz.slider_figure(["gce:q=0.7", "mae"], lambda s: viz.history_traces(s, hist), param_name="loss",
+                            title="h", fixed_traces=viz.history_traces("ce", hist, reference=True))
+    assert [t.line.color for t in fig.data] == [viz.LOSS_STYLES[n][0] for n in ("ce", "ce", "gce", "gce", "mae", "mae")]
