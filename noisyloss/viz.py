@@ -13,9 +13,11 @@ import zlib
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
-from .analysis import loss_vs_py, simplex_flow
-from .registry import parse_spec
+from ._checks import check_int
+from .analysis import loss_vs_py, simplex_points
+from .registry import functional_loss, parse_spec
 from .regression import loss_curve
 
 __all__ = [
@@ -142,7 +144,7 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
     if not text:
         raise ValueError("every figure of the book needs a title: pass title=...")
     lines = _wrap(text)
-    bottom = 175 if slider else 100
+    bottom = 160 if slider else 100
     top = _MODEBAR + 22 * len(lines) + 12
     fig.update_layout(
         title=dict(text="<br>".join(lines), x=0.0, xref="container", xanchor="left", y=1.0, yref="container",
@@ -481,59 +483,92 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
 _CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
 
 
-def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int = 12, title: str,
-                        active: int = 0) -> go.Figure:
-    """Arrows on the 3-class probability simplex: where one gradient step on the logits moves the
-    prediction (:func:`noisyloss.analysis.simplex_flow`), with a slider over ``losses`` (name -> spec).
-
-    All losses share one arrow scale, so arrow lengths compare across slider steps: the longest arrow
-    of all is 0.8 grid cells long."""
-    flows = {name: simplex_flow(spec, label=label, steps=steps) for name, spec in losses.items()}
-    longest = max(float(np.linalg.norm(f.dp @ _CORNERS, axis=1).max()) for f in flows.values())
-    scale = 0.8 / steps / longest
-    outline = go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
-                         mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
-                         text=[f"p = e{k}" + (" (label)" if k == label else "") for k in (0, 1, 2)] + [""],
-                         textposition=["bottom left", "bottom right", "top center", "bottom left"])
-
-    def arrows(name: str) -> List[go.Scatter]:
-        flow = flows[name]
-        tail = flow.p @ _CORNERS
-        head = tail + scale * (flow.dp @ _CORNERS)
-        xs = np.stack([tail[:, 0], head[:, 0], np.full(len(tail), np.nan)], axis=1).ravel()
-        ys = np.stack([tail[:, 1], head[:, 1], np.full(len(tail), np.nan)], axis=1).ravel()
-        sizes = np.tile([3, 9, 0], len(tail)).tolist()
-        symbols = np.tile(["circle", "arrow", "circle"], len(tail)).tolist()
-        return [go.Scatter(x=[None if np.isnan(v) else v for v in _round(xs, 4)],
-                           y=[None if np.isnan(v) else v for v in _round(ys, 4)], mode="lines+markers",
-                           name=f"{name}: one gradient step", line=dict(width=1.5),
-                           marker=dict(size=sizes, symbol=symbols, angleref="previous"), hoverinfo="skip")]
-
-    return slider_figure(list(losses), arrows, param_name="loss", title=title, active=active, fixed_traces=[outline],
-                         layout=dict(xaxis=dict(visible=False, range=[-0.15, 1.15]),
-                                     yaxis=dict(visible=False, range=[-0.12, 0.98], scaleanchor="x"), height=600))
+def _simplex_paths(spec: str, starts: np.ndarray, label: int, updates: int, lr: float) -> np.ndarray:
+    """The predictions ``(updates + 1, n, 3)`` of gradient descent with step ``lr`` on the logits of
+    ``n`` 3-class samples labelled ``label``, from the predictions ``starts`` (logits ``log p``),
+    through the real loss of ``spec``."""
+    fn = functional_loss(spec)
+    z = torch.from_numpy(np.log(starts))
+    target = torch.full((len(starts),), label, dtype=torch.long)
+    path = [starts]
+    for _ in range(updates):
+        z.requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(z, target, reduction="sum"), z)
+        z = (z - lr * grad).detach()
+        path.append(torch.softmax(z, dim=1).numpy())
+    return np.stack(path)
 
 
-_REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0")
+def _polylines(paths: np.ndarray) -> Tuple[list, list]:
+    """``x`` and ``y`` of the paths ``(steps, n, 2)`` as one trace's lines, separated by gaps."""
+    gap = np.full((1, paths.shape[1], 2), np.nan)
+    xy = np.concatenate([paths, gap]).transpose(1, 0, 2).reshape(-1, 2)
+    return tuple([None if np.isnan(v) else v for v in _round(xy[:, k], 4)] for k in (0, 1))
+
+
+def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0, steps: int = 7,
+                        updates: int = 10, lr: float = 0.5, active: int = 0) -> go.Figure:
+    """Where gradient descent takes a 3-class prediction, with a slider over ``losses`` (name -> spec).
+
+    From every point of :func:`noisyloss.analysis.simplex_points` (grey) the logits of one sample with
+    label ``label`` take ``updates`` gradient steps of size ``lr`` through the real loss; the line is the
+    route of its prediction over the simplex, the marker where it ends.  For a loss of :math:`p_y` alone
+    the routes are the same curves for every loss (the gradient is :math:`w(p_y)(p - e_y)`) and the
+    losses differ in how far along them the steps get; a loss that depends on the other probabilities
+    (NCE) takes other routes."""
+    label = check_int("label", label, 0)
+    if label > 2:
+        raise ValueError(f"label must be 0, 1 or 2 on the 3-class simplex, got {label}")
+    starts = simplex_points(steps)
+    corners = ["p = e0", "p = e1", "p = e2"]
+    corners[label] += " (label)"
+    fixed = [go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
+                        mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
+                        text=corners + [""], textposition=["bottom left", "bottom right", "top center", "bottom left"]),
+             go.Scatter(x=_round((starts @ _CORNERS)[:, 0], 4), y=_round((starts @ _CORNERS)[:, 1], 4),
+                        mode="markers", marker=dict(size=5, color="#aaaaaa"), name="start", hoverinfo="skip")]
+
+    def routes(name: str) -> List[go.Scatter]:
+        spec = losses[name]
+        paths = _simplex_paths(spec, starts, label, updates, lr) @ _CORNERS
+        x, y = _polylines(paths)
+        end = _round(paths[-1], 4)
+        colour = loss_colour(spec)
+        return [go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1.5), name=f"{name}: route",
+                           legendgroup=name, hoverinfo="skip"),
+                go.Scatter(x=[e[0] for e in end], y=[e[1] for e in end], mode="markers", legendgroup=name,
+                           marker=dict(color=colour, size=8), name=f"{name}: after {updates} step{'s' * (updates != 1)}")]
+
+    return slider_figure(list(losses), routes, param_name="loss", title=title, active=active, fixed_traces=fixed,
+                         labels=list(losses),
+                         layout=dict(xaxis=dict(visible=False, range=[-0.12, 1.12]), height=620,
+                                     yaxis=dict(visible=False, range=[-0.1, 0.95], scaleanchor="x")))
+
+
+#: the region colours of classes 0, 1, 2: light where the class is the one of the slider's first step,
+#: saturated where it has changed since
+_REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0", "#6baed6", "#fb6a4a", "#74c476")
 
 
 def decision_regions_figure(
     xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
     panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *, cols: int,
-    param_name: str = "epoch", title: str, active: Optional[int] = None,
+    title: str, param_name: str = "epoch", active: Optional[int] = None,
 ) -> go.Figure:
     """Predicted class over a grid for several 3-class models, in a grid of panels, with a slider over
-    ``regions``' keys (e.g. epochs).
+    ``regions``' keys (e.g. epochs); it fits one laptop screen with its slider.
 
     ``regions[step][j]`` is the ``(len(ys), len(xs))`` array of predicted classes of panel ``j``
-    (titled ``panels[j]``); ``points[j] = (x (n, 2), given labels (n,), corrupted (n,) bool)`` are the
-    training points drawn on panel ``j`` at every step, coloured by their given label, the corrupted
-    ones ringed in black."""
+    (titled ``panels[j]``), drawn light where it is the class of the first step and saturated where
+    the prediction has changed since, so that the slider shows where the boundary moved;
+    ``points[j] = (x (n, 2), given labels (n,), corrupted (n,) bool)`` are the training points drawn
+    on panel ``j`` at every step, coloured by their given label, the corrupted ones ringed in black."""
     if len(points) != len(panels):
         raise ValueError(f"points must have one entry per panel ({len(panels)}), got {len(points)}")
     rows = -(-len(panels) // cols)
+    first = [np.asarray(r).astype(int) for r in next(iter(regions.values()))]
 
-    scale = [[k / 3, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
+    scale = [[k / 6, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
     fixed = []
     for j, (x, given, corrupted) in enumerate(points):
         corrupted = np.asarray(corrupted, dtype=bool)
@@ -546,12 +581,14 @@ def decision_regions_figure(
                             line=dict(color="black", width=2 if bad else 0)), **_axes(j)))
 
     def make(step) -> list:
-        return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=np.asarray(r).astype(int).tolist(), zmin=-0.5,
-                           zmax=2.5, colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
-                for j, r in enumerate(regions[step])]
+        shown = [np.asarray(r).astype(int) for r in regions[step]]
+        return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=(r + 3 * (r != f)).tolist(), zmin=-0.5, zmax=5.5,
+                           colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
+                for j, (r, f) in enumerate(zip(shown, first))]
 
     fig = slider_figure(list(regions), make, param_name=param_name, title=title, active=active, fixed_traces=fixed,
-                        subplots=(rows, cols), layout=dict(height=260 * rows + 260))
+                        subplots=(rows, cols))
+    fig.update_layout(height=fig.layout.margin.t + fig.layout.margin.b + 190 * rows)
     for j, name in enumerate(panels):
         ref = f"{j + 1 if j else ''}"
         fig.add_annotation(text=name, x=0.5, y=1.0, xref=f"x{ref} domain", yref=f"y{ref} domain", showarrow=False,
