@@ -9,37 +9,23 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import textwrap
 import zlib
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from ._checks import check_int
 from .analysis import loss_vs_py, simplex_points
 from .registry import functional_loss, parse_spec
 from .regression import loss_curve
 
-__all__ = [
-    "PALETTE",
-    "LOSS_STYLES",
-    "loss_colour",
-    "loss_label",
-    "page_layout",
-    "slider_figure",
-    "loss_curves_figure",
-    "curves_for",
-    "value_and_derivative",
-    "live_loss_curves",
-    "heatmap_figure",
-    "reliability_figure",
-    "history_traces",
-    "history_figure",
-    "bar_figure",
-    "simplex_flow_figure",
-    "decision_regions_figure",
-    "py_histogram_figure",
-]
+__all__ = ["PALETTE", "LOSS_STYLES", "loss_colour", "loss_label", "page_layout", "slider_figure",
+           "loss_curves_figure", "value_and_derivative", "live_loss_curves", "heatmap_figure",
+           "reliability_figure", "history_traces", "history_figure", "bar_figure", "simplex_flow_figure",
+           "decision_regions_figure", "py_histogram_figure"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
            "#7f7f7f", "#bcbd22")
@@ -123,17 +109,6 @@ _MODEBAR = 34
 _TITLE_LINE = 48
 
 
-def _wrap(text: str, width: int = _TITLE_LINE) -> List[str]:
-    """``text`` as lines of at most ``width`` characters, broken at spaces."""
-    lines: List[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines
-
-
 def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = False) -> go.Figure:
     """The one layout of every figure in the book; returns ``fig``.
 
@@ -143,7 +118,7 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
     text = title if title is not None else fig.layout.title.text
     if not text:
         raise ValueError("every figure of the book needs a title: pass title=...")
-    lines = _wrap(text)
+    lines = textwrap.wrap(text, _TITLE_LINE)
     bottom = 160 if slider else 100
     top = _MODEBAR + 22 * len(lines) + 12
     fig.update_layout(
@@ -181,20 +156,10 @@ def _step_labels(values: Sequence, labels: Optional[Sequence[str]]) -> List[str]
     return full if fits or len(set(short)) < len(short) else short
 
 
-def slider_figure(
-    values: Sequence,
-    make_traces: Callable[[object], List[go.BaseTraceType]],
-    *,
-    param_name: str,
-    title: str,
-    xaxis_title: str = "",
-    yaxis_title: str = "",
-    active: Optional[int] = None,
-    fixed_traces: Sequence[go.BaseTraceType] = (),
-    layout: Optional[dict] = None,
-    subplots: Optional[Tuple[int, int]] = None,
-    labels: Optional[Sequence[str]] = None,
-) -> go.Figure:
+def slider_figure(values: Sequence, make_traces: Callable[[object], List[go.BaseTraceType]], *, param_name: str,
+                  title: str, xaxis_title: str = "", yaxis_title: str = "", active: Optional[int] = None,
+                  fixed_traces: Sequence[go.BaseTraceType] = (), layout: Optional[dict] = None,
+                  subplots: Optional[Tuple[int, int]] = None, labels: Optional[Sequence[str]] = None) -> go.Figure:
     """A figure with one slider over ``values``.
 
     ``make_traces(value)`` returns the traces for one parameter value (all computed now); step ``i``
@@ -212,12 +177,7 @@ def slider_figure(
     if not 0 <= active < len(values):
         raise ValueError(f"active must be in [0, {len(values) - 1}], got {active}")
     names = _step_labels(values, labels)
-    if subplots is not None:
-        from plotly.subplots import make_subplots
-
-        fig = make_subplots(rows=subplots[0], cols=subplots[1], horizontal_spacing=0.1)
-    else:
-        fig = go.Figure()
+    fig = make_subplots(rows=subplots[0], cols=subplots[1], horizontal_spacing=0.1) if subplots else go.Figure()
     for trace in fixed_traces:
         trace.visible = True
         fig.add_trace(trace)
@@ -247,12 +207,6 @@ def slider_figure(
     return fig
 
 
-def curves_for(loss, p_y: np.ndarray, num_classes: int) -> Dict[str, np.ndarray]:
-    """``{"loss": ..., "grad_y": ..., "grad_norm": ...}`` vs ``p_y`` for a spec or callable."""
-    c = loss_vs_py(loss, p_y, num_classes=num_classes)
-    return {"loss": c.loss, "grad_y": c.grad_y, "grad_norm": c.grad_norm}
-
-
 def value_and_derivative(
     loss: Union[str, Callable], x: Sequence[float], *, label: str, line: Optional[dict] = None, **params
 ) -> List[go.Scatter]:
@@ -270,19 +224,10 @@ _DASHES = ("solid", "dot", "dashdot")
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
 
 
-def loss_curves_figure(
-    template: Union[str, Sequence[str]],
-    values: Sequence,
-    *,
-    param_name: str,
-    num_classes: int = 10,
-    include: Sequence[str] = ("loss", "grad_y"),
-    references: Sequence[str] = ("ce", "mae"),
-    points: int = 120,
-    title: str,
-    p_min: float = 1e-3,
-    active: Optional[int] = None,
-) -> go.Figure:
+def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *, param_name: str, title: str,
+                       num_classes: int = 10, include: Sequence[str] = ("loss", "grad_y"),
+                       references: Sequence[str] = ("ce", "mae"), points: int = 120, p_min: float = 1e-3,
+                       active: Optional[int] = None) -> go.Figure:
     """Loss (and gradient) vs the true-class probability ``p_y``, with a slider over a parameter.
 
     ``template`` is a spec with ``{}`` for the parameter, e.g. ``"gce:q={}"`` (or several such
@@ -298,24 +243,16 @@ def loss_curves_figure(
     p = np.linspace(p_min, 1.0 - 1e-6, points)
     cols = len(include)
 
-    fixed = []
-    for ref in references:
-        cur = curves_for(ref, p, num_classes)
-        for j, key in enumerate(include):
-            fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(ref), legendgroup=ref,
-                                    showlegend=j == 0, line=dict(dash="dash", color=loss_colour(ref), width=1.5),
-                                    **_axes(j)))
+    def curves(spec: str, dash: str, width: float) -> List[go.Scatter]:
+        curve = loss_vs_py(spec, p, num_classes=num_classes)
+        return [go.Scatter(x=_round(p, 6), y=_round(getattr(curve, key)), name=loss_label(spec), legendgroup=spec,
+                           showlegend=j == 0, line=dict(color=loss_colour(spec), width=width, dash=dash), **_axes(j))
+                for j, key in enumerate(include)]
+
+    fixed = [t for ref in references for t in curves(ref, "dash", 1.5)]
 
     def make(value) -> list:
-        traces = []
-        for k, tpl in enumerate(templates):
-            spec = tpl.format(value)
-            cur = curves_for(spec, p, num_classes)
-            for j, key in enumerate(include):
-                traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(spec),
-                                         legendgroup=spec, showlegend=j == 0, **_axes(j),
-                                         line=dict(color=loss_colour(spec), width=2.5, dash=_DASHES[k % len(_DASHES)])))
-        return traces
+        return [t for k, tpl in enumerate(templates) for t in curves(tpl.format(value), _DASHES[k % len(_DASHES)], 2.5)]
 
     fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
                         subplots=(1, cols) if cols > 1 else None,
@@ -327,52 +264,26 @@ def loss_curves_figure(
     return fig
 
 
-def live_loss_curves(
-    template: str,
-    values: Sequence[float],
-    *,
-    param_name: str,
-    num_classes: int = 10,
-    include: Sequence[str] = ("loss", "grad_y"),
-    references: Sequence[str] = ("ce", "mae"),
-    points: int = 200,
-):
-    """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a
-    continuous slider recomputes the curves through the real loss on every move."""
+def live_loss_curves(template: str, values: Sequence[float], *, param_name: str, **options):
+    """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a continuous
+    slider from ``min(values)`` to ``max(values)`` redraws that figure (``options`` are its own) at the
+    slider's value, through the real loss."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     lo, hi = float(min(values)), float(max(values))
     slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
                                  step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
-    out = widgets.Output()
-    p = np.linspace(1e-3, 1 - 1e-6, points)
-    refs = {ref: curves_for(ref, p, num_classes) for ref in references}
 
     def draw(value: float) -> None:
         spec = template.format(round(value, 4))
-        cur = curves_for(spec, p, num_classes)
-        with out:
-            out.clear_output(wait=True)
-            fig, axs = plt.subplots(1, len(include), figsize=(5 * len(include), 3.6), squeeze=False)
-            for ax, key in zip(axs[0], include):
-                for ref, rc in refs.items():
-                    ax.plot(p, rc[key], "--", lw=1, label=ref)
-                ax.plot(p, cur[key], lw=2.5, label=spec)
-                ax.set_xlabel("p_y")
-                ax.set_ylabel(_YLABEL[key])
-                ax.legend(fontsize=8)
-            plt.tight_layout()
-            plt.show()
+        loss_curves_figure(spec, [value], param_name=param_name, title=loss_label(spec), **options).update_layout(
+            sliders=[]).show()
 
-    widgets.interactive_output(lambda v: draw(v), {"v": slider})
-    return widgets.VBox([slider, out])
+    return widgets.VBox([slider, widgets.interactive_output(draw, {"value": slider})])
 
 
-def heatmap_figure(
-    matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
-    text: bool = True,
-) -> go.Figure:
+def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
+                   text: bool = True) -> go.Figure:
     """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed].
 
     Readable on a phone: every column keeps its tick label (turned when the labels are long), the
@@ -443,12 +354,8 @@ def history_traces(name: str, history: Sequence[dict], keys: Union[str, Sequence
     return traces
 
 
-def history_figure(
-    histories: Mapping[str, Sequence[dict]],
-    keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
-    *,
-    title: str,
-) -> go.Figure:
+def history_figure(histories: Mapping[str, Sequence[dict]], keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
+                   *, title: str) -> go.Figure:
     """Training curves per epoch of several runs (loss spec -> history), drawn by :func:`history_traces`."""
     keys = [keys] if isinstance(keys, str) else list(keys)
     fig = go.Figure([t for name, hist in histories.items() for t in history_traces(name, hist, keys)])
@@ -464,12 +371,9 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
     ``errors`` (optional, same keys and lengths as ``groups``) draws symmetric error bars, e.g. the
     standard deviation over seeds from ``noisyloss.experiments.seed_stats``.
     """
-    if errors is not None:
-        if set(errors) - set(groups):
-            raise ValueError(f"errors has groups that groups lacks: {sorted(set(errors) - set(groups))}")
-        for name, err in errors.items():
-            if len(err) != len(groups[name]):
-                raise ValueError(f"errors[{name!r}] has {len(err)} values, groups[{name!r}] has {len(groups[name])}")
+    wrong = [name for name, err in (errors or {}).items() if len(err) != len(groups.get(name, ()))]
+    if wrong:
+        raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
     fig = go.Figure()
     for name, vals in groups.items():
         err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
@@ -499,13 +403,6 @@ def _simplex_paths(spec: str, starts: np.ndarray, label: int, updates: int, lr: 
     return np.stack(path)
 
 
-def _polylines(paths: np.ndarray) -> Tuple[list, list]:
-    """``x`` and ``y`` of the paths ``(steps, n, 2)`` as one trace's lines, separated by gaps."""
-    gap = np.full((1, paths.shape[1], 2), np.nan)
-    xy = np.concatenate([paths, gap]).transpose(1, 0, 2).reshape(-1, 2)
-    return tuple([None if np.isnan(v) else v for v in _round(xy[:, k], 4)] for k in (0, 1))
-
-
 def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0, steps: int = 7,
                         updates: int = 10, lr: float = 0.5, active: int = 0) -> go.Figure:
     """Where gradient descent takes a 3-class prediction, with a slider over ``losses`` (name -> spec).
@@ -529,15 +426,16 @@ def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0
                         mode="markers", marker=dict(size=5, color="#aaaaaa"), name="start", hoverinfo="skip")]
 
     def routes(name: str) -> List[go.Scatter]:
-        spec = losses[name]
-        paths = _simplex_paths(spec, starts, label, updates, lr) @ _CORNERS
-        x, y = _polylines(paths)
-        end = _round(paths[-1], 4)
-        colour = loss_colour(spec)
+        paths = _simplex_paths(losses[name], starts, label, updates, lr) @ _CORNERS  # (updates + 1, n, 2)
+        # one trace draws all routes, one after the other with a gap (None) between them
+        xy = np.concatenate([paths, np.full((1, len(starts), 2), np.nan)]).transpose(1, 0, 2).reshape(-1, 2)
+        x, y = ([None if np.isnan(v) else v for v in _round(xy[:, k], 4)] for k in (0, 1))
+        colour = loss_colour(losses[name])
         return [go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1.5), name=f"{name}: route",
                            legendgroup=name, hoverinfo="skip"),
-                go.Scatter(x=[e[0] for e in end], y=[e[1] for e in end], mode="markers", legendgroup=name,
-                           marker=dict(color=colour, size=8), name=f"{name}: after {updates} step{'s' * (updates != 1)}")]
+                go.Scatter(x=_round(paths[-1, :, 0], 4), y=_round(paths[-1, :, 1], 4), mode="markers",
+                           legendgroup=name, marker=dict(color=colour, size=8),
+                           name=f"{name}: after {updates} step{'s' * (updates != 1)}")]
 
     return slider_figure(list(losses), routes, param_name="loss", title=title, active=active, fixed_traces=fixed,
                          labels=list(losses),
@@ -550,11 +448,10 @@ def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0
 _REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0", "#6baed6", "#fb6a4a", "#74c476")
 
 
-def decision_regions_figure(
-    xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
-    panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *, cols: int,
-    title: str, param_name: str = "epoch", active: Optional[int] = None,
-) -> go.Figure:
+def decision_regions_figure(xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
+                            panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *,
+                            cols: int, title: str, param_name: str = "epoch",
+                            active: Optional[int] = None) -> go.Figure:
     """Predicted class over a grid for several 3-class models, in a grid of panels, with a slider over
     ``regions``' keys (e.g. epochs); it fits one laptop screen with its slider.
 
@@ -581,10 +478,9 @@ def decision_regions_figure(
                             line=dict(color="black", width=2 if bad else 0)), **_axes(j)))
 
     def make(step) -> list:
-        shown = [np.asarray(r).astype(int) for r in regions[step]]
         return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=(r + 3 * (r != f)).tolist(), zmin=-0.5, zmax=5.5,
                            colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
-                for j, (r, f) in enumerate(zip(shown, first))]
+                for j, (r, f) in enumerate(zip((np.asarray(r).astype(int) for r in regions[step]), first))]
 
     fig = slider_figure(list(regions), make, param_name=param_name, title=title, active=active, fixed_traces=fixed,
                         subplots=(rows, cols))
@@ -598,11 +494,9 @@ def decision_regions_figure(
     return fig
 
 
-def py_histogram_figure(
-    snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
-    weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *,
-    title: str, bins: int = 20, active: Optional[int] = None,
-) -> go.Figure:
+def py_histogram_figure(snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
+                        weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *, title: str, bins: int = 20,
+                        active: Optional[int] = None) -> go.Figure:
     """Histograms of :math:`p_y` (the probability of the *given* label) of the clean and of the corrupted
     training samples, with a slider over ``snapshots`` (step -> ``p_y`` of every training sample), and
     the loss's gradient weight ``weight = (p_y grid, w)`` (:func:`noisyloss.analysis.gradient_weight`)
@@ -620,12 +514,10 @@ def py_histogram_figure(
 
     def make(step) -> list:
         p = np.asarray(snapshots[step], dtype=np.float64)
-        out = []
-        for group, sel, colour in (("clean samples", ~corrupted, PALETTE[0]), ("corrupted samples", corrupted, PALETTE[1])):
-            counts = np.histogram(p[sel], bins=edges)[0] / max(int(sel.sum()), 1)
-            out.append(go.Bar(x=_round(centres, 4), y=_round(counts, 4), name=group, marker_color=colour,
-                              opacity=0.6, width=1.0 / bins))
-        return out
+        return [go.Bar(x=_round(centres, 4), y=_round(np.histogram(p[sel], bins=edges)[0] / max(int(sel.sum()), 1), 4),
+                       name=group, marker_color=colour, opacity=0.6, width=1.0 / bins)
+                for group, sel, colour in (("clean samples", ~corrupted, PALETTE[0]),
+                                           ("corrupted samples", corrupted, PALETTE[1]))]
 
     return slider_figure(list(snapshots), make, param_name="epoch", title=title, active=active, fixed_traces=curves,
                          xaxis_title="p_y, probability of the given label", yaxis_title="fraction of the group",
