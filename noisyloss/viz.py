@@ -1,10 +1,6 @@
-"""Figures for the book: plotly figures with baked-in sliders (work in static HTML, no kernel),
-ipywidgets live versions of the same curves, and small helpers for matrices, calibration and training
-histories.
-
-Every slider figure in the book is built by :func:`slider_figure`: all traces for all parameter
-values are computed up front, and each slider step makes exactly its own traces visible.
-"""
+"""Figures for the book: plotly figures with baked-in sliders (work in static HTML, no kernel), built
+by :func:`slider_figure` (all traces computed up front, each step shows exactly its own), laid out by
+:func:`page_layout`, losses coloured and named by :data:`LOSS_STYLES`; ipywidgets live versions."""
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -283,28 +279,36 @@ def live_loss_curves(template: str, values: Sequence[float], *, param_name: str,
 
 
 def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
-                   text: bool = True) -> go.Figure:
-    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed].
+                   text: bool = True, param_name: str = "", active: Optional[int] = None) -> go.Figure:
+    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed]; a mapping
+    ``{step: matrix}`` gives one heatmap per step under a slider named ``param_name``.
 
     Readable on a phone: every column keeps its tick label (turned when the labels are long), the
     colour bar lies flat under the plot, and the cell values are written small."""
-    m = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix, dtype=np.float64)
+    matrices = {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64)
+                for k, v in (matrix.items() if isinstance(matrix, Mapping) else [(None, matrix)])}
+    m = next(iter(matrices.values()))
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
     written = text and m.shape[0] <= 12
-    fig = go.Figure(go.Heatmap(
-        z=_round(m, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0,
-        zmax=zmax if zmax is not None else float(m.max()),
-        text=_round(m, 2) if written else None, texttemplate="%{text}" if written else None,
-        textfont=dict(size=10), hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>",
-        colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.2, yanchor="top", thickness=12, len=0.8)))
-    turn = max(len(str(label)) for label in labels) > 3
-    fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels,
-                                 tickangle=-60 if turn else 0, side="top", title_standoff=4),
+    top = zmax if zmax is not None else max(float(v.max()) for v in matrices.values())
+
+    def heat(key) -> List[go.Heatmap]:
+        v = matrices[key]
+        return [go.Heatmap(z=_round(v, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0, zmax=top,
+                           text=_round(v, 2) if written else None, texttemplate="%{text}" if written else None,
+                           textfont=dict(size=10), hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>",
+                           colorbar=dict(orientation="h", y=-0.03, yanchor="top", thickness=12, len=0.8))]
+
+    fig = (slider_figure(list(matrices), heat, param_name=param_name, title=title, active=active)
+           if isinstance(matrix, Mapping) else page_layout(go.Figure(heat(None)), title))
+    fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels, side="top",
+                                 tickangle=-60 if max(len(str(label)) for label in labels) > 3 else 0),
                       yaxis=dict(title="true label", tickmode="array", tickvals=labels[: m.shape[0]],
-                                 autorange="reversed"), height=520, margin=dict(l=60, r=12))
-    return page_layout(fig, title)
+                                 autorange="reversed"), height=fig.layout.margin.t + fig.layout.margin.b + 380,
+                      margin=dict(l=60, r=12))
+    return fig
 
 
 def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Reliability diagram",
@@ -366,11 +370,8 @@ def history_figure(histories: Mapping[str, Sequence[dict]], keys: Union[str, Seq
 
 def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str,
                yaxis_title: str = "", errors: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
-    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups).
-
-    ``errors`` (optional, same keys and lengths as ``groups``) draws symmetric error bars, e.g. the
-    standard deviation over seeds from ``noisyloss.experiments.seed_stats``.
-    """
+    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups); ``errors`` (some of
+    ``groups``' keys, same lengths) draws error bars, e.g. the seeds' standard deviation (``seed_stats``)."""
     wrong = [name for name, err in (errors or {}).items() if len(err) != len(groups.get(name, ()))]
     if wrong:
         raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
@@ -417,8 +418,7 @@ def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0
     if label > 2:
         raise ValueError(f"label must be 0, 1 or 2 on the 3-class simplex, got {label}")
     starts = simplex_points(steps)
-    corners = ["p = e0", "p = e1", "p = e2"]
-    corners[label] += " (label)"
+    corners = [f"p = e{k}" + (" (label)" if k == label else "") for k in range(3)]
     fixed = [go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
                         mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
                         text=corners + [""], textposition=["bottom left", "bottom right", "top center", "bottom left"]),

@@ -167,3 +167,13 @@ def test_decision_regions_fit_one_laptop_screen_and_show_what_changed():
     before, after = np.asarray(heat[0].z), np.asarray(heat[6].z)
     assert (before == 0).all()  # the first step: every class as it is, drawn light
     assert (after[:, 3:] == 2 + 3).all() and (after[:, :3] == 0).all()  # changed cells drawn saturated
+
+
+def test_a_mapping_of_matrices_gives_one_heatmap_per_slider_step():
+    fig = viz.heatmap_figure({0.0: np.eye(3), 0.5: np.full((3, 3), 1 / 3)}, ["a", "b", "c"], zmax=1,
+                             param_name="η", title="T", active=1)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["0", "0.5"] and fig.layout.sliders[0].active == 1
+    assert [list(s.args[0]["visible"]) for s in steps] == [[True, False], [False, True]]
+    np.testing.assert_allclose(fig.data[1].z, np.round(np.full((3, 3), 1 / 3), 3))
+    assert all(t.zmax == 1 and t.colorbar.orientation == "h" for t in fig.data) and fig.layout.width is None
