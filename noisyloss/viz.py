@@ -130,9 +130,7 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
 def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
     """Give a scatter trace without an explicit colour the palette colour of ``position``."""
     if isinstance(trace, go.Scatter) and trace.line.color is None and trace.marker.color is None:
-        colour = PALETTE[position % len(PALETTE)]
-        trace.line.color = colour
-        trace.marker.color = colour
+        trace.line.color = trace.marker.color = PALETTE[position % len(PALETTE)]
 
 
 #: the slider's length in pixels in the book's column on a laptop screen, and a step label's letter width
@@ -303,11 +301,13 @@ def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str
 
     fig = (slider_figure(list(matrices), heat, param_name=param_name, title=title, active=active)
            if isinstance(matrix, Mapping) else page_layout(go.Figure(heat(None)), title))
+    longest = max(len(str(label)) for label in labels)
+    room = fig.layout.margin.t + 30 + (6 * longest if longest > 3 else 16)  # the title, then the x axis above the plot
     fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels, side="top",
-                                 tickangle=-60 if max(len(str(label)) for label in labels) > 3 else 0),
+                                 tickangle=-60 if longest > 3 else 0),
                       yaxis=dict(title="true label", tickmode="array", tickvals=labels[: m.shape[0]],
-                                 autorange="reversed"), height=fig.layout.margin.t + fig.layout.margin.b + 380,
-                      margin=dict(l=60, r=12))
+                                 autorange="reversed"), height=room + fig.layout.margin.b + 380,
+                      margin=dict(l=60, r=12, t=room))
     return fig
 
 
@@ -317,9 +317,8 @@ def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Relia
     one curve per loss (``reliabilities`` maps a loss spec to its bins), with the diagonal of perfect
     calibration.  A bin holding less than ``min_share`` of the samples is left out (its accuracy is
     noise: 0 or 1 for a single sample); each marker's area follows its bin's count."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line=dict(dash="dash", color="#999999")))
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line=dict(dash="dash", color="#999999")))
     for name, rel in reliabilities.items():
         count = np.asarray(rel["count"], dtype=np.float64)
         keep = count >= max(min_share * count.sum(), 1.0)
@@ -372,14 +371,14 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
                yaxis_title: str = "", errors: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
     """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups); ``errors`` (some of
     ``groups``' keys, same lengths) draws error bars, e.g. the seeds' standard deviation (``seed_stats``)."""
-    wrong = [name for name, err in (errors or {}).items() if len(err) != len(groups.get(name, ()))]
+    errors = errors or {}
+    wrong = [name for name, err in errors.items() if len(err) != len(groups.get(name, ()))]
     if wrong:
         raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
-    fig = go.Figure()
-    for name, vals in groups.items():
-        err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
-        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name), error_y=err,
-                             marker_color=loss_colour(name)))
+    fig = go.Figure([go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name),
+                            marker_color=loss_colour(name),
+                            error_y=dict(type="data", array=_round(errors[name], 4)) if name in errors else None)
+                     for name, vals in groups.items()])
     fig.update_layout(barmode="group", yaxis_title=yaxis_title, height=460)
     return page_layout(fig, title)
 
