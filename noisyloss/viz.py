@@ -191,7 +191,7 @@ def slider_figure(values: Sequence, make_traces: Callable[[object], List[go.Base
     fig.update_layout(
         sliders=[dict(active=active, steps=steps, pad=dict(t=50), font=dict(size=12),
                       currentvalue=dict(prefix=f"{param_name} = ", font=dict(size=14)))],
-        margin=dict(l=60, r=20), height=560)
+        margin=dict(l=60, r=40), height=560)
     page_layout(fig, title, slider=True)
     if subplots is None:
         fig.update_xaxes(title_text=xaxis_title)
@@ -437,7 +437,6 @@ def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0
                            name=f"{name}: after {updates} step{'s' * (updates != 1)}")]
 
     return slider_figure(list(losses), routes, param_name="loss", title=title, active=active, fixed_traces=fixed,
-                         labels=list(losses),
                          layout=dict(xaxis=dict(visible=False, range=[-0.12, 1.12]), height=620,
                                      yaxis=dict(visible=False, range=[-0.1, 0.95], scaleanchor="x")))
 
