@@ -114,7 +114,7 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
     text = title if title is not None else fig.layout.title.text
     if not text:
         raise ValueError("every figure of the book needs a title: pass title=...")
-    lines = textwrap.wrap(text, _TITLE_LINE)
+    lines = textwrap.wrap(text.replace("<br>", " "), _TITLE_LINE)  # again: a figure laid out twice keeps its title
     bottom = 160 if slider else 100
     top = _MODEBAR + 22 * len(lines) + 12
     fig.update_layout(
