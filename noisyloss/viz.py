@@ -306,7 +306,7 @@ def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str
     fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels, side="top",
                                  tickangle=-60 if longest > 3 else 0),
                       yaxis=dict(title="true label", tickmode="array", tickvals=labels[: m.shape[0]],
-                                 autorange="reversed"), height=room + fig.layout.margin.b + 380,
+                                 autorange="reversed"), height=room + fig.layout.margin.b + 340,
                       margin=dict(l=60, r=12, t=room))
     return fig
 
