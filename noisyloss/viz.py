@@ -23,7 +23,7 @@ __all__ = [
     "LOSS_STYLES",
     "loss_colour",
     "loss_label",
-    "legend_below",
+    "page_layout",
     "slider_figure",
     "loss_curves_figure",
     "curves_for",
@@ -31,6 +31,7 @@ __all__ = [
     "live_loss_curves",
     "heatmap_figure",
     "reliability_figure",
+    "history_traces",
     "history_figure",
     "bar_figure",
     "simplex_flow_figure",
@@ -114,13 +115,42 @@ def _axes(j: int) -> dict:
     return dict(xaxis=f"x{j + 1 if j else ''}", yaxis=f"y{j + 1 if j else ''}")
 
 
-def legend_below(fig: go.Figure, *, slider: bool = False) -> go.Figure:
-    """Put the legend under the plot, at the bottom of the figure (under the slider, if any), in
-    horizontal rows that wrap, and leave the bottom margin that needs; returns ``fig``."""
+#: the toolbar plotly draws at the top right of a figure is about this many pixels high: titles sit under it
+_MODEBAR = 34
+#: characters of a title line (a 390 px phone holds about this many at the title's size)
+_TITLE_LINE = 48
+
+
+def _wrap(text: str, width: int = _TITLE_LINE) -> List[str]:
+    """``text`` as lines of at most ``width`` characters, broken at spaces."""
+    lines: List[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = False) -> go.Figure:
+    """The one layout of every figure in the book; returns ``fig``.
+
+    The title (``title``, or the one ``fig`` has; a figure without one is refused) is wrapped to a
+    phone's width and set under plotly's toolbar; the legend goes under the plot (under the slider,
+    if any) in horizontal rows that wrap; no width is fixed, so the figure fills the page's column."""
+    text = title if title is not None else fig.layout.title.text
+    if not text:
+        raise ValueError("every figure of the book needs a title: pass title=...")
+    lines = _wrap(text)
     bottom = 175 if slider else 100
-    fig.update_layout(legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0,
-                                  xanchor="left", entrywidthmode="pixels", entrywidth=0, font=dict(size=12)),
-                      margin=dict(b=bottom), height=max(fig.layout.height or 450, 340 + bottom))
+    top = _MODEBAR + 22 * len(lines) + 12
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), x=0.0, xref="container", xanchor="left", y=1.0, yref="container",
+                   yanchor="top", pad=dict(t=_MODEBAR, l=12), font=dict(size=16)),
+        legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0, xanchor="left",
+                    entrywidthmode="pixels", entrywidth=0, font=dict(size=12)),
+        template="plotly_white", width=None, margin=dict(t=top, b=bottom),
+        height=max(fig.layout.height or 450, 240 + top + bottom))
     return fig
 
 
@@ -132,18 +162,36 @@ def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
         trace.marker.color = colour
 
 
+#: the slider's length in pixels in the book's column on a laptop screen, and a step label's letter width
+_SLIDER_ROOM, _LETTER = 560, 7.0
+
+
+def _step_labels(values: Sequence, labels: Optional[Sequence[str]]) -> List[str]:
+    """The slider's step labels: ``labels``, or each value as a number or a loss's legend name; when
+    those would not all fit side by side, the loss names without their parameters."""
+    if labels is not None:
+        if len(labels) != len(values):
+            raise ValueError(f"labels must have one entry per value ({len(values)}), got {len(labels)}")
+        return [str(label) for label in labels]
+    full = [loss_label(v) if isinstance(v, str) else _fmt(v) for v in values]
+    short = [label.split(" (")[0] for label in full]
+    fits = len(values) * (_LETTER * max(map(len, full)) + 8) <= _SLIDER_ROOM
+    return full if fits or len(set(short)) < len(short) else short
+
+
 def slider_figure(
     values: Sequence,
     make_traces: Callable[[object], List[go.BaseTraceType]],
     *,
     param_name: str,
-    title: str = "",
+    title: str,
     xaxis_title: str = "",
     yaxis_title: str = "",
     active: Optional[int] = None,
     fixed_traces: Sequence[go.BaseTraceType] = (),
     layout: Optional[dict] = None,
     subplots: Optional[Tuple[int, int]] = None,
+    labels: Optional[Sequence[str]] = None,
 ) -> go.Figure:
     """A figure with one slider over ``values``.
 
@@ -151,7 +199,9 @@ def slider_figure(
     of the slider shows exactly the traces of ``values[i]`` plus ``fixed_traces`` (e.g. reference
     curves).  Scatter traces without a colour get palette colours by their order within the step,
     one colour per ``legendgroup``.  With ``subplots=(rows, cols)`` a trace may carry ``xaxis``/``yaxis`` names of a
-    ``make_subplots`` grid (use :func:`plotly.subplots.make_subplots` layout conventions).
+    ``make_subplots`` grid (use :func:`plotly.subplots.make_subplots` layout conventions).  ``labels``
+    names the steps (default: the values, loss specs by their legend names, shortened so that every
+    step's label shows).
     """
     values = list(values)
     if not values:
@@ -159,6 +209,7 @@ def slider_figure(
     active = len(values) // 2 if active is None else active
     if not 0 <= active < len(values):
         raise ValueError(f"active must be in [0, {len(values) - 1}], got {active}")
+    names = _step_labels(values, labels)
     if subplots is not None:
         from plotly.subplots import make_subplots
 
@@ -179,19 +230,13 @@ def slider_figure(
             _keep_colour(trace, curves.setdefault(trace.legendgroup or id(trace), len(curves)))
             fig.add_trace(trace)
             owner.append(i)
-    steps = []
-    for i, value in enumerate(values):
-        visible = [True] * n_fixed + [o == i for o in owner]
-        steps.append(dict(method="restyle", args=[{"visible": visible}], label=_fmt(value)))
+    steps = [dict(method="restyle", args=[{"visible": [True] * n_fixed + [o == i for o in owner]}], label=name)
+             for i, name in enumerate(names)]
     fig.update_layout(
-        title=title,
-        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{param_name} = "),
-                      pad=dict(t=50), font=dict(size=11 if len(values) <= 12 else 9))],
-        template="plotly_white",
-        margin=dict(l=60, r=20, t=60),
-        height=560,
-    )
-    legend_below(fig, slider=True)
+        sliders=[dict(active=active, steps=steps, pad=dict(t=50), font=dict(size=12),
+                      currentvalue=dict(prefix=f"{param_name} = ", font=dict(size=14)))],
+        margin=dict(l=60, r=20), height=560)
+    page_layout(fig, title, slider=True)
     if subplots is None:
         fig.update_xaxes(title_text=xaxis_title)
         fig.update_yaxes(title_text=yaxis_title)
@@ -219,6 +264,7 @@ def value_and_derivative(
                        xaxis="x2", yaxis="y2")]
 
 
+_DASHES = ("solid", "dot", "dashdot")
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
 
 
@@ -231,7 +277,7 @@ def loss_curves_figure(
     include: Sequence[str] = ("loss", "grad_y"),
     references: Sequence[str] = ("ce", "mae"),
     points: int = 120,
-    title: str = "",
+    title: str,
     p_min: float = 1e-3,
     active: Optional[int] = None,
 ) -> go.Figure:
@@ -239,7 +285,8 @@ def loss_curves_figure(
 
     ``template`` is a spec with ``{}`` for the parameter, e.g. ``"gce:q={}"`` (or several such
     templates, drawn together).  Curves come from :func:`noisyloss.analysis.loss_vs_py`, i.e. autograd
-    through the real loss functions.  ``references`` are drawn dashed and stay fixed; ``active`` is
+    through the real loss functions (several templates: solid, dotted, dash-dotted, in their order; each
+    in its loss's colour).  ``references`` are drawn dashed and stay fixed; ``active`` is
     the index of the value the slider starts at (default: the middle one).
     """
     templates = [template] if isinstance(template, str) else list(template)
@@ -259,13 +306,13 @@ def loss_curves_figure(
 
     def make(value) -> list:
         traces = []
-        for tpl in templates:
+        for k, tpl in enumerate(templates):
             spec = tpl.format(value)
             cur = curves_for(spec, p, num_classes)
             for j, key in enumerate(include):
                 traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(spec),
-                                         legendgroup=spec, showlegend=j == 0,
-                                         line=dict(color=loss_colour(spec), width=2.5), **_axes(j)))
+                                         legendgroup=spec, showlegend=j == 0, **_axes(j),
+                                         line=dict(color=loss_colour(spec), width=2.5, dash=_DASHES[k % len(_DASHES)])))
         return traces
 
     fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
@@ -321,68 +368,94 @@ def live_loss_curves(
 
 
 def heatmap_figure(
-    matrix, labels: Optional[Sequence[str]] = None, *, title: str = "", zmax: Optional[float] = None,
+    matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
     text: bool = True,
 ) -> go.Figure:
-    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed]."""
+    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed].
+
+    Readable on a phone: every column keeps its tick label (turned when the labels are long), the
+    colour bar lies flat under the plot, and the cell values are written small."""
     m = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix, dtype=np.float64)
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
+    written = text and m.shape[0] <= 12
     fig = go.Figure(go.Heatmap(
         z=_round(m, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0,
         zmax=zmax if zmax is not None else float(m.max()),
-        text=_round(m, 2) if text and m.shape[0] <= 12 else None,
-        texttemplate="%{text}" if text and m.shape[0] <= 12 else None,
-        hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="observed (noisy) label", yaxis_title="true label",
-                      yaxis_autorange="reversed", template="plotly_white", height=440, width=520,
-                      margin=dict(l=60, r=20, t=60, b=40))
-    return fig
+        text=_round(m, 2) if written else None, texttemplate="%{text}" if written else None,
+        textfont=dict(size=10), hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>",
+        colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.2, yanchor="top", thickness=12, len=0.8)))
+    turn = max(len(str(label)) for label in labels) > 3
+    fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels,
+                                 tickangle=-60 if turn else 0, side="top", title_standoff=4),
+                      yaxis=dict(title="true label", tickmode="array", tickvals=labels[: m.shape[0]],
+                                 autorange="reversed"), height=520, margin=dict(l=60, r=12))
+    return page_layout(fig, title)
 
 
-def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Reliability diagram") -> go.Figure:
-    """Reliability diagram(s): accuracy vs confidence per bin, from :func:`noisyloss.metrics.reliability`."""
+def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Reliability diagram",
+                       min_share: float = 0.01) -> go.Figure:
+    """Reliability diagram(s): accuracy vs mean confidence per bin, from :func:`noisyloss.metrics.reliability`,
+    one curve per loss (``reliabilities`` maps a loss spec to its bins), with the diagonal of perfect
+    calibration.  A bin holding less than ``min_share`` of the samples is left out (its accuracy is
+    noise: 0 or 1 for a single sample); each marker's area follows its bin's count."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                              line=dict(dash="dash", color="#999999")))
-    for i, (name, rel) in enumerate(reliabilities.items()):
-        edges = np.asarray(rel["edges"])
-        centers = (edges[:-1] + edges[1:]) / 2
-        acc = np.asarray(rel["accuracy"], dtype=np.float64)
-        keep = ~np.isnan(acc)
-        fig.add_trace(go.Scatter(x=_round(centers[keep], 3), y=_round(acc[keep], 4), mode="lines+markers",
-                                 name=name, line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_layout(title=title, xaxis_title="confidence (max probability)", yaxis_title="accuracy",
-                      template="plotly_white", height=460, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
-    return legend_below(fig)
+    for name, rel in reliabilities.items():
+        count = np.asarray(rel["count"], dtype=np.float64)
+        keep = count >= max(min_share * count.sum(), 1.0)
+        conf, acc = (np.asarray(rel[k], dtype=np.float64)[keep] for k in ("confidence", "accuracy"))
+        size = 6 + 14 * np.sqrt(count[keep] / count.max())
+        fig.add_trace(go.Scatter(x=_round(conf, 3), y=_round(acc, 4), mode="lines+markers", name=loss_label(name),
+                                 customdata=count[keep].astype(int).tolist(),
+                                 hovertemplate="confidence %{x}, accuracy %{y}, %{customdata} samples",
+                                 line=dict(color=loss_colour(name)), marker=dict(size=_round(size, 1))))
+    fig.update_layout(xaxis_title="confidence (max probability)", yaxis_title="accuracy",
+                      height=460, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    return page_layout(fig, title)
+
+
+#: legend names of the training-history metrics (``train.fit``'s keys); other keys are shown as given
+_METRICS = {"test_acc": "test accuracy", "fit_clean": "clean samples fitted", "memorised": "memorised",
+            "corrected": "corrected", "train_loss": "training loss"}
+
+
+def history_traces(name: str, history: Sequence[dict], keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
+                   *, reference: bool = False) -> List[go.Scatter]:
+    """The training curves of one run (``name`` a loss spec) per epoch: the loss's colour, one dash style
+    per metric key (solid, dotted, dash-dotted); a ``reference`` run (e.g. CE under a slider over other
+    losses) is drawn thin and faint, keeping its colour and dashes."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    traces = []
+    for j, key in enumerate(keys):
+        pts = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if pts:
+            x, y = zip(*pts)
+            traces.append(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", legendgroup=name,
+                                     name=f"{loss_label(name)}: {_METRICS.get(key, key)}",
+                                     opacity=0.5 if reference else 1.0,
+                                     line=dict(color=loss_colour(name), dash=_DASHES[j % len(_DASHES)],
+                                               width=1.2 if reference else 2.2)))
+    return traces
 
 
 def history_figure(
     histories: Mapping[str, Sequence[dict]],
     keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
     *,
-    title: str = "",
+    title: str,
 ) -> go.Figure:
-    """Training curves per epoch: one colour per run (e.g. per loss), one dash style per metric key."""
+    """Training curves per epoch of several runs (loss spec -> history), drawn by :func:`history_traces`."""
     keys = [keys] if isinstance(keys, str) else list(keys)
-    dashes = ("solid", "dot", "dash", "dashdot")
-    fig = go.Figure()
-    for name, hist in histories.items():
-        for j, key in enumerate(keys):
-            pts = [(h["epoch"], h[key]) for h in hist if h.get(key) is not None]
-            if not pts:
-                continue
-            x, y = zip(*pts)
-            fig.add_trace(go.Scatter(x=list(x), y=_round(y, 4), mode="lines", name=f"{loss_label(name)}: {key}",
-                                     legendgroup=name, line=dict(color=loss_colour(name),
-                                                                 dash=dashes[j % len(dashes)])))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=" / ".join(keys), template="plotly_white",
+    fig = go.Figure([t for name, hist in histories.items() for t in history_traces(name, hist, keys)])
+    fig.update_layout(xaxis_title="epoch", yaxis_title=" / ".join(_METRICS.get(k, k) for k in keys),
                       height=480, yaxis_range=[0, 1.02])
-    return legend_below(fig)
+    return page_layout(fig, title)
 
 
-def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str = "",
+def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str,
                yaxis_title: str = "", errors: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
     """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups).
 
@@ -400,15 +473,15 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
         err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
         fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name), error_y=err,
                              marker_color=loss_colour(name)))
-    fig.update_layout(title=title, barmode="group", yaxis_title=yaxis_title, template="plotly_white", height=460)
-    return legend_below(fig)
+    fig.update_layout(barmode="group", yaxis_title=yaxis_title, height=460)
+    return page_layout(fig, title)
 
 
 #: corners of the 3-class probability simplex in the plane: p = e_0, e_1, e_2
 _CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
 
 
-def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int = 12, title: str = "",
+def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int = 12, title: str,
                         active: int = 0) -> go.Figure:
     """Arrows on the 3-class probability simplex: where one gradient step on the logits moves the
     prediction (:func:`noisyloss.analysis.simplex_flow`), with a slider over ``losses`` (name -> spec).
@@ -447,7 +520,7 @@ _REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0")
 def decision_regions_figure(
     xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
     panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *, cols: int,
-    param_name: str = "epoch", title: str = "", active: Optional[int] = None,
+    param_name: str = "epoch", title: str, active: Optional[int] = None,
 ) -> go.Figure:
     """Predicted class over a grid for several 3-class models, in a grid of panels, with a slider over
     ``regions``' keys (e.g. epochs).
@@ -491,7 +564,7 @@ def decision_regions_figure(
 def py_histogram_figure(
     snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
     weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *,
-    title: str = "", bins: int = 20, active: Optional[int] = None,
+    title: str, bins: int = 20, active: Optional[int] = None,
 ) -> go.Figure:
     """Histograms of :math:`p_y` (the probability of the *given* label) of the clean and of the corrupted
     training samples, with a slider over ``snapshots`` (step -> ``p_y`` of every training sample), and

@@ -11,7 +11,7 @@ from noisyloss import viz
 def test_py_histogram_figure_without_weight_curve():
     p = {1: np.array([0.05, 0.05, 0.95, 0.55]), 2: np.array([0.95, 0.05, 0.95, 0.95])}
     corrupted = np.array([False, True, False, True])
-    fig = viz.py_histogram_figure(p, corrupted, bins=10, active=1)
+    fig = viz.py_histogram_figure(p, corrupted, bins=10, active=1, title="p")
     assert len(fig.data) == 4  # clean and corrupted bars per epoch, no fixed curve
     assert all(t.type == "bar" for t in fig.data)
     assert [t.visible for t in fig.data] == [False, False, True, True]

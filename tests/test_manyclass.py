@@ -150,7 +150,7 @@ class TestFigures:
         return fig.layout.sliders[0].steps
 
     def test_simplex_flow_figure(self):
-        fig = viz.simplex_flow_figure({"CE": "ce", "MAE": "mae"}, steps=6)
+        fig = viz.simplex_flow_figure({"CE": "ce", "MAE": "mae"}, steps=6, title="s")
         steps = self._steps(fig)
         assert [s.label for s in steps] == ["CE", "MAE"]
         assert steps[1].args[0]["visible"] == [True, False, True]
@@ -160,16 +160,17 @@ class TestFigures:
         xs = ys = np.linspace(-1, 1, 5)
         regions = {1: [np.zeros((5, 5)), np.ones((5, 5))], 2: [np.full((5, 5), 2), np.ones((5, 5))]}
         pts = [(np.zeros((4, 2)), np.array([0, 1, 2, 0]), np.array([0, 1, 0, 0], dtype=bool))] * 2
-        fig = viz.decision_regions_figure(xs, ys, regions, ["a", "b"], pts, cols=2)
+        fig = viz.decision_regions_figure(xs, ys, regions, ["a", "b"], pts, cols=2, title="r")
         assert [s.label for s in self._steps(fig)] == ["1", "2"]
         assert len(fig.data) == 4 + 4  # two point traces per panel, one heatmap per panel and step
         with pytest.raises(ValueError, match="points"):
-            viz.decision_regions_figure(xs, ys, regions, ["a", "b"], pts[:1], cols=2)
+            viz.decision_regions_figure(xs, ys, regions, ["a", "b"], pts[:1], cols=2, title="r")
 
     def test_py_histogram_figure_fractions(self):
         p = np.array([0.05, 0.05, 0.95, 0.55])
         corrupted = np.array([False, True, False, True])
-        fig = viz.py_histogram_figure({1: p}, corrupted, (np.array([0.0, 1.0]), np.array([0.0, 2.0])), bins=10)
+        fig = viz.py_histogram_figure({1: p}, corrupted, (np.array([0.0, 1.0]), np.array([0.0, 2.0])), bins=10,
+                                      title="p")
         clean, bad = fig.data[1], fig.data[2]
         assert sum(clean.y) == pytest.approx(1.0) and sum(bad.y) == pytest.approx(1.0)
         assert clean.y[0] == pytest.approx(0.5) and bad.y[5] == pytest.approx(0.5)

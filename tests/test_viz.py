@@ -15,7 +15,7 @@ def test_slider_steps_toggle_exactly_their_traces():
     values = [0.1, 0.5, 0.9]
     fixed = [go.Scatter(x=[0, 1], y=[0, 1], name="ref")]
     fig = viz.slider_figure(values, lambda v: [go.Scatter(x=[0, 1], y=[v, v]), go.Scatter(x=[0], y=[2 * v])],
-                            param_name="a", fixed_traces=fixed, active=2)
+                            param_name="a", title="t", fixed_traces=fixed, active=2)
     steps = fig.layout.sliders[0].steps
     assert len(steps) == 3 and fig.layout.sliders[0].active == 2
     assert [s.label for s in steps] == ["0.1", "0.5", "0.9"]
@@ -30,14 +30,15 @@ def test_slider_steps_toggle_exactly_their_traces():
 
 def test_slider_figure_rejects_bad_input():
     with pytest.raises(ValueError, match="values"):
-        viz.slider_figure([], lambda v: [], param_name="a")
+        viz.slider_figure([], lambda v: [], param_name="a", title="t")
     with pytest.raises(ValueError, match="active"):
-        viz.slider_figure([1, 2], lambda v: [go.Scatter()], param_name="a", active=5)
+        viz.slider_figure([1, 2], lambda v: [go.Scatter()], param_name="a", title="t", active=5)
 
 
 def test_loss_curves_are_the_formula_and_small():
     qs = [0.25, 0.5, 1.0]
-    fig = viz.loss_curves_figure("gce:q={}", qs, param_name="q", include=("loss", "grad_y"), points=50)
+    fig = viz.loss_curves_figure("gce:q={}", qs, param_name="q", include=("loss", "grad_y"), points=50,
+                                  title="GCE")
     assert len(fig.to_json()) < 1_000_000
     step = fig.layout.sliders[0].steps[1]  # q = 0.5
     shown = [fig.data[k] for k, v in enumerate(step.args[0]["visible"]) if v and fig.data[k].name == "GCE (q = 0.5)"]
@@ -52,14 +53,14 @@ def test_loss_curves_are_the_formula_and_small():
 
 def test_heatmap_reliability_history_figures():
     T = np.array([[0.6, 0.4], [0.0, 1.0]])
-    fig = viz.heatmap_figure(T, ["a", "b"])
+    fig = viz.heatmap_figure(T, ["a", "b"], title="T")
     assert np.allclose(fig.data[0].z, T)
     rel = {"edges": np.linspace(0, 1, 5), "accuracy": np.array([np.nan, 0.3, 0.6, 0.9]),
            "confidence": np.array([np.nan, 0.4, 0.6, 0.9]), "count": np.array([0, 3, 3, 3])}
     fig = viz.reliability_figure({"ce": rel})
-    assert list(fig.data[1].x) == pytest.approx([0.375, 0.625, 0.875])  # empty bin dropped
+    assert list(fig.data[1].x) == pytest.approx([0.4, 0.6, 0.9])  # at the bins' mean confidence, empty bin dropped
     hist = [{"epoch": 1, "test_acc": 0.5, "memorised": None}, {"epoch": 2, "test_acc": 0.7, "memorised": 0.1}]
-    fig = viz.history_figure({"ce": hist})
+    fig = viz.history_figure({"ce": hist}, title="h")
     assert list(fig.data[0].y) == [0.5, 0.7] and list(fig.data[1].x) == [2]
     json.dumps(fig.to_plotly_json(), default=str)
 
@@ -79,21 +80,21 @@ def test_slider_colours_one_per_curve_and_stable_across_steps():
     m = np.linspace(-2, 2, 5)
     fig = viz.slider_figure([0.0, 2.0], lambda g: viz.value_and_derivative("focal", m, label=f"f{g}", gamma=g)
                             + viz.value_and_derivative("hinge", m, label=f"h{g}"),
-                            param_name="γ", subplots=(1, 2))
+                            param_name="γ", title="t", subplots=(1, 2))
     colours = [t.line.color for t in fig.data]
     # per step: focal value + derivative share a colour, hinge gets the next one; both steps alike
     assert colours == [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2 + [viz.PALETTE[0]] * 2 + [viz.PALETTE[1]] * 2
 
 
 def test_bar_figure_error_bars():
-    fig = viz.bar_figure({"ce": [0.5, 0.7], "mae": [0.9, 0.8]}, ["sym:0.2", "sym:0.4"],
+    fig = viz.bar_figure({"ce": [0.5, 0.7], "mae": [0.9, 0.8]}, ["sym:0.2", "sym:0.4"], title="b",
                          errors={"ce": [0.01, 0.123456]})
     assert list(fig.data[0].error_y.array) == [0.01, 0.1235] and fig.data[0].error_y.type == "data"
     assert fig.data[1].error_y.array is None  # no errors given for mae
     with pytest.raises(ValueError, match="errors"):
-        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"ce": [0.1]})
+        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], title="b", errors={"ce": [0.1]})
     with pytest.raises(ValueError, match="errors"):
-        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], errors={"gce": [0.1, 0.2]})
+        viz.bar_figure({"ce": [0.5, 0.7]}, ["a", "b"], title="b", errors={"gce": [0.1, 0.2]})
 
 
 def test_importing_viz_leaves_plotly_alone_and_book_selects_the_renderer():
@@ -131,8 +132,8 @@ def test_every_registered_loss_has_one_colour_and_one_name():
 
 
 def test_figures_name_and_colour_losses_from_the_one_map():
-    fig = viz.history_figure({"gce:q=0.7": [{"epoch": 1, "test_acc": 0.5}]}, "test_acc")
-    assert fig.data[0].name == "GCE (q = 0.7): test_acc" and fig.data[0].line.color == viz.LOSS_STYLES["gce"][0]
-    bars = viz.bar_figure({"ce": [0.1, 0.2], "nce_rce": [0.3, 0.4]}, ["a", "b"])
+    fig = viz.history_figure({"gce:q=0.7": [{"epoch": 1, "test_acc": 0.5}]}, "test_acc", title="h")
+    assert fig.data[0].name == "GCE (q = 0.7): test accuracy" and fig.data[0].line.color == viz.LOSS_STYLES["gce"][0]
+    bars = viz.bar_figure({"ce": [0.1, 0.2], "nce_rce": [0.3, 0.4]}, ["a", "b"], title="b")
     assert [t.name for t in bars.data] == ["CE", "NCE+RCE"]
     assert [t.marker.color for t in bars.data] == [viz.LOSS_STYLES["ce"][0], viz.LOSS_STYLES["nce_rce"][0]]
