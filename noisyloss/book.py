@@ -32,9 +32,8 @@ __all__ = ["BookRenderer", "use_renderer", "setup", "results", "shipped_results"
 Record = Dict[str, Any]
 
 
-def _results_folder():
-    """The package folder that holds the GPU records the chapters read (``noisyloss/results``)."""
-    return resources.files("noisyloss") / "results"
+#: the package folder that holds the GPU records the chapters read
+_RESULTS = resources.files("noisyloss") / "results"
 
 
 class BookRenderer(MimetypeRenderer):
@@ -70,8 +69,7 @@ def setup(seed: int = 0, verbose: bool = True) -> Tuple[torch.device, bool]:
 
 def shipped_results() -> List[str]:
     """Names of the records files shipped with this installation (``noisyloss/results``)."""
-    folder = _results_folder()
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".jsonl")) if folder.is_dir() else []
+    return sorted(p.name for p in _RESULTS.iterdir() if p.name.endswith(".jsonl")) if _RESULTS.is_dir() else []
 
 
 def results(name: str = "digits_gpu.jsonl") -> List[Dict[str, Any]]:
@@ -83,7 +81,7 @@ def results(name: str = "digits_gpu.jsonl") -> List[Dict[str, Any]]:
     """
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"name must be the file name of a records file in noisyloss/results, got {name!r}")
-    path = _results_folder() / name
+    path = _RESULTS / name
     if not path.is_file():
         print(f"The GPU records {name!r} are missing from this installation of noisyloss (looked for {path}; "
               f"shipped: {', '.join(shipped_results()) or 'none'}), so this table is not shown.")

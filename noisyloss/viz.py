@@ -1,43 +1,27 @@
-"""Figures for the book: plotly figures with baked-in sliders (work in static HTML, no kernel),
-ipywidgets live versions of the same curves, and small helpers for matrices, calibration and training
-histories.
-
-Every slider figure in the book is built by :func:`slider_figure`: all traces for all parameter
-values are computed up front, and each slider step makes exactly its own traces visible.
-"""
+"""Figures for the book: plotly figures with baked-in sliders (work in static HTML, no kernel), built
+by :func:`slider_figure` (all traces computed up front, each step shows exactly its own), laid out by
+:func:`page_layout`, losses coloured and named by :data:`LOSS_STYLES`; ipywidgets live versions."""
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import textwrap
 import zlib
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
 
-from .analysis import loss_vs_py, simplex_flow
-from .registry import parse_spec
+from ._checks import check_int
+from .analysis import loss_vs_py, simplex_points
+from .registry import functional_loss, parse_spec
 from .regression import loss_curve
 
-__all__ = [
-    "PALETTE",
-    "LOSS_STYLES",
-    "loss_colour",
-    "loss_label",
-    "page_layout",
-    "slider_figure",
-    "loss_curves_figure",
-    "curves_for",
-    "value_and_derivative",
-    "live_loss_curves",
-    "heatmap_figure",
-    "reliability_figure",
-    "history_traces",
-    "history_figure",
-    "bar_figure",
-    "simplex_flow_figure",
-    "decision_regions_figure",
-    "py_histogram_figure",
-]
+__all__ = ["PALETTE", "LOSS_STYLES", "loss_colour", "loss_label", "page_layout", "slider_figure",
+           "loss_curves_figure", "value_and_derivative", "live_loss_curves", "heatmap_figure",
+           "reliability_figure", "history_traces", "history_figure", "bar_figure", "simplex_flow_figure",
+           "decision_regions_figure", "py_histogram_figure"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
            "#7f7f7f", "#bcbd22")
@@ -121,17 +105,6 @@ _MODEBAR = 34
 _TITLE_LINE = 48
 
 
-def _wrap(text: str, width: int = _TITLE_LINE) -> List[str]:
-    """``text`` as lines of at most ``width`` characters, broken at spaces."""
-    lines: List[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines
-
-
 def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = False) -> go.Figure:
     """The one layout of every figure in the book; returns ``fig``.
 
@@ -141,8 +114,8 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
     text = title if title is not None else fig.layout.title.text
     if not text:
         raise ValueError("every figure of the book needs a title: pass title=...")
-    lines = _wrap(text)
-    bottom = 175 if slider else 100
+    lines = textwrap.wrap(text, _TITLE_LINE)
+    bottom = 160 if slider else 100
     top = _MODEBAR + 22 * len(lines) + 12
     fig.update_layout(
         title=dict(text="<br>".join(lines), x=0.0, xref="container", xanchor="left", y=1.0, yref="container",
@@ -157,9 +130,7 @@ def page_layout(fig: go.Figure, title: Optional[str] = None, *, slider: bool = F
 def _keep_colour(trace: go.BaseTraceType, position: int) -> None:
     """Give a scatter trace without an explicit colour the palette colour of ``position``."""
     if isinstance(trace, go.Scatter) and trace.line.color is None and trace.marker.color is None:
-        colour = PALETTE[position % len(PALETTE)]
-        trace.line.color = colour
-        trace.marker.color = colour
+        trace.line.color = trace.marker.color = PALETTE[position % len(PALETTE)]
 
 
 #: the slider's length in pixels in the book's column on a laptop screen, and a step label's letter width
@@ -179,20 +150,10 @@ def _step_labels(values: Sequence, labels: Optional[Sequence[str]]) -> List[str]
     return full if fits or len(set(short)) < len(short) else short
 
 
-def slider_figure(
-    values: Sequence,
-    make_traces: Callable[[object], List[go.BaseTraceType]],
-    *,
-    param_name: str,
-    title: str,
-    xaxis_title: str = "",
-    yaxis_title: str = "",
-    active: Optional[int] = None,
-    fixed_traces: Sequence[go.BaseTraceType] = (),
-    layout: Optional[dict] = None,
-    subplots: Optional[Tuple[int, int]] = None,
-    labels: Optional[Sequence[str]] = None,
-) -> go.Figure:
+def slider_figure(values: Sequence, make_traces: Callable[[object], List[go.BaseTraceType]], *, param_name: str,
+                  title: str, xaxis_title: str = "", yaxis_title: str = "", active: Optional[int] = None,
+                  fixed_traces: Sequence[go.BaseTraceType] = (), layout: Optional[dict] = None,
+                  subplots: Optional[Tuple[int, int]] = None, labels: Optional[Sequence[str]] = None) -> go.Figure:
     """A figure with one slider over ``values``.
 
     ``make_traces(value)`` returns the traces for one parameter value (all computed now); step ``i``
@@ -210,12 +171,7 @@ def slider_figure(
     if not 0 <= active < len(values):
         raise ValueError(f"active must be in [0, {len(values) - 1}], got {active}")
     names = _step_labels(values, labels)
-    if subplots is not None:
-        from plotly.subplots import make_subplots
-
-        fig = make_subplots(rows=subplots[0], cols=subplots[1], horizontal_spacing=0.1)
-    else:
-        fig = go.Figure()
+    fig = make_subplots(rows=subplots[0], cols=subplots[1], horizontal_spacing=0.1) if subplots else go.Figure()
     for trace in fixed_traces:
         trace.visible = True
         fig.add_trace(trace)
@@ -245,12 +201,6 @@ def slider_figure(
     return fig
 
 
-def curves_for(loss, p_y: np.ndarray, num_classes: int) -> Dict[str, np.ndarray]:
-    """``{"loss": ..., "grad_y": ..., "grad_norm": ...}`` vs ``p_y`` for a spec or callable."""
-    c = loss_vs_py(loss, p_y, num_classes=num_classes)
-    return {"loss": c.loss, "grad_y": c.grad_y, "grad_norm": c.grad_norm}
-
-
 def value_and_derivative(
     loss: Union[str, Callable], x: Sequence[float], *, label: str, line: Optional[dict] = None, **params
 ) -> List[go.Scatter]:
@@ -268,19 +218,10 @@ _DASHES = ("solid", "dot", "dashdot")
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
 
 
-def loss_curves_figure(
-    template: Union[str, Sequence[str]],
-    values: Sequence,
-    *,
-    param_name: str,
-    num_classes: int = 10,
-    include: Sequence[str] = ("loss", "grad_y"),
-    references: Sequence[str] = ("ce", "mae"),
-    points: int = 120,
-    title: str,
-    p_min: float = 1e-3,
-    active: Optional[int] = None,
-) -> go.Figure:
+def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *, param_name: str, title: str,
+                       num_classes: int = 10, include: Sequence[str] = ("loss", "grad_y"),
+                       references: Sequence[str] = ("ce", "mae"), points: int = 120, p_min: float = 1e-3,
+                       active: Optional[int] = None) -> go.Figure:
     """Loss (and gradient) vs the true-class probability ``p_y``, with a slider over a parameter.
 
     ``template`` is a spec with ``{}`` for the parameter, e.g. ``"gce:q={}"`` (or several such
@@ -296,24 +237,16 @@ def loss_curves_figure(
     p = np.linspace(p_min, 1.0 - 1e-6, points)
     cols = len(include)
 
-    fixed = []
-    for ref in references:
-        cur = curves_for(ref, p, num_classes)
-        for j, key in enumerate(include):
-            fixed.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(ref), legendgroup=ref,
-                                    showlegend=j == 0, line=dict(dash="dash", color=loss_colour(ref), width=1.5),
-                                    **_axes(j)))
+    def curves(spec: str, dash: str, width: float) -> List[go.Scatter]:
+        curve = loss_vs_py(spec, p, num_classes=num_classes)
+        return [go.Scatter(x=_round(p, 6), y=_round(getattr(curve, key)), name=loss_label(spec), legendgroup=spec,
+                           showlegend=j == 0, line=dict(color=loss_colour(spec), width=width, dash=dash), **_axes(j))
+                for j, key in enumerate(include)]
+
+    fixed = [t for ref in references for t in curves(ref, "dash", 1.5)]
 
     def make(value) -> list:
-        traces = []
-        for k, tpl in enumerate(templates):
-            spec = tpl.format(value)
-            cur = curves_for(spec, p, num_classes)
-            for j, key in enumerate(include):
-                traces.append(go.Scatter(x=_round(p, 6), y=_round(cur[key]), name=loss_label(spec),
-                                         legendgroup=spec, showlegend=j == 0, **_axes(j),
-                                         line=dict(color=loss_colour(spec), width=2.5, dash=_DASHES[k % len(_DASHES)])))
-        return traces
+        return [t for k, tpl in enumerate(templates) for t in curves(tpl.format(value), _DASHES[k % len(_DASHES)], 2.5)]
 
     fig = slider_figure(values, make, param_name=param_name, title=title, fixed_traces=fixed, active=active,
                         subplots=(1, cols) if cols > 1 else None,
@@ -325,73 +258,57 @@ def loss_curves_figure(
     return fig
 
 
-def live_loss_curves(
-    template: str,
-    values: Sequence[float],
-    *,
-    param_name: str,
-    num_classes: int = 10,
-    include: Sequence[str] = ("loss", "grad_y"),
-    references: Sequence[str] = ("ce", "mae"),
-    points: int = 200,
-):
-    """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a
-    continuous slider recomputes the curves through the real loss on every move."""
+def live_loss_curves(template: str, values: Sequence[float], *, param_name: str, **options):
+    """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a continuous
+    slider from ``min(values)`` to ``max(values)`` redraws that figure (``options`` are its own) at the
+    slider's value, through the real loss."""
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     lo, hi = float(min(values)), float(max(values))
     slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
                                  step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
-    out = widgets.Output()
-    p = np.linspace(1e-3, 1 - 1e-6, points)
-    refs = {ref: curves_for(ref, p, num_classes) for ref in references}
 
     def draw(value: float) -> None:
         spec = template.format(round(value, 4))
-        cur = curves_for(spec, p, num_classes)
-        with out:
-            out.clear_output(wait=True)
-            fig, axs = plt.subplots(1, len(include), figsize=(5 * len(include), 3.6), squeeze=False)
-            for ax, key in zip(axs[0], include):
-                for ref, rc in refs.items():
-                    ax.plot(p, rc[key], "--", lw=1, label=ref)
-                ax.plot(p, cur[key], lw=2.5, label=spec)
-                ax.set_xlabel("p_y")
-                ax.set_ylabel(_YLABEL[key])
-                ax.legend(fontsize=8)
-            plt.tight_layout()
-            plt.show()
+        loss_curves_figure(spec, [value], param_name=param_name, title=loss_label(spec), **options).update_layout(
+            sliders=[]).show()
 
-    widgets.interactive_output(lambda v: draw(v), {"v": slider})
-    return widgets.VBox([slider, out])
+    return widgets.VBox([slider, widgets.interactive_output(draw, {"value": slider})])
 
 
-def heatmap_figure(
-    matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
-    text: bool = True,
-) -> go.Figure:
-    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed].
+def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,
+                   text: bool = True, param_name: str = "", active: Optional[int] = None) -> go.Figure:
+    """Heatmap of a (C, C) matrix such as a noise transition matrix T[true, observed]; a mapping
+    ``{step: matrix}`` gives one heatmap per step under a slider named ``param_name``.
 
     Readable on a phone: every column keeps its tick label (turned when the labels are long), the
     colour bar lies flat under the plot, and the cell values are written small."""
-    m = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix, dtype=np.float64)
+    matrices = {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64)
+                for k, v in (matrix.items() if isinstance(matrix, Mapping) else [(None, matrix)])}
+    m = next(iter(matrices.values()))
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
     written = text and m.shape[0] <= 12
-    fig = go.Figure(go.Heatmap(
-        z=_round(m, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0,
-        zmax=zmax if zmax is not None else float(m.max()),
-        text=_round(m, 2) if written else None, texttemplate="%{text}" if written else None,
-        textfont=dict(size=10), hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>",
-        colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-0.2, yanchor="top", thickness=12, len=0.8)))
-    turn = max(len(str(label)) for label in labels) > 3
-    fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels,
-                                 tickangle=-60 if turn else 0, side="top", title_standoff=4),
+    top = zmax if zmax is not None else max(float(v.max()) for v in matrices.values())
+
+    def heat(key) -> List[go.Heatmap]:
+        v = matrices[key]
+        return [go.Heatmap(z=_round(v, 3), x=labels, y=labels[: m.shape[0]], colorscale="Blues", zmin=0, zmax=top,
+                           text=_round(v, 2) if written else None, texttemplate="%{text}" if written else None,
+                           textfont=dict(size=10), hovertemplate="true %{y} → observed %{x}: %{z}<extra></extra>",
+                           colorbar=dict(orientation="h", y=-0.03, yanchor="top", thickness=12, len=0.8))]
+
+    fig = (slider_figure(list(matrices), heat, param_name=param_name, title=title, active=active)
+           if isinstance(matrix, Mapping) else page_layout(go.Figure(heat(None)), title))
+    longest = max(len(str(label)) for label in labels)
+    room = fig.layout.margin.t + 30 + (6 * longest if longest > 3 else 16)  # the title, then the x axis above the plot
+    fig.update_layout(xaxis=dict(title="observed (noisy) label", tickmode="array", tickvals=labels, side="top",
+                                 tickangle=-60 if longest > 3 else 0),
                       yaxis=dict(title="true label", tickmode="array", tickvals=labels[: m.shape[0]],
-                                 autorange="reversed"), height=520, margin=dict(l=60, r=12))
-    return page_layout(fig, title)
+                                 autorange="reversed"), height=room + fig.layout.margin.b + 380,
+                      margin=dict(l=60, r=12, t=room))
+    return fig
 
 
 def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Reliability diagram",
@@ -400,9 +317,8 @@ def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Relia
     one curve per loss (``reliabilities`` maps a loss spec to its bins), with the diagonal of perfect
     calibration.  A bin holding less than ``min_share`` of the samples is left out (its accuracy is
     noise: 0 or 1 for a single sample); each marker's area follows its bin's count."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line=dict(dash="dash", color="#999999")))
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line=dict(dash="dash", color="#999999")))
     for name, rel in reliabilities.items():
         count = np.asarray(rel["count"], dtype=np.float64)
         keep = count >= max(min_share * count.sum(), 1.0)
@@ -441,12 +357,8 @@ def history_traces(name: str, history: Sequence[dict], keys: Union[str, Sequence
     return traces
 
 
-def history_figure(
-    histories: Mapping[str, Sequence[dict]],
-    keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
-    *,
-    title: str,
-) -> go.Figure:
+def history_figure(histories: Mapping[str, Sequence[dict]], keys: Union[str, Sequence[str]] = ("test_acc", "memorised"),
+                   *, title: str) -> go.Figure:
     """Training curves per epoch of several runs (loss spec -> history), drawn by :func:`history_traces`."""
     keys = [keys] if isinstance(keys, str) else list(keys)
     fig = go.Figure([t for name, hist in histories.items() for t in history_traces(name, hist, keys)])
@@ -457,22 +369,16 @@ def history_figure(
 
 def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str], *, title: str,
                yaxis_title: str = "", errors: Optional[Mapping[str, Sequence[float]]] = None) -> go.Figure:
-    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups).
-
-    ``errors`` (optional, same keys and lengths as ``groups``) draws symmetric error bars, e.g. the
-    standard deviation over seeds from ``noisyloss.experiments.seed_stats``.
-    """
-    if errors is not None:
-        if set(errors) - set(groups):
-            raise ValueError(f"errors has groups that groups lacks: {sorted(set(errors) - set(groups))}")
-        for name, err in errors.items():
-            if len(err) != len(groups[name]):
-                raise ValueError(f"errors[{name!r}] has {len(err)} values, groups[{name!r}] has {len(groups[name])}")
-    fig = go.Figure()
-    for name, vals in groups.items():
-        err = None if errors is None or name not in errors else dict(type="data", array=_round(errors[name], 4))
-        fig.add_trace(go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name), error_y=err,
-                             marker_color=loss_colour(name)))
+    """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups); ``errors`` (some of
+    ``groups``' keys, same lengths) draws error bars, e.g. the seeds' standard deviation (``seed_stats``)."""
+    errors = errors or {}
+    wrong = [name for name, err in errors.items() if len(err) != len(groups.get(name, ()))]
+    if wrong:
+        raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
+    fig = go.Figure([go.Bar(x=list(categories), y=_round(vals, 4), name=loss_label(name),
+                            marker_color=loss_colour(name),
+                            error_y=dict(type="data", array=_round(errors[name], 4)) if name in errors else None)
+                     for name, vals in groups.items()])
     fig.update_layout(barmode="group", yaxis_title=yaxis_title, height=460)
     return page_layout(fig, title)
 
@@ -481,59 +387,84 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
 _CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
 
 
-def simplex_flow_figure(losses: Mapping[str, str], *, label: int = 0, steps: int = 12, title: str,
-                        active: int = 0) -> go.Figure:
-    """Arrows on the 3-class probability simplex: where one gradient step on the logits moves the
-    prediction (:func:`noisyloss.analysis.simplex_flow`), with a slider over ``losses`` (name -> spec).
-
-    All losses share one arrow scale, so arrow lengths compare across slider steps: the longest arrow
-    of all is 0.8 grid cells long."""
-    flows = {name: simplex_flow(spec, label=label, steps=steps) for name, spec in losses.items()}
-    longest = max(float(np.linalg.norm(f.dp @ _CORNERS, axis=1).max()) for f in flows.values())
-    scale = 0.8 / steps / longest
-    outline = go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
-                         mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
-                         text=[f"p = e{k}" + (" (label)" if k == label else "") for k in (0, 1, 2)] + [""],
-                         textposition=["bottom left", "bottom right", "top center", "bottom left"])
-
-    def arrows(name: str) -> List[go.Scatter]:
-        flow = flows[name]
-        tail = flow.p @ _CORNERS
-        head = tail + scale * (flow.dp @ _CORNERS)
-        xs = np.stack([tail[:, 0], head[:, 0], np.full(len(tail), np.nan)], axis=1).ravel()
-        ys = np.stack([tail[:, 1], head[:, 1], np.full(len(tail), np.nan)], axis=1).ravel()
-        sizes = np.tile([3, 9, 0], len(tail)).tolist()
-        symbols = np.tile(["circle", "arrow", "circle"], len(tail)).tolist()
-        return [go.Scatter(x=[None if np.isnan(v) else v for v in _round(xs, 4)],
-                           y=[None if np.isnan(v) else v for v in _round(ys, 4)], mode="lines+markers",
-                           name=f"{name}: one gradient step", line=dict(width=1.5),
-                           marker=dict(size=sizes, symbol=symbols, angleref="previous"), hoverinfo="skip")]
-
-    return slider_figure(list(losses), arrows, param_name="loss", title=title, active=active, fixed_traces=[outline],
-                         layout=dict(xaxis=dict(visible=False, range=[-0.15, 1.15]),
-                                     yaxis=dict(visible=False, range=[-0.12, 0.98], scaleanchor="x"), height=600))
+def _simplex_paths(spec: str, starts: np.ndarray, label: int, updates: int, lr: float) -> np.ndarray:
+    """The predictions ``(updates + 1, n, 3)`` of gradient descent with step ``lr`` on the logits of
+    ``n`` 3-class samples labelled ``label``, from the predictions ``starts`` (logits ``log p``),
+    through the real loss of ``spec``."""
+    fn = functional_loss(spec)
+    z = torch.from_numpy(np.log(starts))
+    target = torch.full((len(starts),), label, dtype=torch.long)
+    path = [starts]
+    for _ in range(updates):
+        z.requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(z, target, reduction="sum"), z)
+        z = (z - lr * grad).detach()
+        path.append(torch.softmax(z, dim=1).numpy())
+    return np.stack(path)
 
 
-_REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0")
+def simplex_flow_figure(losses: Mapping[str, str], *, title: str, label: int = 0, steps: int = 7,
+                        updates: int = 10, lr: float = 0.5, active: int = 0) -> go.Figure:
+    """Where gradient descent takes a 3-class prediction, with a slider over ``losses`` (name -> spec).
+
+    From every point of :func:`noisyloss.analysis.simplex_points` (grey) the logits of one sample with
+    label ``label`` take ``updates`` gradient steps of size ``lr`` through the real loss; the line is the
+    route of its prediction over the simplex, the marker where it ends.  For a loss of :math:`p_y` alone
+    the routes are the same curves for every loss (the gradient is :math:`w(p_y)(p - e_y)`) and the
+    losses differ in how far along them the steps get; a loss that depends on the other probabilities
+    (NCE) takes other routes."""
+    label = check_int("label", label, 0)
+    if label > 2:
+        raise ValueError(f"label must be 0, 1 or 2 on the 3-class simplex, got {label}")
+    starts = simplex_points(steps)
+    corners = [f"p = e{k}" + (" (label)" if k == label else "") for k in range(3)]
+    fixed = [go.Scatter(x=_round(_CORNERS[[0, 1, 2, 0], 0], 4), y=_round(_CORNERS[[0, 1, 2, 0], 1], 4),
+                        mode="lines+text", line=dict(color="#444444", width=1), showlegend=False, hoverinfo="skip",
+                        text=corners + [""], textposition=["bottom left", "bottom right", "top center", "bottom left"]),
+             go.Scatter(x=_round((starts @ _CORNERS)[:, 0], 4), y=_round((starts @ _CORNERS)[:, 1], 4),
+                        mode="markers", marker=dict(size=5, color="#aaaaaa"), name="start", hoverinfo="skip")]
+
+    def routes(name: str) -> List[go.Scatter]:
+        paths = _simplex_paths(losses[name], starts, label, updates, lr) @ _CORNERS  # (updates + 1, n, 2)
+        # one trace draws all routes, one after the other with a gap (None) between them
+        xy = np.concatenate([paths, np.full((1, len(starts), 2), np.nan)]).transpose(1, 0, 2).reshape(-1, 2)
+        x, y = ([None if np.isnan(v) else v for v in _round(xy[:, k], 4)] for k in (0, 1))
+        colour = loss_colour(losses[name])
+        return [go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1.5), name=f"{name}: route",
+                           legendgroup=name, hoverinfo="skip"),
+                go.Scatter(x=_round(paths[-1, :, 0], 4), y=_round(paths[-1, :, 1], 4), mode="markers",
+                           legendgroup=name, marker=dict(color=colour, size=8),
+                           name=f"{name}: after {updates} step{'s' * (updates != 1)}")]
+
+    return slider_figure(list(losses), routes, param_name="loss", title=title, active=active, fixed_traces=fixed,
+                         labels=list(losses),
+                         layout=dict(xaxis=dict(visible=False, range=[-0.12, 1.12]), height=620,
+                                     yaxis=dict(visible=False, range=[-0.1, 0.95], scaleanchor="x")))
 
 
-def decision_regions_figure(
-    xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
-    panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *, cols: int,
-    param_name: str = "epoch", title: str, active: Optional[int] = None,
-) -> go.Figure:
+#: the region colours of classes 0, 1, 2: light where the class is the one of the slider's first step,
+#: saturated where it has changed since
+_REGION_COLOURS = ("#c6dbef", "#fcbba1", "#c7e9c0", "#6baed6", "#fb6a4a", "#74c476")
+
+
+def decision_regions_figure(xs: Sequence[float], ys: Sequence[float], regions: Mapping[object, Sequence[np.ndarray]],
+                            panels: Sequence[str], points: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], *,
+                            cols: int, title: str, param_name: str = "epoch",
+                            active: Optional[int] = None) -> go.Figure:
     """Predicted class over a grid for several 3-class models, in a grid of panels, with a slider over
-    ``regions``' keys (e.g. epochs).
+    ``regions``' keys (e.g. epochs); it fits one laptop screen with its slider.
 
     ``regions[step][j]`` is the ``(len(ys), len(xs))`` array of predicted classes of panel ``j``
-    (titled ``panels[j]``); ``points[j] = (x (n, 2), given labels (n,), corrupted (n,) bool)`` are the
-    training points drawn on panel ``j`` at every step, coloured by their given label, the corrupted
-    ones ringed in black."""
+    (titled ``panels[j]``), drawn light where it is the class of the first step and saturated where
+    the prediction has changed since, so that the slider shows where the boundary moved;
+    ``points[j] = (x (n, 2), given labels (n,), corrupted (n,) bool)`` are the training points drawn
+    on panel ``j`` at every step, coloured by their given label, the corrupted ones ringed in black."""
     if len(points) != len(panels):
         raise ValueError(f"points must have one entry per panel ({len(panels)}), got {len(points)}")
     rows = -(-len(panels) // cols)
+    first = [np.asarray(r).astype(int) for r in next(iter(regions.values()))]
 
-    scale = [[k / 3, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
+    scale = [[k / 6, c] for i, c in enumerate(_REGION_COLOURS) for k in (i, i + 1)]
     fixed = []
     for j, (x, given, corrupted) in enumerate(points):
         corrupted = np.asarray(corrupted, dtype=bool)
@@ -546,12 +477,13 @@ def decision_regions_figure(
                             line=dict(color="black", width=2 if bad else 0)), **_axes(j)))
 
     def make(step) -> list:
-        return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=np.asarray(r).astype(int).tolist(), zmin=-0.5,
-                           zmax=2.5, colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
-                for j, r in enumerate(regions[step])]
+        return [go.Heatmap(x=_round(xs, 3), y=_round(ys, 3), z=(r + 3 * (r != f)).tolist(), zmin=-0.5, zmax=5.5,
+                           colorscale=scale, showscale=False, hoverinfo="skip", **_axes(j))
+                for j, (r, f) in enumerate(zip((np.asarray(r).astype(int) for r in regions[step]), first))]
 
     fig = slider_figure(list(regions), make, param_name=param_name, title=title, active=active, fixed_traces=fixed,
-                        subplots=(rows, cols), layout=dict(height=260 * rows + 260))
+                        subplots=(rows, cols))
+    fig.update_layout(height=fig.layout.margin.t + fig.layout.margin.b + 190 * rows)
     for j, name in enumerate(panels):
         ref = f"{j + 1 if j else ''}"
         fig.add_annotation(text=name, x=0.5, y=1.0, xref=f"x{ref} domain", yref=f"y{ref} domain", showarrow=False,
@@ -561,11 +493,9 @@ def decision_regions_figure(
     return fig
 
 
-def py_histogram_figure(
-    snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
-    weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *,
-    title: str, bins: int = 20, active: Optional[int] = None,
-) -> go.Figure:
+def py_histogram_figure(snapshots: Mapping[object, np.ndarray], corrupted: np.ndarray,
+                        weight: Optional[Tuple[np.ndarray, np.ndarray]] = None, *, title: str, bins: int = 20,
+                        active: Optional[int] = None) -> go.Figure:
     """Histograms of :math:`p_y` (the probability of the *given* label) of the clean and of the corrupted
     training samples, with a slider over ``snapshots`` (step -> ``p_y`` of every training sample), and
     the loss's gradient weight ``weight = (p_y grid, w)`` (:func:`noisyloss.analysis.gradient_weight`)
@@ -583,12 +513,10 @@ def py_histogram_figure(
 
     def make(step) -> list:
         p = np.asarray(snapshots[step], dtype=np.float64)
-        out = []
-        for group, sel, colour in (("clean samples", ~corrupted, PALETTE[0]), ("corrupted samples", corrupted, PALETTE[1])):
-            counts = np.histogram(p[sel], bins=edges)[0] / max(int(sel.sum()), 1)
-            out.append(go.Bar(x=_round(centres, 4), y=_round(counts, 4), name=group, marker_color=colour,
-                              opacity=0.6, width=1.0 / bins))
-        return out
+        return [go.Bar(x=_round(centres, 4), y=_round(np.histogram(p[sel], bins=edges)[0] / max(int(sel.sum()), 1), 4),
+                       name=group, marker_color=colour, opacity=0.6, width=1.0 / bins)
+                for group, sel, colour in (("clean samples", ~corrupted, PALETTE[0]),
+                                           ("corrupted samples", corrupted, PALETTE[1]))]
 
     return slider_figure(list(snapshots), make, param_name="epoch", title=title, active=active, fixed_traces=curves,
                          xaxis_title="p_y, probability of the given label", yaxis_title="fraction of the group",

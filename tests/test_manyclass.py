@@ -153,7 +153,7 @@ class TestFigures:
         fig = viz.simplex_flow_figure({"CE": "ce", "MAE": "mae"}, steps=6, title="s")
         steps = self._steps(fig)
         assert [s.label for s in steps] == ["CE", "MAE"]
-        assert steps[1].args[0]["visible"] == [True, False, True]
+        assert steps[1].args[0]["visible"] == [True, True, False, False, True, True]  # outline, starts; route, ends
         assert len(fig.to_json()) < 100_000
 
     def test_decision_regions_figure(self):

@@ -125,3 +125,55 @@ def test_history_traces_colour_the_loss_and_dash_the_metric():
     fig = viz.slider_figure(["gce:q=0.7", "mae"], lambda s: viz.history_traces(s, hist), param_name="loss",
                             title="h", fixed_traces=viz.history_traces("ce", hist, reference=True))
     assert [t.line.color for t in fig.data] == [viz.LOSS_STYLES[n][0] for n in ("ce", "ce", "gce", "gce", "mae", "mae")]
+
+
+def _ends(fig, step):
+    """The end points of the routes that slider step ``step`` shows."""
+    visible = fig.layout.sliders[0].steps[step].args[0]["visible"]
+    (trace,) = [t for t, v in zip(fig.data, visible) if v and ": after" in (t.name or "")]
+    return np.c_[trace.x, trace.y]
+
+
+def test_simplex_routes_are_gradient_descent_through_the_real_loss():
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
+    fig = viz.simplex_flow_figure({"CE": "ce"}, title="s", steps=4, updates=1, lr=0.5)
+    # one step of CE on the logits z = log p: z - lr (p - e_0), then softmax
+    p = np.array([[1, 1, 2], [1, 2, 1], [2, 1, 1]]) / 4.0
+    z = np.log(p) - 0.5 * (p - np.eye(3)[0])
+    q = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(np.sort(_ends(fig, 0), axis=0), np.sort(q @ corners, axis=0), atol=1e-4)
+
+
+def test_the_simplex_slider_visibly_changes_the_figure():
+    fig = viz.simplex_flow_figure({"CE": "ce", "GCE": "gce:q=0.7", "MAE": "mae"}, title="s")
+    ce, gce, mae = (_ends(fig, k) for k in range(3))
+    # the end points move by a good part of the triangle's side (1) between the steps
+    assert np.linalg.norm(ce - gce, axis=1).max() > 0.15 and np.linalg.norm(ce - mae, axis=1).max() > 0.3
+    assert np.linalg.norm(ce - gce, axis=1).mean() > 0.05
+    assert fig.layout.legend.yref == "container" and fig.layout.height <= 650
+
+
+def test_decision_regions_fit_one_laptop_screen_and_show_what_changed():
+    xs = ys = np.linspace(-1, 1, 5)
+    first, later = np.zeros((5, 5)), np.zeros((5, 5))
+    later[:, 3:] = 2
+    regions = {10: [first] * 6, 200: [later] * 6}
+    points = [(np.zeros((2, 2)), np.array([0, 1]), np.array([False, True]))] * 6
+    fig = viz.decision_regions_figure(xs, ys, regions, [f"panel {k}" for k in range(6)], points, cols=3,
+                                      title="predicted class (background) and training labels (points)")
+    # 1366 x 768 less the browser's bars leaves about 650 px for the figure, its slider and its legend
+    assert fig.layout.height <= 650 and fig.layout.sliders
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    before, after = np.asarray(heat[0].z), np.asarray(heat[6].z)
+    assert (before == 0).all()  # the first step: every class as it is, drawn light
+    assert (after[:, 3:] == 2 + 3).all() and (after[:, :3] == 0).all()  # changed cells drawn saturated
+
+
+def test_a_mapping_of_matrices_gives_one_heatmap_per_slider_step():
+    fig = viz.heatmap_figure({0.0: np.eye(3), 0.5: np.full((3, 3), 1 / 3)}, ["a", "b", "c"], zmax=1,
+                             param_name="η", title="T", active=1)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["0", "0.5"] and fig.layout.sliders[0].active == 1
+    assert [list(s.args[0]["visible"]) for s in steps] == [[True, False], [False, True]]
+    np.testing.assert_allclose(fig.data[1].z, np.round(np.full((3, 3), 1 / 3), 3))
+    assert all(t.zmax == 1 and t.colorbar.orientation == "h" for t in fig.data) and fig.layout.width is None
