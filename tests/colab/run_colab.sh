@@ -59,7 +59,7 @@ for name in {sorted(imported)!r}:
     importlib.import_module(name)
 for name in {sorted(records)!r}:
     assert book.results(name), name
-display(viz.loss_curves_figure("gce:q={{}}", [0.3, 0.7], param_name="q", points=20))
+display(viz.loss_curves_figure("gce:q={{}}", [0.3, 0.7], param_name="q", points=20, title="GCE"))
 display(viz.live_loss_curves("gce:q={{}}", [0.3, 0.7], param_name="q", points=20))"""
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(firsts.pop()), nbformat.v4.new_code_cell(CHECK)])
 start = time.perf_counter()
