@@ -258,22 +258,40 @@ def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *,
     return fig
 
 
-def live_loss_curves(template: str, values: Sequence[float], *, param_name: str, **options):
+def live_loss_curves(template: str, values: Sequence[float], *, param_name: str, num_classes: int = 10,
+                     include: Sequence[str] = ("loss", "grad_y"), references: Sequence[str] = ("ce", "mae"),
+                     points: int = 200):
     """ipywidgets version of :func:`loss_curves_figure` for a live kernel (Jupyter, Colab): a continuous
-    slider from ``min(values)`` to ``max(values)`` redraws that figure (``options`` are its own) at the
-    slider's value, through the real loss."""
+    slider from ``min(values)`` to ``max(values)`` recomputes the curves through the real loss on every
+    move (drawn with matplotlib into one ``Output`` widget, in the losses' colours and names)."""
     import ipywidgets as widgets
+    import matplotlib.pyplot as plt
 
     lo, hi = float(min(values)), float(max(values))
     slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
                                  step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
+    out = widgets.Output()
+    p = np.linspace(1e-3, 1 - 1e-6, points)
+    refs = {ref: loss_vs_py(ref, p, num_classes=num_classes) for ref in references}
 
     def draw(value: float) -> None:
         spec = template.format(round(value, 4))
-        loss_curves_figure(spec, [value], param_name=param_name, title=loss_label(spec), **options).update_layout(
-            sliders=[]).show()
+        curves = {**refs, spec: loss_vs_py(spec, p, num_classes=num_classes)}
+        with out:
+            out.clear_output(wait=True)
+            fig, axs = plt.subplots(1, len(include), figsize=(5 * len(include), 3.6), squeeze=False)
+            for ax, key in zip(axs[0], include):
+                for name, c in curves.items():
+                    ax.plot(p, getattr(c, key), "-" if name == spec else "--", lw=2.5 if name == spec else 1,
+                            color=loss_colour(name), label=loss_label(name))
+                ax.set_xlabel("p_y")
+                ax.set_ylabel(_YLABEL[key])
+                ax.legend(fontsize=8)
+            plt.tight_layout()
+            plt.show()
 
-    return widgets.VBox([slider, widgets.interactive_output(draw, {"value": slider})])
+    widgets.interactive_output(draw, {"value": slider})
+    return widgets.VBox([slider, out])
 
 
 def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str, zmax: Optional[float] = None,

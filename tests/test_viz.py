@@ -138,3 +138,16 @@ def test_figures_name_and_colour_losses_from_the_one_map():
     bars = viz.bar_figure({"ce": [0.1, 0.2], "nce_rce": [0.3, 0.4]}, ["a", "b"], title="b")
     assert [t.name for t in bars.data] == ["CE", "NCE+RCE"]
     assert [t.marker.color for t in bars.data] == [viz.LOSS_STYLES["ce"][0], viz.LOSS_STYLES["nce_rce"][0]]
+
+
+def test_live_loss_curves_is_a_slider_over_one_output_and_redraws_through_the_loss():
+    widgets = pytest.importorskip("ipywidgets")
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    box = viz.live_loss_curves("gce:q={}", [0.1, 0.9], param_name="q", num_classes=10)
+    slider, out = box.children
+    assert isinstance(slider, widgets.FloatSlider) and isinstance(out, widgets.Output)
+    assert (slider.min, slider.max, slider.value) == (0.1, 0.9, 0.9)
+    slider.value = 0.3  # redraws: the real loss at q = 0.3, no error
