@@ -380,8 +380,10 @@ def history_figure(histories: Mapping[str, Sequence[dict]], keys: Union[str, Seq
     """Training curves per epoch of several runs (loss spec -> history), drawn by :func:`history_traces`."""
     keys = [keys] if isinstance(keys, str) else list(keys)
     fig = go.Figure([t for name, hist in histories.items() for t in history_traces(name, hist, keys)])
-    fig.update_layout(xaxis_title="epoch", yaxis_title=" / ".join(_METRICS.get(k, k) for k in keys),
-                      height=480, yaxis_range=[0, 1.02])
+    # one metric names the axis; several are fractions that the legend names (a long axis title would run
+    # into the title on a phone)
+    axis = _METRICS.get(keys[0], keys[0]) if len(keys) == 1 else "fraction"
+    fig.update_layout(xaxis_title="epoch", yaxis_title=axis, height=480, yaxis_range=[0, 1.02])
     return page_layout(fig, title)
 
 

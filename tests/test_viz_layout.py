@@ -183,3 +183,11 @@ def test_laying_out_twice_keeps_the_title():
     fig = viz.page_layout(go.Figure(), "a long title that says what the figure shows, for a reader on a phone")
     once = fig.layout.title.text
     assert viz.page_layout(fig).layout.title.text == once
+
+
+def test_a_history_of_several_metrics_leaves_their_names_to_the_legend():
+    hist = [{"epoch": 1, "test_acc": 0.5, "memorised": 0.1, "fit_clean": 0.6}]
+    fig = viz.history_figure({"ce": hist}, ("fit_clean", "memorised", "test_acc"), title="t")
+    assert fig.layout.yaxis.title.text == "fraction" and len(fig.data) == 3
+    one = viz.history_figure({"ce": hist}, "test_acc", title="t")
+    assert one.layout.yaxis.title.text not in ("", "fraction")
