@@ -70,8 +70,8 @@ PAPERS: Dict[str, Tuple[str, ...]] = {
     "Feng et al., IJCAI 2020 (doi:10.24963/ijcai.2020/305)": ("taylor",),
 }
 
-#: the largest absolute difference between a rerun's final metric and its record's that :func:`rerun` accepts (fractions of the test
-#: set, of the corrupted training samples)
+#: the largest absolute difference between a rerun's final metric and its record's that :func:`rerun`
+#: accepts (fractions of the test set, of the corrupted training samples)
 RERUN_TOLERANCE = {"test_acc": 0.02, "memorised": 0.03}
 
 
