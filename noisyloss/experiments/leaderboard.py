@@ -89,7 +89,10 @@ def paper_setting(loss: str, dataset: str, epochs: int = EPOCHS) -> Tuple[str, s
         spec, source = loss, "the registry's defaults (no preset)"
     if loss == "gce_prune":
         _, params = parse_spec(spec)
-        scale = lambda e: max(1, round(e * epochs / PAPER_EPOCHS))  # noqa: E731
+
+        def scale(epoch: int) -> int:
+            return max(1, round(epoch * epochs / PAPER_EPOCHS))
+
         spec = (f"gce_prune:q={params.get('q', 0.7)},k={params.get('k', 0.5)},"
                 f"start_prune={scale(params['start_prune'])},prune_every={scale(params['prune_every'])}")
         source += f"; pruning epochs scaled by {epochs}/{PAPER_EPOCHS}"
