@@ -2,6 +2,7 @@
 RunConfig and on the command line, and their records read back by a process that knows none of them."""
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import os
@@ -99,6 +100,27 @@ def test_what_a_registered_loader_or_factory_returns_is_checked():
         M.make_model("mlp", 3, 1.0, 8)
     with pytest.raises(ValueError, match="image_size must be an int >= 8, got 4"):
         M.make_model("cnn", 10, 3, 4)
+
+
+def test_a_registered_dataset_of_feature_vectors_trains_without_augmentation_and_refuses_it_before_training():
+    def vectors(device, quick):
+        """Two classes of 2-D points, held as (N, 2) feature vectors, not images."""
+        gen = torch.Generator().manual_seed(0)
+        y = torch.arange(400) % 2
+        x = torch.randn(400, 2, generator=gen) + 3.0 * y.view(-1, 1).float()
+        return D.ImageData("points2", x[:200].to(device), y[:200].to(device), x[200:].to(device),
+                           y[200:].to(device), 2, ("a", "b"), y[:200].to(device), hflip=False)
+
+    noisyloss.register_dataset("points2", vectors)
+    noisyloss.register_model("linear_points", lambda num_classes, in_channels, image_size: nn.Linear(2, num_classes))
+    cfg = E.RunConfig(dataset="points2", model="linear_points", lr=0.1, epochs=5, batch_size=20, quick=True)
+    assert cfg.augment  # the default, made for images
+    with pytest.raises(E.ConfigError, match=r"augment: points2 holds feature vectors of shape \(200, 2\).*"
+                                            r"augment=False \(--no-augment"):
+        E.run(cfg, device="cpu", progress=False)
+    res = E.run(dataclasses.replace(cfg, augment=False), device="cpu", progress=False)
+    assert res.record["config"]["augment"] is False
+    assert res.record["final"]["test_acc"] > 0.9  # the classes are 3 standard deviations apart
 
 
 def test_the_runner_gives_a_registered_loss_the_classes_and_the_training_samples():

@@ -113,7 +113,7 @@ class RunConfig:
             _field("model", check_choice, self.model, available_models())
             if self.lr is None and self.model not in DEFAULT_LR:
                 raise ConfigError(f"lr: model {self.model!r} has no default learning rate (DEFAULT_LR has "
-                                  f"{sorted(DEFAULT_LR)}); give lr")
+                                  f"{sorted(DEFAULT_LR)}); give lr (--lr on the command line)")
         _field("augment", check_bool, self.augment)
         if self.quick is not None:
             _field("quick", check_bool, self.quick)

@@ -137,6 +137,10 @@ def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -
                           "(noisyloss.register_dataset) and name it in RunConfig(dataset=...)")
     if data.has_label_noise and cfg.noise != "clean":
         raise ConfigError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
+    if cfg.augment and data.x_train.dim() != 4:
+        raise ConfigError(f"augment: {data.name} holds feature vectors of shape {tuple(data.x_train.shape)}, and "
+                          "augmentation (random translations and flips) is for images (N, C, H, W): set "
+                          "augment=False (--no-augment on the command line)")
     if train_labels is not None:
         try:
             labels = check_labels("train_labels", train_labels, data.num_classes)
