@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
                           f"{m} {lr}" for m, lr in experiments.DEFAULT_LR.items()))
     runp.add_argument("--model", default=None,
                       help=f"built in: {', '.join(available_models())}, or one MODULE registers "
-                           "(default: mlp on 8x8 images: digits, synth10/synth100; cnn otherwise)")
+                           "(default: mlp on 8x8 images and feature vectors: digits, synth10/synth100; cnn otherwise)")
     runp.add_argument("--train-subset", type=int, default=None, help="train on this many images (default: all)")
     runp.add_argument("--no-augment", action="store_true", help="no random translate / flip")
     mode = runp.add_mutually_exclusive_group()

@@ -88,7 +88,9 @@ class DataError(ValueError):
 class ImageData:
     """A classification dataset on one device.
 
-    ``x_*``: ``(N, C, H, W)`` float32, normalised per channel; ``y_*``: ``(N,)`` int64.
+    ``x_*``: ``(N, C, H, W)`` float32 images, normalised per channel, or ``(N, D)`` feature vectors,
+    which models see as ``D`` channels of one pixel (``in_channels`` D, ``image_size`` 1);
+    ``y_*``: ``(N,)`` int64.
     ``y_train`` are the labels to train on (human labels for CIFAR-10N); ``y_train_clean`` the true
     ones.  ``hflip``: whether a horizontal flip keeps the class (True for photos, False for digits).
     ``has_label_noise``: whether ``y_train`` are noisy labels of their own (CIFAR-10N's human labels,
@@ -129,7 +131,7 @@ class ImageData:
 
     @property
     def image_size(self) -> int:
-        return int(self.x_train.shape[-1])
+        return 1 if self.x_train.dim() == 2 else int(self.x_train.shape[-1])
 
     def subset(self, n: int, generator: Optional[torch.Generator] = None) -> "ImageData":
         """The same dataset with ``n`` training samples drawn without replacement (test set kept)."""

@@ -78,8 +78,8 @@ _MODELS: Dict[str, Factory] = {"cnn": CNN, "mlp": MLP}
 def register_model(name: str, factory: Factory) -> None:
     """Make ``name`` a model: ``factory(num_classes, in_channels, image_size)`` returns a fresh
     ``nn.Module`` mapping ``(N, in_channels, image_size, image_size)`` inputs to ``(N, num_classes)``
-    logits.  A name already taken raises ``ValueError``, unless it is registered again with the same
-    factory.
+    logits (feature vectors ``(N, D)`` come as ``in_channels`` D and ``image_size`` 1).  A name already
+    taken raises ``ValueError``, unless it is registered again with the same factory.
 
     >>> register_model("linear", lambda c, ch, s: nn.Sequential(nn.Flatten(), nn.Linear(ch * s * s, c)))
     >>> make_model("linear", 3, 1, 8)(torch.zeros(2, 1, 8, 8)).shape

@@ -121,6 +121,12 @@ def test_a_registered_dataset_of_feature_vectors_trains_without_augmentation_and
     res = E.run(dataclasses.replace(cfg, augment=False), device="cpu", progress=False)
     assert res.record["config"]["augment"] is False
     assert res.record["final"]["test_acc"] > 0.9  # the classes are 3 standard deviations apart
+    # a vector is D channels of one pixel, so the default model, the MLP, takes (N, D) as it is
+    assert D.dataset_info("points2") == (2, 2, 1)
+    default = E.run(E.RunConfig(dataset="points2", augment=False, epochs=5, batch_size=20, quick=True), device="cpu",
+                    progress=False)
+    assert default.record["config"]["model"] == "mlp" and isinstance(default.model, M.MLP)
+    assert default.model.body[1].in_features == 2 and default.record["final"]["test_acc"] > 0.9
 
 
 def test_the_runner_gives_a_registered_loss_the_classes_and_the_training_samples():

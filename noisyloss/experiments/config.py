@@ -57,10 +57,10 @@ class RunConfig:
     ``dataset``/``model``: a built-in name or one of :func:`noisyloss.register_dataset` /
     :func:`noisyloss.register_model`.  The loss's ``num_classes`` and ``num_examples``, where its
     ``__init__`` takes them, are set by the runner from the data (:data:`RUNNER_SETS`), never in the spec.
-    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on 8x8 images: digits, synth10,
-    synth100; ``cnn`` otherwise; ``DEFAULT_LR``; a registered model needs its ``lr``).  ``train_subset``:
-    train on this many images (a fixed random subset, the same for every seed).  ``quick``: ``None``
-    follows :func:`noisyloss.runtime.quick_mode`.
+    ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on images of at most 8x8 pixels
+    and on feature vectors: digits, synth10, synth100; ``cnn`` otherwise; ``DEFAULT_LR``; a registered
+    model needs its ``lr``).  ``train_subset``: train on this many images (a fixed random subset, the
+    same for every seed).  ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
     ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
     process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
     ``sweep(label_sets={name: labels})``, and the record keeps the name and a digest of them.
@@ -145,7 +145,7 @@ class RunConfig:
     def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
         """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
         device = default_device() if device is None else torch.device(device)
-        model = self.model or ("mlp" if dataset_info(self.dataset)[2] == 8 else "cnn")  # 8x8 images: the MLP
+        model = self.model or ("mlp" if dataset_info(self.dataset)[2] <= 8 else "cnn")  # 8x8 images, vectors: MLP
         return dataclasses.replace(
             self,
             model=model,
