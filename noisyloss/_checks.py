@@ -259,3 +259,39 @@ def check_below_uniform(name: str, value: float, num_classes: int) -> None:
     if value * num_classes >= 1.0:
         raise ValueError(f"{name} must be below 1/C = {1.0 / num_classes:g} for C={num_classes} classes, "
                          f"got {value:g}")
+
+
+__all__ += ["check_instance", "check_model_output", "check_loss_value"]
+
+
+def check_instance(name: str, value: object, cls: type, what: str = "") -> Any:
+    """Check that ``value`` is an instance of ``cls``, which the message calls ``what`` (default: its
+    full name); return it."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be {what or f'a {cls.__module__}.{cls.__qualname__}'}, "
+                        f"got {type(value).__name__}")
+    return value
+
+
+def check_model_output(out: object, batch: int, num_classes: int) -> Tensor:
+    """Check that a model's output for ``batch`` samples is a floating ``(batch, num_classes)`` tensor of
+    logits (its shape only: no host sync); return it."""
+    if not isinstance(out, Tensor) or not out.is_floating_point():
+        got = f"dtype {out.dtype}" if isinstance(out, Tensor) else type(out).__name__
+        raise TypeError(f"the model must return a floating tensor of logits, got {got}")
+    if tuple(out.shape) != (batch, num_classes):
+        raise ValueError(f"the model must return logits of shape (N, num_classes) = ({batch}, {num_classes}) for "
+                         f"{batch} samples of data with {num_classes} classes, got {tuple(out.shape)}")
+    return out
+
+
+def check_loss_value(loss: object) -> Tensor:
+    """Check that a loss function returned a 0-dim floating tensor (reduced over the batch: its shape
+    only, no host sync); return it."""
+    if not isinstance(loss, Tensor) or not loss.is_floating_point():
+        got = f"dtype {loss.dtype}" if isinstance(loss, Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a floating tensor, got {got}")
+    if loss.dim() != 0:
+        raise ValueError(f"loss_fn must return one number for the batch (a 0-dim tensor: reduction 'mean' or "
+                         f"'sum'), got shape {tuple(loss.shape)}")
+    return loss

@@ -32,17 +32,21 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
-from ._checks import check_int, check_param
+from ._checks import (check_bool, check_callable, check_instance, check_int, check_labels, check_loss_value,
+                      check_model_output, check_param, check_seed)
 from .data import ImageData
 from .losses import EpochEnd
 from .metrics import accuracy, per_class_accuracy
 from .noise import Corrupted
 
-__all__ = ["NoisyLabels", "FitResult", "OptimizerFactory", "SchedulerFactory", "flip", "translate", "augment",
-           "memorisation", "predict", "evaluate", "sgd", "triangular", "triangular_lr", "train_epoch", "fit"]
+__all__ = ["NoisyLabels", "FitResult", "LossFunction", "OptimizerFactory", "SchedulerFactory", "flip", "translate",
+           "augment", "memorisation", "predict", "evaluate", "sgd", "triangular", "triangular_lr", "train_epoch", "fit"]
 
 #: ``optimizer(params)`` builds the optimiser of the model's parameters
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+#: ``loss_fn(logits, target)`` (``loss_fn(logits, target, index)`` when it ``needs_index``): one number
+#: per batch; an ``nn.Module`` (moved to the training device) or a plain function
+LossFunction = Callable[..., Tensor]
 #: ``scheduler(optimizer, total_steps)`` builds a learning-rate scheduler stepped after every
 #: optimiser step (``total_steps`` of them in the fit), or returns ``None`` for a constant rate
 SchedulerFactory = Callable[[Optimizer, int], Optional[LRScheduler]]
@@ -171,7 +175,7 @@ def triangular(warmup: float = 0.2) -> SchedulerFactory:
 # ---- training ----
 def train_epoch(
     model: nn.Module,
-    loss_fn: nn.Module,
+    loss_fn: LossFunction,
     x: Tensor,
     y: Tensor,
     batches: Tensor,
@@ -180,12 +184,14 @@ def train_epoch(
     *,
     grad_clip: Optional[float] = None,
     transform: Optional[Callable[[Tensor], Tensor]] = None,
+    num_classes: Optional[int] = None,
 ) -> Tensor:
     """One pass over ``batches`` (rows of sample indices into ``x`` and ``y``): per batch, the
     inputs through ``transform`` (augmentation), a forward pass, ``loss_fn`` (with the indices when
     it ``needs_index``), a backward pass, the gradient norm clipped at ``grad_clip``, an optimiser
     step and a scheduler step.  Returns the mean loss of the steps as a 0-dim tensor on the device,
-    so that no step waits for the host."""
+    so that no step waits for the host.  The loss must be one number per batch, and the model's
+    output ``(B, num_classes)`` logits when ``num_classes`` is given (shapes only: no host sync)."""
     model.train()
     needs_index = getattr(loss_fn, "needs_index", False)
     total = torch.zeros((), device=x.device)
@@ -193,7 +199,9 @@ def train_epoch(
         inputs = x[idx] if transform is None else transform(x[idx])
         with _autocast(x.device):
             out = model(inputs)
-        loss = loss_fn(out, y[idx], idx) if needs_index else loss_fn(out, y[idx])
+        if num_classes is not None:
+            check_model_output(out, len(idx), num_classes)
+        loss = check_loss_value(loss_fn(out, y[idx], idx) if needs_index else loss_fn(out, y[idx]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
@@ -208,7 +216,7 @@ def train_epoch(
 def fit(
     model: nn.Module,
     data: ImageData,
-    loss_fn: nn.Module,
+    loss_fn: LossFunction,
     labels: NoisyLabels,
     *,
     epochs: int,
@@ -227,6 +235,11 @@ def fit(
     """Train ``model`` on ``(data.x_train, labels.labels)`` with ``loss_fn``; evaluate after each epoch.
 
     Args:
+        model: an ``nn.Module`` mapping a batch of ``data.x_train`` to ``(N, data.num_classes)`` logits.
+        loss_fn: a loss Module (``noisyloss.make_loss``) or function (``noisyloss.functional_loss``,
+            ``F.cross_entropy``) returning one number per batch.
+        labels: :class:`NoisyLabels` (:func:`noisyloss.noise.corrupt`'s result): the labels to train on
+            and the mask of those that differ from ``data.y_train_clean``.
         optimizer: builds the optimiser from the model's parameters; default :func:`sgd`.
         scheduler: builds the schedule from the optimiser and the fit's number of steps (stepped
             after each step); default :func:`triangular`; ``None``: a constant learning rate.
@@ -248,16 +261,29 @@ def fit(
     A non-finite mean loss or non-finite test logits stop training after that epoch
     (``FitResult.diverged``); the check reads one number per epoch.
     """
+    check_instance("model", model, nn.Module, "an nn.Module")
+    check_instance("data", data, ImageData, "an ImageData (e.g. noisyloss.data.load_dataset('digits'))")
+    check_callable("loss_fn", loss_fn)
+    check_instance("labels", labels, NoisyLabels, "NoisyLabels, the labels to train on and their corrupted mask "
+                   "(noise.corrupt(data.y_train_clean, T), or NoisyLabels(data.y_train, data.y_train != "
+                   "data.y_train_clean))")
     epochs = check_int("epochs", epochs, 1)
+    seed = check_seed("seed", seed)
+    check_bool("progress", progress)
+    for name, factory in (("optimizer", optimizer), ("scheduler", scheduler), ("callback", callback)):
+        if factory is not None:
+            check_callable(name, factory)
     device = data.x_train.device
-    labels = NoisyLabels(labels.labels.to(device), labels.corrupted.to(device).bool())
-    n = len(labels.labels)
-    if n != len(data.x_train):
-        raise ValueError(f"labels must have {len(data.x_train)} entries (one per training sample), got {n}")
+    n = len(data.x_train)
+    given = check_labels("labels.labels", labels.labels, data.num_classes)
+    if given.shape != (n,) or labels.corrupted.shape != (n,):
+        raise ValueError(f"labels must have {n} entries (one per training sample), got labels.labels of shape "
+                         f"{tuple(given.shape)} and labels.corrupted of shape {tuple(labels.corrupted.shape)}")
+    labels = NoisyLabels(given.to(device), labels.corrupted.to(device).bool())
     images = data.x_train.dim() == 4
     if augmentation is None:
         augmentation = images
-    elif augmentation and not images:
+    elif check_bool("augmentation", augmentation) and not images:
         raise ValueError(f"augmentation=True needs images (N, C, H, W), but data.x_train has shape "
                          f"{tuple(data.x_train.shape)}; pass augmentation=None or False")
     shorthands = {k: v for k, v in {"lr": lr, "weight_decay": weight_decay}.items() if v is not None}
@@ -269,7 +295,8 @@ def fit(
     if grad_clip is not None:
         grad_clip = check_param("grad_clip", grad_clip, low=0.0, low_open=True)
     model.to(device)
-    loss_fn.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     batch_size = min(check_int("batch_size", batch_size, 1), n)
@@ -277,8 +304,10 @@ def fit(
     gen = torch.Generator(device=device).manual_seed(seed)
     transform = (partial(augment, pad=max(1, data.image_size // 16), hflip=data.hflip, generator=gen)
                  if augmentation else None)
-    opt = optimizer(model.parameters())
-    sched = None if scheduler is None else scheduler(opt, epochs * steps)
+    opt = check_instance("optimizer(params)", optimizer(model.parameters()), Optimizer, "a torch.optim.Optimizer")
+    sched = None if scheduler is None else check_instance(
+        "scheduler(optimizer, total_steps)", scheduler(opt, epochs * steps), LRScheduler,
+        "a torch.optim.lr_scheduler.LRScheduler")
     history: List[Dict[str, object]] = []
     seconds = 0.0
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
@@ -286,7 +315,8 @@ def fit(
         start = time.perf_counter()
         batches = torch.randperm(n, device=device, generator=gen)[: steps * batch_size].view(steps, batch_size)
         train_loss = float(train_epoch(model, loss_fn, data.x_train, labels.labels, batches, opt, sched,
-                                       grad_clip=grad_clip, transform=transform))  # synchronises with the device
+                                       grad_clip=grad_clip, transform=transform,
+                                       num_classes=data.num_classes))  # synchronises with the device
         seconds += time.perf_counter() - start
         metrics, test_logits, train_logits = evaluate(model, data, labels)
         if not (math.isfinite(train_loss) and bool(torch.isfinite(test_logits).all())):
