@@ -5,6 +5,7 @@ range, and the message names the argument, says what is allowed and quotes what 
 """
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import re
@@ -261,7 +262,7 @@ def check_below_uniform(name: str, value: float, num_classes: int) -> None:
                          f"got {value:g}")
 
 
-__all__ += ["check_instance", "check_model_output", "check_loss_value"]
+__all__ += ["check_instance", "check_model_output", "check_loss_value", "check_takes"]
 
 
 def check_instance(name: str, value: object, cls: type, what: str = "") -> Any:
@@ -295,3 +296,23 @@ def check_loss_value(loss: object) -> Tensor:
         raise ValueError(f"loss_fn must return one number for the batch (a 0-dim tensor: reduction 'mean' or "
                          f"'sum'), got shape {tuple(loss.shape)}")
     return loss
+
+
+def check_takes(name: str, value: object, arguments: Sequence[str]) -> Callable[..., Any]:
+    """Check that ``value`` is a function or class that can be called with the positional
+    ``arguments`` (named in the message), not an instance of ``nn.Module`` (a model or loss already
+    built); return it.  A callable whose signature Python cannot read is taken as it is."""
+    wanted = f"a function or class called as {name}({', '.join(arguments)})"
+    if isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be {wanted}, got a {type(value).__name__} instance (build it inside)")
+    check_callable(name, value)
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):
+        return value
+    try:
+        signature.bind(*arguments)
+    except TypeError as err:
+        called = getattr(value, "__qualname__", type(value).__name__)
+        raise TypeError(f"{name} must be {wanted}, got {called}{signature} ({err})") from None
+    return value

@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import (check_bool, check_callable, check_choice, check_int, check_labels, check_name, check_param,
+from ._checks import (check_bool, check_choice, check_int, check_labels, check_name, check_param, check_takes,
                       check_text)
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
-    "ImageData", "DownloadError", "DataError", "register_dataset", "available_datasets", "ASYM_PAIRS",
+    "ImageData", "DownloadError", "DataError", "LoaderError", "register_dataset", "available_datasets", "ASYM_PAIRS",
     "CIFAR10N_LABELS", "load_human_file", "dataset_info", "data_root", "load_dataset", "load_cifar10_arrays",
     "load_cifar10n_labels", "download_file", "make_synthetic", "SYNTH_SIZES", "SYNTH_QUICK_SIZES", "toy_blobs",
 ]
@@ -84,6 +84,11 @@ class DataError(ValueError):
     """A data file is not what it must be (checksum, format, labels); the message names the file."""
 
 
+class LoaderError(RuntimeError):
+    """The loader of a registered dataset (:func:`register_dataset`) raised: the message names the
+    dataset and the loader's error, which is chained (``__cause__``)."""
+
+
 @dataclass
 class ImageData:
     """A classification dataset on one device.
@@ -116,6 +121,7 @@ class ImageData:
         check_bool("has_label_noise", self.has_label_noise)
         for field in ("y_train", "y_test", "y_train_clean"):
             check_labels(field, getattr(self, field), self.num_classes)
+        self._check_inputs()
         n_train, n_test = len(self.y_train), len(self.y_test)
         if (len(self.x_train), len(self.y_train_clean), len(self.x_test)) != (n_train, n_train, n_test):
             raise ValueError(f"ImageData {self.name!r}: x_train and y_train_clean must have the {n_train} samples of "
@@ -124,6 +130,29 @@ class ImageData:
         if not self.has_label_noise and not torch.equal(self.y_train, self.y_train_clean):
             raise ValueError(f"ImageData {self.name!r}: y_train differs from y_train_clean; set has_label_noise=True "
                              "if the training labels are noisy labels of their own")
+        if len(self.classes) != self.num_classes:
+            raise ValueError(f"ImageData {self.name!r}: classes must name the {self.num_classes} classes "
+                             f"(num_classes), got {len(self.classes)} names")
+
+    def _check_inputs(self) -> None:
+        """``x_train`` and ``x_test``: float32 tensors of square images ``(N, C, S, S)`` or feature
+        vectors ``(N, D)``, one shape per sample, at least one sample each; every tensor on one device."""
+        for field in ("x_train", "x_test"):
+            x = getattr(self, field)
+            if not isinstance(x, Tensor) or x.dtype != torch.float32:
+                got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+                raise TypeError(f"ImageData {self.name!r}: {field} must be a float32 tensor (normalised inputs), "
+                                f"got {got}")
+            if x.dim() not in (2, 4) or (x.dim() == 4 and x.shape[2] != x.shape[3]) or len(x) == 0:
+                raise ValueError(f"ImageData {self.name!r}: {field} must have shape (N, C, S, S) (square images) or "
+                                 f"(N, D) (feature vectors) with N >= 1, got {tuple(x.shape)}")
+        if self.x_test.shape[1:] != self.x_train.shape[1:]:
+            raise ValueError(f"ImageData {self.name!r}: x_test must have the sample shape of x_train, "
+                             f"{tuple(self.x_train.shape[1:])}, got {tuple(self.x_test.shape[1:])}")
+        devices = {f: getattr(self, f).device for f in ("x_train", "y_train", "x_test", "y_test", "y_train_clean")}
+        if len(set(devices.values())) > 1:
+            raise ValueError(f"ImageData {self.name!r}: every tensor must be on one device, got "
+                             + ", ".join(f"{f} on {d}" for f, d in devices.items()))
 
     @property
     def in_channels(self) -> int:
@@ -164,7 +193,7 @@ def register_dataset(name: str, loader: Loader) -> None:
     2
     """
     check_name("name", name)
-    check_callable("loader", loader)
+    check_takes("loader", loader, ("device", "quick"))
     if name in _BUILTIN or _REGISTERED.get(name, loader) is not loader:
         raise ValueError(f"dataset name {name!r} is taken; choose another name")
     _REGISTERED[name] = loader
@@ -499,7 +528,8 @@ def load_dataset(
 ) -> ImageData:
     """Load ``name`` (``"digits"``, ``"synth10"``, ``"synth100"``, ``"cifar10"``,
     ``"cifar10n-<aggre|random1|random2|random3|worse>"``, or a name of :func:`register_dataset`,
-    whose loader is called with ``device`` and ``quick`` alone).
+    whose loader is called with ``device`` and ``quick`` alone; what it raises comes as a
+    :class:`LoaderError` naming the dataset).
 
     In ``quick`` mode CIFAR is subsampled to ``QUICK_SIZES`` (5k train / 1k test) with ``generator``
     (default: seed 0, so every quick run sees the same images); digits is small and always whole;
@@ -509,7 +539,10 @@ def load_dataset(
     check_bool("quick", quick)
     device = torch.device("cpu" if device is None else device)
     if name in _REGISTERED:
-        data = _REGISTERED[name](device, quick)
+        try:
+            data = _REGISTERED[name](device, quick)
+        except Exception as err:  # the user's code: whatever it raises, named once, its traceback chained
+            raise LoaderError(f"the loader of dataset {name!r} raised {type(err).__name__}: {err}") from err
         if not isinstance(data, ImageData):
             raise TypeError(f"the loader of dataset {name!r} must return an ImageData, got {type(data).__name__}")
         if data.name != name:

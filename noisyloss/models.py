@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_callable, check_choice, check_int, check_name
+from ._checks import check_choice, check_int, check_name, check_takes
 
 __all__ = ["CNN", "MLP", "register_model", "available_models", "make_model"]
 
@@ -86,7 +86,7 @@ def register_model(name: str, factory: Factory) -> None:
     torch.Size([2, 3])
     """
     check_name("name", name)
-    check_callable("factory", factory)
+    check_takes("factory", factory, ("num_classes", "in_channels", "image_size"))
     if _MODELS.get(name, factory) is not factory:
         raise ValueError(f"model name {name!r} is taken; choose another name")
     _MODELS[name] = factory
