@@ -29,7 +29,7 @@ from typing import List, Optional
 import torch
 
 from . import experiments
-from .data import DataError, DownloadError, available_datasets
+from .data import DataError, DownloadError, LoaderError, available_datasets
 from .models import available_models
 from .registry import available_losses
 from .runtime import configure_threads, default_device, quick_mode
@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                           epilog=RUN_EPILOG, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
                               prog, max_help_position=32))
     runp.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
-                      help="import MODULE first: it registers its own datasets, models, losses (repeatable)")
+                      help="import MODULE first (a module name, found in the current folder or the installed "
+                           "packages): it registers its own datasets, models, losses (repeatable)")
     runp.add_argument("--dataset", default="digits",
                       help=f"built in: {', '.join(available_datasets())}, or one MODULE registers "
                            "(default: %(default)s)")
@@ -126,7 +127,12 @@ def _run(args: argparse.Namespace) -> int:
         return status
 
     quick = True if args.quick else False if args.full else None
+    if args.imports and os.getcwd() not in map(os.path.abspath, sys.path):
+        sys.path.insert(0, os.getcwd())  # as `python -m noisyloss` has it: the `noisyloss` command imports from here
     for module in args.imports:
+        if module.endswith(".py"):
+            return fail(f"--import {module}: give the module's name, not its file: --import "
+                        f"{Path(module).stem} (from the folder that holds {Path(module).name})")
         try:
             importlib.import_module(module)
         except Exception as err:  # the user's module: whatever it raises is reported in one line
@@ -141,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, model=args.model,
             train_subset=args.train_subset, augment=not args.no_augment, quick=quick,
         )
+    except LoaderError as err:  # a registered dataset's loader, run to learn its classes and image size
+        return fail(f"data unavailable: {err}", status=1)
     except ValueError as err:
         return fail(str(err))
     if args.out.exists() and not args.out.is_dir():
@@ -155,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         records = experiments.sweep(configs, store.path, device=device, progress=not args.no_progress)
     except experiments.ConfigError as err:
         return fail(str(err))
-    except DownloadError as err:
+    except (DownloadError, LoaderError) as err:
         return fail(f"data unavailable: {err}", status=1)
     except DataError as err:
         return fail(f"data file refused: {err}", status=1)

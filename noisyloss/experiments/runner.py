@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from .._checks import check_labels
+from .._checks import check_instance, check_labels, check_loss_value, check_model_output
 from ..data import ASYM_PAIRS, ImageData, dataset_info, load_dataset
 from ..metrics import ece
 from ..models import make_model
@@ -130,11 +130,13 @@ def labels_digest(labels: Tensor) -> str:
 def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -> ImageData:
     """``data`` (which must be ``cfg.dataset``'s) with ``train_labels`` (checked against it) and cut
     to ``cfg.train_subset``; a ``ConfigError`` when they do not fit."""
-    shape = (data.num_classes, data.in_channels, data.image_size)
-    if data.name != cfg.dataset or shape != dataset_info(cfg.dataset):
+    shape, info = (data.num_classes, data.in_channels, data.image_size), dataset_info(cfg.dataset)
+    if data.name != cfg.dataset or shape != info:
+        hint = ("register your data (noisyloss.register_dataset) and name it in RunConfig(dataset=...)"
+                if data.name != cfg.dataset else "the loader of a registered dataset must return the same classes "
+                f"and image size with quick={cfg.quick} as with quick=True (which RunConfig learns them from)")
         raise ConfigError(f"data is {data.name!r} with (num_classes, in_channels, image_size) = {shape}, but the "
-                          f"run records dataset {cfg.dataset!r} {dataset_info(cfg.dataset)}: register your data "
-                          "(noisyloss.register_dataset) and name it in RunConfig(dataset=...)")
+                          f"run records dataset {cfg.dataset!r} {info}: {hint}")
     if data.has_label_noise and cfg.noise != "clean":
         raise ConfigError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
     if cfg.augment and data.x_train.dim() != 4:
@@ -160,6 +162,30 @@ def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -
     return data
 
 
+@torch.no_grad()
+def _tried_model(cfg: RunConfig, data: ImageData) -> Tensor:
+    """The logits a fresh ``cfg.model`` (in eval mode) gives two training samples of ``data``, checked:
+    ``(2, num_classes)``; a :class:`ConfigError` naming the model otherwise."""
+    model = make_model(cfg.model, data.num_classes, data.in_channels, data.image_size).to(data.x_train.device)
+    try:
+        return check_model_output(model.eval()(data.x_train[:2]), len(data.x_train[:2]), data.num_classes).float()
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model {cfg.model!r} on {cfg.dataset}: {err}") from None
+
+
+@torch.no_grad()
+def _try_loss(cfg: RunConfig, data: ImageData, logits: Tensor) -> None:
+    """Call a fresh loss of ``cfg`` on ``logits`` of the first training samples (with their indices
+    when it ``needs_index``); a :class:`ConfigError` naming the loss unless it gives one number."""
+    loss_fn = cfg.make_loss(data.num_classes, len(data.y_train)).to(logits.device)
+    target, index = data.y_train[: len(logits)], torch.arange(len(logits), device=logits.device)
+    try:
+        check_loss_value(loss_fn(logits, target, index) if getattr(loss_fn, "needs_index", False)
+                         else loss_fn(logits, target))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"loss {cfg.loss!r}: {err}") from None
+
+
 @_one_at_a_time
 def run(
     cfg: RunConfig,
@@ -180,7 +206,7 @@ def run(
     warning; its record says ``final["diverged"]`` (the epoch) and its other final metrics are
     ``None``."""
     device = default_device() if device is None else torch.device(device)
-    cfg = cfg.resolved(device)
+    cfg = check_instance("cfg", cfg, RunConfig, "a RunConfig").resolved(device)
     if (cfg.label_set is None) != (train_labels is None):
         raise ConfigError("train_labels and RunConfig.label_set go together: name the custom labels in "
                           "label_set so that the record says what the run trained on")
@@ -267,14 +293,20 @@ def sweep(
 
     Before anything is trained, the file is probed for writing (``OSError``), and the data is loaded
     and the configs checked against it (:class:`~noisyloss.experiments.config.ConfigError`, e.g. a
-    ``train_subset`` larger than the data).  ``callback(cfg, entry)`` is called after every epoch of
-    the runs trained here.  ``progress`` shows each run's epochs.  ``label_sets`` maps each
+    ``train_subset`` larger than the data), a fresh model and loss of each tried on two training
+    samples (``ConfigError`` when the logits are not ``(N, num_classes)`` or the loss not one number).
+    ``callback(cfg, entry)`` is called after every epoch of the runs trained here.  ``progress`` shows
+    each run's epochs.  ``label_sets`` maps each
     ``cfg.label_set`` to its training labels; a recorded run whose labels differ from them (by
     digest) raises ``ConfigError`` rather than being reused.  Returns the records of all ``configs``
     in order.
     """
     device = default_device() if device is None else torch.device(device)
-    configs = [cfg.resolved(device) for cfg in configs]
+    if isinstance(configs, RunConfig):
+        raise TypeError("configs must be an iterable of RunConfig (e.g. experiments.grid(...) or [cfg]), got a "
+                        "RunConfig")
+    configs = [check_instance(f"configs[{i}]", cfg, RunConfig, "a RunConfig").resolved(device)
+               for i, cfg in enumerate(configs)]
     label_sets = dict(label_sets or {})
     missing = sorted({c.label_set for c in configs if c.label_set is not None} - set(label_sets))
     if missing:
@@ -288,9 +320,13 @@ def sweep(
             _check_digest(done[cfg.key()], labels_of(cfg), cfg, store.path)
         else:
             todo.setdefault(cfg.key(), cfg)
+    logits: Dict[tuple, Tensor] = {}  # a fresh model's logits of two training samples, per (data, model)
     for cfg in todo.values():  # everything checked before the first run trains
         data = _prepared(cfg, _cached_dataset(cfg.dataset, device, cfg.quick), labels_of(cfg))
-        cfg.make_loss(data.num_classes, len(data.y_train))
+        key = (cfg.dataset, cfg.quick, cfg.model)
+        if key not in logits:
+            logits[key] = _tried_model(cfg, data)
+        _try_loss(cfg, data, logits[key])
     train = functools.partial(_train_claimed, store, device=device, progress=progress, callback=callback)
     busy = [cfg for cfg in todo.values() if not train(cfg, train_labels=labels_of(cfg), wait=False)]
     for cfg in busy:  # claimed by other processes: wait for them, or train what they left
