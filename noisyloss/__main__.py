@@ -188,10 +188,11 @@ def _table(args: argparse.Namespace) -> int:
     try:
         if not path.is_file():
             raise ValueError(f"no records file at {path}")
-        print(experiments.group_table(experiments.load_records(path), args.metric or ["test_acc"], args.format))
+        table = experiments.group_table(experiments.load_records(path), args.metric or ["test_acc"], args.format)
     except (OSError, ValueError) as err:
         print(f"{PROG} table: error: {err}", file=sys.stderr)
         return 2
+    print(table)
     return 0
 
 
@@ -205,7 +206,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     with warnings.catch_warnings():  # warnings (a diverged run, invalid record lines) as one line each
         warnings.showwarning = lambda message, *args, **kwargs: print(f"{PROG}: warning: {message}", file=sys.stderr)
-        return _table(args) if args.command == "table" else _run(args)
+        try:
+            return _table(args) if args.command == "table" else _run(args)
+        except BrokenPipeError:  # the reader of the output left early (`| head`): stop quietly, as Python's docs
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # advise (signal module, SIGPIPE)
+            return 1
 
 
 if __name__ == "__main__":

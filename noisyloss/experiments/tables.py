@@ -13,7 +13,7 @@ import html
 import io
 import json
 import statistics
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .._checks import check_choice
 from .store import record_key
@@ -29,7 +29,25 @@ SEED_FORMATS = ("text", "html")
 COLUMNS = ("dataset", "model", "noise", "loss", "epochs")
 
 Record = Dict[str, Any]
+#: what every table takes: a list of records (:func:`~noisyloss.experiments.store.load_records`) or a
+#: mapping of them by key (:meth:`~noisyloss.experiments.store.RecordsStore.records`)
+Records = Union[Sequence[Record], Mapping[str, Record]]
 Stats = Tuple[float, float, int]
+
+
+def _listed(records: Records) -> List[Record]:
+    """``records`` as a list (the values of a mapping by key); ``TypeError`` for anything else."""
+    if isinstance(records, Mapping) and "final" in records:
+        raise TypeError("records must be a list of records or a dict of them by key, got one record; pass [record]")
+    if isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
+        raise TypeError(f"records must be a list of records (load_records) or a dict of them by key "
+                        f"(RecordsStore.records), got {type(records).__name__}")
+    return list(records.values()) if isinstance(records, Mapping) else list(records)
+
+
+def _names(names: Union[str, Sequence[str]]) -> List[str]:
+    """One name or several as a list (``"test_acc"`` is one metric, not eight letters)."""
+    return [names] if isinstance(names, str) else list(names)
 
 
 def _fields(record: Record) -> Dict[str, Any]:
@@ -83,9 +101,10 @@ def record_loss(record: Record) -> Optional[str]:
     return _fields(record).get("loss")
 
 
-def summary_table(records: Sequence[Record]) -> str:
+def summary_table(records: Records) -> str:
     """Plain-text table: one row per record with the final metrics; a diverged run says so, with
     its epoch, in the ``test_acc`` column."""
+    records = _listed(records)
     head = ("dataset", "noise", "loss", "seed", "epochs", "test_acc", "fit_clean", "memorised", "corrected", "s")
     rows = [head]
     for r in records:
@@ -113,22 +132,22 @@ def _by_cell(records: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]]:
     return cells
 
 
-def seed_stats(records: Sequence[Record], metric: str = "test_acc") -> Dict[Tuple[str, str], Stats]:
+def seed_stats(records: Records, metric: str = "test_acc") -> Dict[Tuple[str, str], Stats]:
     """``{(noise, loss): (mean, std, n)}`` of the final ``metric`` over seeds, the numbers behind
     :func:`seed_table` (``std`` is the sample standard deviation, ddof=1, and 0 for a single seed).
     ``noise`` is :func:`record_noise` and ``loss`` :func:`record_loss`: the spellings of the stored
     keys, under which every spelling of one run is one group.  Records without the metric (``None``:
     e.g. ``memorised`` without corrupted labels, or any metric of a diverged run) are skipped.  Records
     of several recipes (e.g. two datasets) under one ``(noise, loss)`` raise ``ValueError``."""
-    stats = {cell: _stats(group, metric) for cell, group in _by_cell(records).items()}
+    stats = {cell: _stats(group, metric) for cell, group in _by_cell(_listed(records)).items()}
     return {cell: s for cell, s in stats.items() if s is not None}
 
 
 def seed_table(
-    records: Sequence[Record],
-    losses: Sequence[str],
-    noises: Sequence[str],
-    metrics: Sequence[str] = ("test_acc", "memorised"),
+    records: Records,
+    losses: Union[str, Sequence[str]],
+    noises: Union[str, Sequence[str]],
+    metrics: Union[str, Sequence[str]] = ("test_acc", "memorised"),
     fmt: str = "text",
 ) -> str:
     """Pivot table over seeds: a row per (loss, metric), a column per noise, cells ``mean ± std``
@@ -140,6 +159,7 @@ def seed_table(
 
     ``fmt``: ``text`` (aligned columns) or ``html`` (:func:`html_table`, the numbers right-aligned)."""
     check_choice("fmt", fmt, SEED_FORMATS)
+    records, losses, noises, metrics = _listed(records), _names(losses), _names(noises), _names(metrics)
     cells = _by_cell(records)
     loss_of = {r["config"].get("loss"): record_loss(r) for r in records}  # a config's spelling -> the key's
     noise_of = {r["config"].get("label_set") or r["config"].get("noise"): record_noise(r) for r in records}
@@ -204,7 +224,7 @@ def html_table(table: Sequence[Sequence[str]], left: int = 1) -> str:
             f"<thead>{row(head, 'th')}</thead><tbody>{''.join(row(r, 'td') for r in body)}</tbody></table>")
 
 
-def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",), fmt: str = "text") -> str:
+def group_table(records: Records, metrics: Union[str, Sequence[str]] = ("test_acc",), fmt: str = "text") -> str:
     r"""Mean ± std over seeds, one row per run (records grouped by canonical run key): its config
     fields (``dataset``, ``model``, ``noise``, ``loss``, ``epochs``, and any other field that differs
     between the rows), ``n`` (its seeds), ``diverged`` (how many of them diverged) and, per metric,
@@ -215,6 +235,7 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
     full precision) or ``html`` (:func:`html_table`).  What :command:`python -m noisyloss table` prints.
     """
     check_choice("fmt", fmt, FORMATS)
+    records, metrics = _listed(records), _names(metrics)
     groups = _groups(records)
     recorded = {k for r in records for k in r["final"]}
     unknown = [m for m in metrics if m not in recorded]
@@ -241,7 +262,7 @@ def group_table(records: Sequence[Record], metrics: Sequence[str] = ("test_acc",
     return _markdown(table) if fmt == "markdown" else _aligned(table)
 
 
-def to_dataframe(records: Sequence[Record]):
+def to_dataframe(records: Records):
     """A pandas DataFrame with one row per record: the fields of its stored key (``dataset``,
     ``model``, ``noise``, ``loss``, ``seed``, ``epochs``, ... in their canonical spellings, so that
     grouping by them all but ``seed`` gives the groups of :func:`group_table`), its final metrics
@@ -253,7 +274,7 @@ def to_dataframe(records: Sequence[Record]):
     except ImportError:
         raise ImportError("experiments.to_dataframe needs pandas: pip install noisyloss[tables]") from None
     rows = []
-    for r in records:
+    for r in _listed(records):
         fields = _fields(r)
         rows.append({**{k: fields.get(k) for k in (*COLUMNS, "seed")}, **fields, **r["final"],
                      "seconds": r.get("wall_seconds"), "device": r.get("device"), "date": r.get("date")})
