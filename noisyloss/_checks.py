@@ -313,6 +313,6 @@ def check_takes(name: str, value: object, arguments: Sequence[str]) -> Callable[
     try:
         signature.bind(*arguments)
     except TypeError as err:
-        called = getattr(value, "__qualname__", type(value).__name__)
+        called = getattr(value, "__name__", type(value).__name__)
         raise TypeError(f"{name} must be {wanted}, got {called}{signature} ({err})") from None
     return value
