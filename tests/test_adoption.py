@@ -117,7 +117,8 @@ IMAGE_DATA_MISUSE = [
 ]
 
 
-@pytest.mark.parametrize("changes, error, match", IMAGE_DATA_MISUSE, ids=[next(iter(c)) for c, _, _ in IMAGE_DATA_MISUSE])
+@pytest.mark.parametrize("changes, error, match", IMAGE_DATA_MISUSE,
+                         ids=[next(iter(c)) for c, _, _ in IMAGE_DATA_MISUSE])
 def test_image_data_checks_its_inputs(changes, error, match):
     fields = {"name": "mine", "x_train": X, "y_train": Y, "x_test": X, "y_test": Y, "num_classes": 2,
               "classes": ("a", "b"), "y_train_clean": Y, **changes}
