@@ -56,6 +56,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _add_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
+                        help="import MODULE first (a module name, found in the current folder or the installed "
+                             "packages): it registers its own datasets, models, losses (repeatable)")
+
+
+def _import(modules: List[str]) -> Optional[str]:
+    """Import the user's ``modules``; the one-line reason when one cannot be imported, else ``None``."""
+    if modules and os.getcwd() not in map(os.path.abspath, sys.path):
+        sys.path.insert(0, os.getcwd())  # as `python -m noisyloss` has it: the `noisyloss` command imports from here
+    for module in modules:
+        if module.endswith(".py"):
+            return (f"--import {module}: give the module's name, not its file: --import {Path(module).stem} "
+                    f"(from the folder that holds {Path(module).name})")
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # the user's module: whatever it raises is reported in one line
+            return f"--import {module}: {type(err).__name__}: {err}"
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Noise-robust losses: experiments and listings.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -63,9 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                           description="Train every (noise, loss, seed) combination and record each finished run.",
                           epilog=RUN_EPILOG, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
                               prog, max_help_position=32))
-    runp.add_argument("--import", dest="imports", metavar="MODULE", action="append", default=[],
-                      help="import MODULE first (a module name, found in the current folder or the installed "
-                           "packages): it registers its own datasets, models, losses (repeatable)")
+    _add_import(runp)
     runp.add_argument("--dataset", default="digits",
                       help=f"built in: {', '.join(available_datasets())}, or one MODULE registers "
                            "(default: %(default)s)")
@@ -92,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     runp.add_argument("--out", type=Path, default=Path("runs"),
                       help="folder of records.jsonl, created if missing (default: runs)")
     runp.add_argument("--no-progress", action="store_true", help="no progress bars")
-    sub.add_parser("losses", help="list the available losses and their default parameters")
+    _add_import(sub.add_parser("losses", help="list the available losses and their default parameters"))
     tablep = sub.add_parser("table", help="mean ± std over seeds of the runs recorded in OUT",
                             description="Mean ± std over seeds with n, one row per run (its seeds grouped by "
                                         "canonical run key).  Only reads the records: no name in them is checked.")
@@ -127,16 +146,9 @@ def _run(args: argparse.Namespace) -> int:
         return status
 
     quick = True if args.quick else False if args.full else None
-    if args.imports and os.getcwd() not in map(os.path.abspath, sys.path):
-        sys.path.insert(0, os.getcwd())  # as `python -m noisyloss` has it: the `noisyloss` command imports from here
-    for module in args.imports:
-        if module.endswith(".py"):
-            return fail(f"--import {module}: give the module's name, not its file: --import "
-                        f"{Path(module).stem} (from the folder that holds {Path(module).name})")
-        try:
-            importlib.import_module(module)
-        except Exception as err:  # the user's module: whatever it raises is reported in one line
-            return fail(f"--import {module}: {type(err).__name__}: {err}")
+    failed = _import(args.imports)
+    if failed:
+        return fail(failed)
     try:
         configure_threads()  # the threading runtime.setup() picks for notebooks
         device = _device(args.device)
@@ -196,18 +208,26 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _losses(args: argparse.Namespace) -> int:
+    """``losses``: every registered loss (those of ``--import`` modules too) with its default parameters."""
+    failed = _import(args.imports)
+    if failed:
+        print(f"{PROG} losses: error: {' '.join(failed.split())}", file=sys.stderr)
+        return 2
+    losses = available_losses()
+    width = max(map(len, losses))
+    for name, description in losses.items():
+        print(f"{name.ljust(width)}  {description}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "losses":
-        losses = available_losses()
-        width = max(map(len, losses))
-        for name, description in losses.items():
-            print(f"{name.ljust(width)}  {description}")
-        return 0
+    command = {"run": _run, "table": _table, "losses": _losses}[args.command]
     with warnings.catch_warnings():  # warnings (a diverged run, invalid record lines) as one line each
         warnings.showwarning = lambda message, *args, **kwargs: print(f"{PROG}: warning: {message}", file=sys.stderr)
         try:
-            return _table(args) if args.command == "table" else _run(args)
+            return command(args)
         except BrokenPipeError:  # the reader of the output left early (`| head`): stop quietly, as Python's docs
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # advise (signal module, SIGPIPE)
             return 1

@@ -4,8 +4,10 @@ and what was given, or by the right result."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -257,3 +259,23 @@ def test_the_table_command_stops_quietly_when_its_reader_leaves(tmp_path):
                           text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.stdout.split() == ["dataset", "model", "noise", "loss", "epochs", "n", "diverged", "test_acc"]
     assert done.stderr == ""
+
+
+def test_the_losses_command_lists_the_losses_of_an_imported_module(tmp_path, monkeypatch, capsys):
+    (tmp_path / "adopt_losses.py").write_text(textwrap.dedent('''
+        import noisyloss
+        from torch import nn
+
+        class Doubled(nn.Module):
+            def __init__(self, factor: float = 2.0):
+                super().__init__()
+                self.factor = factor
+
+        noisyloss.register_loss("adopt_doubled", Doubled, "twice cross entropy")
+    '''))
+    monkeypatch.chdir(tmp_path)
+    assert main(["losses", "--import", "adopt_losses"]) == 0
+    assert re.search(r"^adopt_doubled +twice cross entropy \(factor=2.0\)$", capsys.readouterr().out, re.M)
+    assert main(["losses", "--import", "adopt_no_such_module"]) == 2
+    assert capsys.readouterr().err.startswith("noisyloss losses: error: --import adopt_no_such_module: "
+                                              "ModuleNotFoundError")
