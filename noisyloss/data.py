@@ -548,6 +548,10 @@ def load_dataset(
         if data.name != name:
             raise ValueError(f"the loader of dataset {name!r} must return an ImageData named {name!r}, got "
                              f"{data.name!r}")
+        held = data.x_train.device
+        if held.type != device.type or device.index not in (None, held.index):
+            raise ValueError(f"the loader of dataset {name!r} must return its ImageData on the device it is given, "
+                             f"{device}, got one on {held}")
         return data
     if name == "digits":
         return _load_digits(device)

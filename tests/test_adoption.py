@@ -279,3 +279,15 @@ def test_the_losses_command_lists_the_losses_of_an_imported_module(tmp_path, mon
     assert main(["losses", "--import", "adopt_no_such_module"]) == 2
     assert capsys.readouterr().err.startswith("noisyloss losses: error: --import adopt_no_such_module: "
                                               "ModuleNotFoundError")
+
+
+def _always_on_the_cpu(device, quick):
+    return _points("adopt_cpu_only")
+
+
+def test_a_loader_must_hold_its_data_on_the_device_it_is_given():
+    noisyloss.register_dataset("adopt_cpu_only", _always_on_the_cpu)
+    assert load_dataset("adopt_cpu_only", device="cpu").x_train.device.type == "cpu"
+    with pytest.raises(ValueError, match="the loader of dataset 'adopt_cpu_only' must return its ImageData on the "
+                                         "device it is given, meta, got one on cpu"):
+        load_dataset("adopt_cpu_only", device="meta")  # where a run would record one device and train on another
