@@ -181,7 +181,8 @@ def register_dataset(name: str, loader: Loader) -> None:
     """Make ``name`` a dataset: ``loader(device, quick)`` returns its :class:`ImageData` (named
     ``name``) on ``device``, smaller when ``quick`` if it likes, with the same classes and image size
     either way: the first ``RunConfig(dataset=name)`` of a process loads it once on the CPU
-    (``quick``) to learn them (:func:`dataset_info`).  A name already taken raises ``ValueError``,
+    (``quick``) to learn them (:func:`dataset_info`).  A name already taken, or starting with
+    ``cifar10n-`` (CIFAR-10N's label sets), raises ``ValueError``,
     unless it is registered again with the same loader.
 
     >>> import torch
@@ -196,6 +197,9 @@ def register_dataset(name: str, loader: Loader) -> None:
     check_takes("loader", loader, ("device", "quick"))
     if name in _BUILTIN or _REGISTERED.get(name, loader) is not loader:
         raise ValueError(f"dataset name {name!r} is taken; choose another name")
+    if name.startswith("cifar10n-"):  # the runner treats these as CIFAR-10N's human label sets
+        raise ValueError(f"dataset name {name!r}: names starting with 'cifar10n-' are CIFAR-10N's label sets "
+                         f"({', '.join(f'cifar10n-{k}' for k in CIFAR10N_LABELS)}); choose another name")
     _REGISTERED[name] = loader
 
 

@@ -291,3 +291,10 @@ def test_a_loader_must_hold_its_data_on_the_device_it_is_given():
     with pytest.raises(ValueError, match="the loader of dataset 'adopt_cpu_only' must return its ImageData on the "
                                          "device it is given, meta, got one on cpu"):
         load_dataset("adopt_cpu_only", device="meta")  # where a run would record one device and train on another
+
+
+def test_a_dataset_cannot_take_the_name_of_a_cifar10n_label_set():
+    # RunConfig would hold it to CIFAR-10N's rules: noise 'clean' only, no label_set
+    with pytest.raises(ValueError, match="dataset name 'cifar10n-mine': names starting with 'cifar10n-' are "
+                                         "CIFAR-10N's label sets"):
+        noisyloss.register_dataset("cifar10n-mine", _points_loader)
