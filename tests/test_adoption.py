@@ -298,3 +298,12 @@ def test_a_dataset_cannot_take_the_name_of_a_cifar10n_label_set():
     with pytest.raises(ValueError, match="dataset name 'cifar10n-mine': names starting with 'cifar10n-' are "
                                          "CIFAR-10N's label sets"):
         noisyloss.register_dataset("cifar10n-mine", _points_loader)
+
+
+def test_group_table_names_the_label_set_a_run_trained_on():
+    record = _record("mine", 0, 0.5)
+    config = {**json.loads(record["key"]), "noise": "clean", "label_set": "annotator1"}
+    record = {**record, "key": json.dumps(config, sort_keys=True), "config": config}
+    head, row = E.group_table([record]).splitlines()
+    assert head.split()[:6] == ["dataset", "model", "noise", "loss", "epochs", "label_set"]
+    assert row.split()[:6] == ["mine", "tiny", "clean", "mine", "2", "annotator1"]  # not clean labels

@@ -25,7 +25,8 @@ __all__ = ["FORMATS", "SEED_FORMATS", "html_table", "record_noise", "record_loss
 FORMATS = ("text", "markdown", "latex", "csv", "html")
 #: output formats of :func:`seed_table`
 SEED_FORMATS = ("text", "html")
-#: config fields every :func:`group_table` shows (other fields only where they differ between its rows)
+#: config fields every :func:`group_table` shows (``label_set`` where a record has one: the labels trained
+#: on, beside noise ``clean``; other fields only where they differ between its rows)
 COLUMNS = ("dataset", "model", "noise", "loss", "epochs")
 
 Record = Dict[str, Any]
@@ -226,9 +227,10 @@ def html_table(table: Sequence[Sequence[str]], left: int = 1) -> str:
 
 def group_table(records: Records, metrics: Union[str, Sequence[str]] = ("test_acc",), fmt: str = "text") -> str:
     r"""Mean ± std over seeds, one row per run (records grouped by canonical run key): its config
-    fields (``dataset``, ``model``, ``noise``, ``loss``, ``epochs``, and any other field that differs
-    between the rows), ``n`` (its seeds), ``diverged`` (how many of them diverged) and, per metric,
-    the mean ± sample std over the seeds where the metric is defined (``-`` where it is nowhere).
+    fields (``dataset``, ``model``, ``noise``, ``loss``, ``epochs``, ``label_set`` where a record has
+    one, and any other field that differs between the rows), ``n`` (its seeds), ``diverged`` (how
+    many of them diverged) and, per metric, the mean ± sample std over the seeds where the metric is
+    defined (``-`` where it is nowhere).
 
     ``fmt``: ``text`` (aligned columns), ``markdown`` (a GitHub table), ``latex`` (a ``tabular``, ± as
     ``$\pm$``), ``csv`` (columns ``METRIC_mean``, ``METRIC_std`` and ``METRIC_n`` per metric, in
@@ -243,7 +245,8 @@ def group_table(records: Records, metrics: Union[str, Sequence[str]] = ("test_ac
         raise ValueError(f"no record has the metric(s) {unknown}; they have {sorted(recorded)}")
     fields = [_fields(g[0]) for g in groups]
     others = sorted({k for f in fields for k in f} - {*COLUMNS, "seed"})
-    shown = [*COLUMNS, *(k for k in others if len({json.dumps(f.get(k)) for f in fields}) > 1)]
+    varying = {k for k in others if len({json.dumps(f.get(k)) for f in fields}) > 1}
+    shown = [*COLUMNS, *(k for k in others if k == "label_set" or k in varying)]
     rows = [([f.get(k) for k in shown], len(g), sum(map(_diverged, g)), [_stats(g, m) for m in metrics])
             for f, g in zip(fields, groups)]
     if fmt == "csv":
