@@ -29,6 +29,7 @@ from typing import List, Optional
 import torch
 
 from . import experiments
+from ._checks import check_device
 from .data import DataError, DownloadError, LoaderError, available_datasets
 from .models import available_models
 from .registry import available_losses
@@ -124,20 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _device(name: Optional[str]) -> torch.device:
     """``--device`` checked: a device torch knows and this machine has."""
-    if name is None:
-        return default_device()
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device: unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type != "cpu":
-        raise ValueError(f"--device: {name!r} is not supported; use cpu, cuda or cuda:N")
-    return device
+    return default_device() if name is None else check_device("--device", name)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -262,7 +262,7 @@ def check_below_uniform(name: str, value: float, num_classes: int) -> None:
                          f"got {value:g}")
 
 
-__all__ += ["check_instance", "check_model_output", "check_loss_value", "check_takes"]
+__all__ += ["check_instance", "check_model_output", "check_loss_value", "check_takes", "check_device"]
 
 
 def check_instance(name: str, value: object, cls: type, what: str = "") -> Any:
@@ -316,3 +316,22 @@ def check_takes(name: str, value: object, arguments: Sequence[str]) -> Callable[
         called = getattr(value, "__name__", type(value).__name__)
         raise TypeError(f"{name} must be {wanted}, got {called}{signature} ({err})") from None
     return value
+
+
+def check_device(name: str, value: object) -> torch.device:
+    """Check that ``value`` (a ``str`` or :class:`torch.device`) names a device this machine has: the
+    CPU or an available CUDA device; return it as a :class:`torch.device`."""
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a str or torch.device such as 'cpu' or 'cuda:0', got {type(value).__name__}")
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name}: unknown device {value!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {value}: CUDA is not available on this machine (torch {torch.__version__})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"{name}: {value!r} is not supported; use cpu, cuda or cuda:N")
+    return device

@@ -307,3 +307,14 @@ def test_group_table_names_the_label_set_a_run_trained_on():
     head, row = E.group_table([record]).splitlines()
     assert head.split()[:6] == ["dataset", "model", "noise", "loss", "epochs", "label_set"]
     assert row.split()[:6] == ["mine", "tiny", "clean", "mine", "2", "annotator1"]  # not clean labels
+
+
+def test_run_and_sweep_check_their_device(tmp_path):
+    cfg = E.RunConfig(epochs=1)
+    with pytest.raises(ValueError, match=r"device cuda:99: (CUDA is not available|this machine has \d+ CUDA)"):
+        E.run(cfg, device="cuda:99")
+    with pytest.raises(ValueError, match="device: 'mps' is not supported; use cpu, cuda or cuda:N"):
+        E.sweep([cfg], tmp_path / "records.jsonl", device="mps")
+    with pytest.raises(TypeError, match="device must be a str or torch.device such as 'cpu' or 'cuda:0', got int"):
+        E.run(cfg, device=0)
+    assert not (tmp_path / "records.jsonl").exists()  # nothing made before the device is checked

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from .._checks import check_instance, check_labels, check_loss_value, check_model_output
+from .._checks import check_device, check_instance, check_labels, check_loss_value, check_model_output
 from ..data import ASYM_PAIRS, ImageData, dataset_info, load_dataset
 from ..metrics import ece
 from ..models import make_model
@@ -205,7 +205,7 @@ def run(
     A run whose mean training loss (or test output) is not finite stops after that epoch, with a
     warning; its record says ``final["diverged"]`` (the epoch) and its other final metrics are
     ``None``."""
-    device = default_device() if device is None else torch.device(device)
+    device = default_device() if device is None else check_device("device", device)
     cfg = check_instance("cfg", cfg, RunConfig, "a RunConfig").resolved(device)
     if (cfg.label_set is None) != (train_labels is None):
         raise ConfigError("train_labels and RunConfig.label_set go together: name the custom labels in "
@@ -301,7 +301,7 @@ def sweep(
     digest) raises ``ConfigError`` rather than being reused.  Returns the records of all ``configs``
     in order.
     """
-    device = default_device() if device is None else torch.device(device)
+    device = default_device() if device is None else check_device("device", device)
     if isinstance(configs, RunConfig):
         raise TypeError("configs must be an iterable of RunConfig (e.g. experiments.grid(...) or [cfg]), got a "
                         "RunConfig")
