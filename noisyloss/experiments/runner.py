@@ -167,8 +167,9 @@ def _tried_model(cfg: RunConfig, data: ImageData) -> Tensor:
     """The logits a fresh ``cfg.model`` (in eval mode) gives two training samples of ``data``, checked:
     ``(2, num_classes)``; a :class:`ConfigError` naming the model otherwise."""
     model = make_model(cfg.model, data.num_classes, data.in_channels, data.image_size).to(data.x_train.device)
+    x = data.x_train[:2]
     try:
-        return check_model_output(model.eval()(data.x_train[:2]), len(data.x_train[:2]), data.num_classes).float()
+        return check_model_output(model.eval()(x), len(x), data.num_classes).float()
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model {cfg.model!r} on {cfg.dataset}: {err}") from None
 
@@ -296,11 +297,9 @@ def sweep(
     ``train_subset`` larger than the data), a fresh model and loss of each tried on two training
     samples (``ConfigError`` when the logits are not ``(N, num_classes)`` or the loss not one number).
     ``callback(cfg, entry)`` is called after every epoch of the runs trained here.  ``progress`` shows
-    each run's epochs.  ``label_sets`` maps each
-    ``cfg.label_set`` to its training labels; a recorded run whose labels differ from them (by
-    digest) raises ``ConfigError`` rather than being reused.  Returns the records of all ``configs``
-    in order.
-    """
+    each run's epochs.  ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded
+    run whose labels differ from them (by digest) raises ``ConfigError`` rather than being reused.
+    Returns the records of all ``configs`` in order."""
     device = default_device() if device is None else check_device("device", device)
     if isinstance(configs, RunConfig):
         raise TypeError("configs must be an iterable of RunConfig (e.g. experiments.grid(...) or [cfg]), got a "
