@@ -318,3 +318,12 @@ def test_run_and_sweep_check_their_device(tmp_path):
     with pytest.raises(TypeError, match="device must be a str or torch.device such as 'cpu' or 'cuda:0', got int"):
         E.run(cfg, device=0)
     assert not (tmp_path / "records.jsonl").exists()  # nothing made before the device is checked
+
+
+def test_a_config_of_numpy_or_tensor_numbers_is_the_config_of_python_numbers():
+    np = pytest.importorskip("numpy")
+    cfgs = E.grid("ce", "clean", seeds=np.arange(2), epochs=np.int64(3), lr=torch.tensor(0.5),
+                  train_subset=np.int32(50))
+    assert [c.key() for c in cfgs] == [E.RunConfig(seed=s, epochs=3, lr=0.5, train_subset=50).key() for s in (0, 1)]
+    assert type(cfgs[0].seed) is int and type(cfgs[0].lr) is float
+    assert len(E.grid("ce", "clean", seeds=np.int64(1))) == 1

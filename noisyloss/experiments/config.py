@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -102,13 +103,15 @@ class RunConfig:
                 raise ConfigError(f"noise must be 'clean' with label_set={self.label_set!r}: its labels are the noise")
             if self.dataset.startswith("cifar10n-"):
                 raise ConfigError(f"label_set cannot replace the human labels of {self.dataset}; use dataset='cifar10'")
-        _field("epochs", check_int, self.epochs, 1)
-        _field("batch_size", check_int, self.batch_size, 2)
-        _field("seed", check_seed, self.seed)
+        checked = {"epochs": _field("epochs", check_int, self.epochs, 1),
+                   "batch_size": _field("batch_size", check_int, self.batch_size, 2),
+                   "seed": _field("seed", check_seed, self.seed)}
         if self.train_subset is not None:
-            _field("train_subset", check_int, self.train_subset, 2)
+            checked["train_subset"] = _field("train_subset", check_int, self.train_subset, 2)
         if self.lr is not None:
-            _field("lr", lambda name, lr: check_param(name, lr, low=0, low_open=True), self.lr)
+            checked["lr"] = _field("lr", lambda name, lr: check_param(name, lr, low=0, low_open=True), self.lr)
+        for name, value in checked.items():  # plain Python numbers: a numpy or tensor number has no JSON for the key
+            object.__setattr__(self, name, value)
         if self.model is not None:
             _field("model", check_choice, self.model, available_models())
             if self.lr is None and self.model not in DEFAULT_LR:
@@ -168,6 +171,6 @@ class RunConfig:
 
 def grid(losses: Sequence[str], noises: Sequence[str], seeds: Sequence[int] = (0,), **common: Any) -> List[RunConfig]:
     """All combinations ``noise × loss × seed`` as configs sharing the ``common`` fields."""
-    as_list = lambda v: [v] if isinstance(v, (str, int)) else list(v)  # noqa: E731
+    as_list = lambda v: [v] if isinstance(v, (str, numbers.Integral)) else list(v)  # noqa: E731
     return [RunConfig(loss=loss, noise=noise, seed=seed, **common)
             for noise in as_list(noises) for loss in as_list(losses) for seed in as_list(seeds)]
