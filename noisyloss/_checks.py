@@ -17,7 +17,7 @@ __all__ = [
     "REDUCTIONS", "check_param", "check_int", "check_seed", "check_reduction", "check_logits_target", "check_labels",
     "check_generator", "check_bool", "check_str", "check_choice", "check_name", "check_callable", "check_subclass",
     "check_index", "check_invertible", "check_probabilities", "check_text", "check_float32_power",
-    "check_below_uniform",
+    "check_below_uniform", "check_device", "check_epoch_logits",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -259,3 +259,23 @@ def check_below_uniform(name: str, value: float, num_classes: int) -> None:
     if value * num_classes >= 1.0:
         raise ValueError(f"{name} must be below 1/C = {1.0 / num_classes:g} for C={num_classes} classes, "
                          f"got {value:g}")
+
+
+def check_device(name: str, value: Tensor, owner: str, state: Tensor) -> None:
+    """Check that the tensor ``value`` is on the device of ``state``, a buffer of the loss Module ``owner``
+    (which moves with ``owner.to(device)``)."""
+    if value.device != state.device:
+        raise ValueError(f"{name} is on {value.device} but the state of {owner} is on {state.device}: "
+                         f"move the loss to the logits' device with loss.to({str(value.device)!r})")
+
+
+def check_epoch_logits(logits: object, num_examples: int) -> Tensor:
+    """Check the ``train_logits`` of an :class:`~noisyloss.losses.EpochEnd`: a floating
+    ``(num_examples, C)`` tensor, one row per training sample, ``C >= 2``; return it."""
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(f"train_logits must be a floating torch.Tensor, got "
+                        f"{logits.dtype if isinstance(logits, Tensor) else type(logits).__name__}")
+    if logits.dim() != 2 or logits.shape[0] != num_examples or logits.shape[1] < 2:
+        raise ValueError(f"train_logits must have shape (num_examples, C) = ({num_examples}, C) with C >= 2, "
+                         f"one row per training sample, got {tuple(logits.shape)}")
+    return logits
