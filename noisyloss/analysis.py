@@ -1,8 +1,9 @@
 r"""Looking inside a loss: its value and gradient as functions of :math:`p_y`, the symmetry test
 :math:`\sum_k L(f(x), k) = \text{const}` and the noisy-risk decomposition it implies.
 
-Every function takes ``loss`` as a spec string (``"gce:q=0.7"``, see :mod:`noisyloss.registry`)
-or a callable ``f(logits, target, reduction=...)``, and evaluates the real loss in float64;
+Every function takes ``loss`` as a spec string (``"gce:q=0.7"``, see :mod:`noisyloss.registry`),
+a loss Module with a functional form (``noisyloss.GCELoss(q=0.7)``) or a callable
+``f(logits, target, reduction=...)``, and evaluates the real loss in float64;
 gradients come from autograd through that very function, never from a hand-written formula.
 
 Symmetric losses (Ghosh et al., 2017): if :math:`\sum_{k=1}^{C} L(f(x), k) = K` for all :math:`f(x)`,
@@ -16,13 +17,15 @@ minimiser.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_param
+from ._checks import check_generator, check_int, check_labels, check_param
+from .losses import FunctionalLoss
 from .noise import corrupt, symmetric
 from .registry import functional_loss
 
@@ -30,19 +33,24 @@ __all__ = ["LossCurve", "SymmetryResult", "logits_for_py", "loss_vs_py", "symmet
            "asymmetry_check", "noisy_risk_decomposition", "gradient_weight", "label_probs", "SimplexFlow",
            "simplex_points", "simplex_flow"]
 
-LossLike = Union[str, Callable[..., Tensor]]
+LossLike = Union[str, FunctionalLoss, Callable[..., Tensor]]
 
 #: standard deviation of the random logits used by :func:`symmetry_check` and the risk decomposition
 _SCALE = 4.0
 
 
 def _resolve(loss: LossLike) -> Callable[..., Tensor]:
-    """A spec string becomes its functional form; a callable is used as is."""
+    """A spec string becomes its functional form, a loss Module its function with the Module's
+    parameters; another callable is used as is."""
     if isinstance(loss, str):
         return functional_loss(loss)
+    if isinstance(loss, FunctionalLoss):
+        return functools.partial(type(loss).fn, **loss.params)
     if callable(loss):
         return loss
-    raise TypeError(f"loss must be a spec string like 'gce:q=0.7' or a callable, got {type(loss).__name__}")
+    raise TypeError(f"loss must be a spec string like 'gce:q=0.7', a loss Module with a functional form "
+                    f"(noisyloss.GCELoss(q=0.7)) or a callable f(logits, target, reduction=...), "
+                    f"got {type(loss).__name__}")
 
 
 def _per_sample(fn: Callable[..., Tensor], logits: Tensor, target: Tensor) -> Tensor:
@@ -95,7 +103,7 @@ def loss_vs_py(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classe
     values = _per_sample(fn, logits, target)
     (grad,) = torch.autograd.grad(values.sum(), logits)
     return LossCurve(
-        p_y=np.asarray(p_y, dtype=np.float64).reshape(-1),
+        p_y=torch.as_tensor(p_y, dtype=torch.float64).detach().cpu().reshape(-1).numpy(),
         loss=values.detach().numpy(),
         grad_y=grad[:, 0].numpy(),
         grad_norm=grad.norm(dim=1).numpy(),
@@ -136,6 +144,7 @@ def symmetry_check(
     C = check_int("num_classes", num_classes, 2)
     n = check_int("n", n, 1)
     scale = check_param("scale", scale, low=0.0, low_open=True)
+    generator = check_generator(generator)
     with torch.no_grad():
         sums = _class_sums(fn, _random_logits(n, C, scale, generator))
     return SymmetryResult(sums.numpy(), float(sums.mean()), float(sums.max() - sums.min()))
@@ -225,6 +234,7 @@ def noisy_risk_decomposition(
     fn = _resolve(loss)
     eta = check_param("eta", eta, low=0.0, high=1.0)
     n = check_int("n", n, 1)
+    generator = check_generator(generator)
     with torch.no_grad():
         logits = _random_logits(n, 2, _SCALE, generator)
         clean = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).squeeze(1)
@@ -256,10 +266,15 @@ def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_c
 
 def label_probs(logits: Tensor, labels: Tensor) -> Tensor:
     r""":math:`p_{y_n}`, the softmax probability that row ``n`` of ``logits`` ``(N, C)`` gives its label
-    ``labels[n]``, as float32 ``(N,)``."""
+    ``labels[n]`` (integer class indices in ``[0, C)``), as float32 ``(N,)``."""
+    labels = check_labels("labels", labels)
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating torch.Tensor, got "
+                        f"{logits.dtype if isinstance(logits, Tensor) else type(logits).__name__}")
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    return logits.float().softmax(dim=1).gather(1, labels.long().view(-1, 1)).squeeze(1)
+    labels = check_labels("labels", labels, logits.shape[1])
+    return logits.float().softmax(dim=1).gather(1, labels.to(logits.device).view(-1, 1)).squeeze(1)
 
 
 class SimplexFlow(NamedTuple):
