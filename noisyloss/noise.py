@@ -14,7 +14,7 @@ from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ._checks import check_bool, check_int, check_labels, check_param, check_probabilities
+from ._checks import check_bool, check_generator, check_int, check_labels, check_param, check_probabilities
 
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR100_COARSE", "symmetric", "pair_flip", "cifar10_asymmetric", "cifar100_asymmetric",
@@ -266,6 +266,7 @@ def corrupt(labels: Tensor, T: Union[Tensor, object], generator: Optional[torch.
     """
     T = check_transition(T)
     labels = check_labels("labels", labels, T.shape[0])
+    generator = check_generator(generator)
     device = generator.device if generator is not None else labels.device
     T = T.to(device)
     clean = labels.to(device)
@@ -306,10 +307,12 @@ def nearest_example_labels(
     the flattened inputs).  Its mistakes fall on images that look like another class, unlike the
     class-conditional noise of a transition matrix.  Returns the annotator's labels (int64, on ``x``'s
     device)."""
+    num_classes = check_int("num_classes", num_classes, 2)
     labels = check_labels("labels", labels, num_classes)
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.shape[0] != labels.shape[0]:
         raise ValueError("x must be a floating tensor with one row (image) per label")
     per_class = check_int("per_class", per_class, 1)
+    generator = check_generator(generator)
     flat, y = x.flatten(1).cpu(), labels.cpu()
     examples = []
     for c in range(num_classes):
