@@ -48,8 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import (check_below_uniform, check_bool, check_choice, check_float32_power, check_generator,
-                      check_int, check_invertible, check_logits_target, check_param, check_reduction)
+from ._checks import (check_below_uniform, check_bool, check_callable, check_choice, check_float32_power,
+                      check_generator, check_int, check_invertible, check_logits_target, check_param,
+                      check_reduction)
 from .noise import check_transition, make_transition
 
 __all__ = [
@@ -817,6 +818,7 @@ def apl(
         tensor(1.2000)
     """
     alpha, beta = apl_params(alpha, beta)
+    active, passive = check_callable("active", active), check_callable("passive", passive)
     check_reduction(reduction)
     loss = alpha * active(logits, target, reduction="none") + beta * passive(logits, target, reduction="none")
     return reduce_loss(loss, reduction)
