@@ -1,0 +1,128 @@
+"""What a new user met trying the losses, noise models, analysis and metrics: each test is one
+misuse or edge case that gave a wrong result or an error from deep inside torch."""
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+import noisyloss
+from noisyloss import analysis, metrics, noise, regression
+from noisyloss import functional as NF
+from noisyloss.losses import ELRLoss, EpochEnd, OnlineLabelSmoothing, TruncatedGCELoss, l1_penalty
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---- metrics: labels must be classes of the scores ----
+def test_accuracy_and_calibration_refuse_labels_outside_the_classes_of_the_scores():
+    probs = torch.randn(6, 3, generator=_gen()).softmax(dim=1)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])  # classes 3..5 do not exist: was a silent accuracy or ECE
+    for metric in (metrics.accuracy, metrics.ece, metrics.reliability):
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+            metric(probs, labels)
+    assert metrics.accuracy(probs.argmax(dim=1), labels) == pytest.approx(
+        float((probs.argmax(dim=1) == labels).double().mean()))  # predictions as indices: no C to check
+
+
+def test_per_class_accuracy_refuses_scores_for_another_number_of_classes():
+    logits, labels = torch.randn(8, 5, generator=_gen()), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    with pytest.raises(ValueError, match="num_classes = 3"):
+        metrics.per_class_accuracy(logits, labels, 3)
+
+
+# ---- analysis ----
+def test_label_probs_checks_its_labels():
+    logits = torch.randn(4, 3, generator=_gen())
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        analysis.label_probs(logits, torch.tensor([0.0, 1.0, 2.0, 0.5]))  # was truncated to classes silently
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        analysis.label_probs(logits, torch.tensor([0, 1, 5, 0]))
+    with pytest.raises(TypeError, match="logits must be a floating torch.Tensor"):
+        analysis.label_probs(logits.numpy(), torch.tensor([0, 1, 2, 0]))
+    expected = logits.softmax(dim=1)[torch.arange(4), torch.tensor([0, 1, 2, 0])]
+    torch.testing.assert_close(analysis.label_probs(logits, torch.tensor([0, 1, 2, 0], dtype=torch.int32)), expected)
+
+
+def test_analysis_takes_a_loss_module_as_its_spec():
+    p_y = np.array([0.1, 0.5, 0.9])
+    module = analysis.loss_vs_py(noisyloss.GCELoss(q=0.5), p_y)
+    spec = analysis.loss_vs_py("gce:q=0.5", p_y)
+    np.testing.assert_allclose(module.loss, spec.loss)
+    np.testing.assert_allclose(module.grad_y, spec.grad_y)
+    assert analysis.symmetry_check(noisyloss.GCELoss(q=1.0), n=50, generator=_gen()).is_symmetric()
+    with pytest.raises(TypeError, match="loss must be a spec string"):
+        analysis.symmetry_check(3)
+
+
+def test_curves_take_points_that_require_grad():
+    p_y = torch.tensor([0.2, 0.7], requires_grad=True)
+    np.testing.assert_allclose(analysis.loss_vs_py("mae", p_y).loss, [0.8, 0.3])
+    values, slopes = regression.loss_curve("mse", torch.tensor([1.0, -2.0], requires_grad=True))
+    np.testing.assert_allclose(values, [1.0, 4.0])
+    np.testing.assert_allclose(slopes, [2.0, -4.0])
+
+
+@pytest.mark.parametrize("call", [
+    lambda g: noise.corrupt(torch.tensor([0, 1, 1]), noise.symmetric(2, 0.5), generator=g),
+    lambda g: noise.nearest_example_labels(torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 0, 1]), 2, generator=g),
+    lambda g: analysis.symmetry_check("mae", n=4, generator=g),
+    lambda g: analysis.noisy_risk_decomposition("mae", 0.2, n=4, generator=g),
+    lambda g: regression.sinc_data(10, generator=g),
+], ids=["corrupt", "nearest_example_labels", "symmetry_check", "noisy_risk_decomposition", "sinc_data"])
+def test_a_seed_given_as_the_generator_is_refused_by_name(call):
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        call(0)
+
+
+def test_nearest_example_labels_needs_a_number_of_classes():
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        noise.nearest_example_labels(torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 0, 1]), None)
+
+
+# ---- stateful losses ----
+@pytest.mark.parametrize("make, needs_index", [
+    (lambda: ELRLoss(num_examples=4, num_classes=3), True),
+    (lambda: OnlineLabelSmoothing(num_classes=3), False),
+    (lambda: TruncatedGCELoss(num_examples=4), True),
+], ids=["elr", "ols", "gce_prune"])
+def test_a_stateful_loss_left_on_another_device_than_the_logits_says_so(make, needs_index):
+    logits = torch.empty(4, 3, device="meta")  # a device other than the loss's state (cpu), as cuda would be
+    target = torch.empty(4, dtype=torch.long, device="meta")
+    args = (logits, target, torch.empty(4, dtype=torch.long, device="meta")) if needs_index else (logits, target)
+    with pytest.raises(ValueError, match=r"logits is on meta but the state of \w+ is on cpu.*loss.to\('meta'\)"):
+        make()(*args)
+
+
+def test_pruning_refuses_train_logits_that_are_not_one_row_per_training_sample():
+    loss = TruncatedGCELoss(num_examples=4, q=0.5, k=0.4, start_prune=2)
+    loss(torch.randn(4, 3, generator=_gen()), torch.tensor([0, 1, 2, 2]), torch.arange(4))
+    with pytest.raises(ValueError, match=r"train_logits must have shape \(num_examples, C\) = \(4, C\)"):
+        loss.next_epoch(EpochEnd(epoch=1, epochs=3, train_logits=torch.randn(5, 3)))  # was pruned from rows 0-3
+    with pytest.raises(ValueError, match=r"the labels the loss saw must be in \[0, 1\]"):
+        loss.next_epoch(EpochEnd(epoch=1, epochs=3, train_logits=torch.randn(4, 2)))
+    loss.next_epoch(EpochEnd(epoch=1, epochs=3, train_logits=torch.randn(4, 3)))
+
+
+# ---- arguments that must be callables ----
+def test_callables_are_checked_where_they_are_given():
+    z, y = torch.randn(2, 3, generator=_gen()), torch.tensor([0, 2])
+    with pytest.raises(TypeError, match="active must be callable, got str"):
+        NF.apl(z, y, active="nce", passive=NF.rce)
+    with pytest.raises(TypeError, match="optimizer must be callable, got NoneType"):
+        l1_penalty(None, 1e-3)
+    x, target, _ = regression.sinc_data(8, generator=_gen())
+    with pytest.raises(TypeError, match="loss must be callable, got int"):
+        regression.fit_regression(x, target, 3, epochs=1)
+    assert NF.apl(z, y, active=NF.nce, passive=functools.partial(NF.rce, A=-2.0)).isfinite()
+
+
+# ---- margin losses ----
+def test_focal_margin_gradient_is_finite_at_the_largest_float32_margins():
+    m = torch.tensor([-3e38, -1e4, 0.0, 1e4, 3e38], requires_grad=True)
+    loss = regression.focal_margin(m, gamma=2.0)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(m.grad).all()
+    assert m.grad[1] == pytest.approx(-1.0)
