@@ -9,9 +9,14 @@ import textwrap
 import zlib
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
+
+try:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+except ModuleNotFoundError as err:  # the core install has no plotly
+    raise ModuleNotFoundError("noisyloss.viz draws with plotly, part of the book extra: "
+                              "pip install 'noisyloss[book]'") from err
 
 from ._checks import check_int
 from .analysis import loss_vs_py, simplex_points
@@ -231,6 +236,8 @@ def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *,
     the index of the value the slider starts at (default: the middle one).
     """
     templates = [template] if isinstance(template, str) else list(template)
+    if not include:
+        raise ValueError(f"include must name at least one of {tuple(_YLABEL)}, got {include!r}")
     for key in include:
         if key not in _YLABEL:
             raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
@@ -301,12 +308,14 @@ def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str
 
     Readable on a phone: every column keeps its tick label (turned when the labels are long), the
     colour bar lies flat under the plot, and the cell values are written small."""
-    matrices = {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64)
+    matrices = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
                 for k, v in (matrix.items() if isinstance(matrix, Mapping) else [(None, matrix)])}
     m = next(iter(matrices.values()))
     if m.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
+    if len(labels) != m.shape[1]:
+        raise ValueError(f"labels must name the {m.shape[1]} columns of matrix, got {len(labels)} labels")
     written = text and m.shape[0] <= 12
     top = zmax if zmax is not None else max(float(v.max()) for v in matrices.values())
 
@@ -392,6 +401,9 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
     """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups); ``errors`` (some of
     ``groups``' keys, same lengths) draws error bars, e.g. the seeds' standard deviation (``seed_stats``)."""
     errors = errors or {}
+    short = [name for name, vals in groups.items() if len(vals) != len(categories)]
+    if short:
+        raise ValueError(f"groups must have one value per category ({len(categories)}), got other lengths for {short}")
     wrong = [name for name, err in errors.items() if len(err) != len(groups.get(name, ()))]
     if wrong:
         raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
@@ -521,6 +533,9 @@ def py_histogram_figure(snapshots: Mapping[object, np.ndarray], corrupted: np.nd
     drawn over them, divided by its maximum so that it shares the axis with the fractions; ``None`` draws
     no curve (a loss whose pull is not a function of :math:`p_y` alone, e.g. ELR's)."""
     corrupted = np.asarray(corrupted, dtype=bool)
+    sizes = {step: len(p) for step, p in snapshots.items() if len(p) != len(corrupted)}
+    if sizes:
+        raise ValueError(f"snapshots must hold p_y of the {len(corrupted)} samples of corrupted, got {sizes}")
     edges = np.linspace(0.0, 1.0, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     curves = []

@@ -126,3 +126,28 @@ def test_focal_margin_gradient_is_finite_at_the_largest_float32_margins():
     loss.sum().backward()
     assert torch.isfinite(loss).all() and torch.isfinite(m.grad).all()
     assert m.grad[1] == pytest.approx(-1.0)
+
+
+# ---- figures (the book extra) ----
+def test_viz_without_plotly_names_the_extra_to_install(monkeypatch):
+    import importlib
+    import sys
+    monkeypatch.delitem(sys.modules, "noisyloss.viz", raising=False)
+    for name in ("plotly", "plotly.graph_objects", "plotly.subplots"):
+        monkeypatch.setitem(sys.modules, name, None)  # as in the core install
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'noisyloss\[book\]'"):
+        importlib.import_module("noisyloss.viz")
+
+
+def test_figures_refuse_data_that_does_not_match_its_labels():
+    viz = pytest.importorskip("noisyloss.viz")
+    T = noise.make_transition("sym:0.4", 4)
+    with pytest.raises(ValueError, match="labels must name the 4 columns of matrix, got 2 labels"):
+        viz.heatmap_figure(T, labels=["a", "b"], title="T")  # was a figure with two named columns
+    assert viz.heatmap_figure(T.clone().requires_grad_(True), title="T").data[0].z[0][0] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match=r"one value per category \(2\).*\['ce'\]"):
+        viz.bar_figure({"ce": [0.1, 0.2, 0.3], "mae": [0.1, 0.2]}, ["a", "b"], title="x")
+    with pytest.raises(ValueError, match="snapshots must hold p_y of the 50 samples of corrupted"):
+        viz.py_histogram_figure({1: np.full(100, 0.5)}, np.zeros(50, dtype=bool), title="x")
+    with pytest.raises(ValueError, match="include must name at least one of"):
+        viz.loss_curves_figure("gce:q={}", [0.5], param_name="q", title="x", include=())
