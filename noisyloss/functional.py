@@ -116,8 +116,8 @@ def _gather(log_p: Tensor, index: Tensor) -> Tensor:
 
 
 def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
-    """Per-sample losses ``(N,)`` reduced by ``reduction`` (``"mean"``, ``"sum"`` or ``"none"``)."""
-    if reduction == "mean":
+    """Per-sample losses ``(N,)`` reduced by ``reduction`` (checked: ``"mean"``, ``"sum"`` or ``"none"``)."""
+    if check_reduction(reduction) == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()

@@ -151,3 +151,12 @@ def test_figures_refuse_data_that_does_not_match_its_labels():
         viz.py_histogram_figure({1: np.full(100, 0.5)}, np.zeros(50, dtype=bool), title="x")
     with pytest.raises(ValueError, match="include must name at least one of"):
         viz.loss_curves_figure("gce:q={}", [0.5], param_name="q", title="x", include=())
+
+
+def test_reduce_loss_and_a_stateful_loss_reduction_are_checked_at_the_call():
+    with pytest.raises(ValueError, match=r"reduction must be one of \('mean', 'sum', 'none'\), got 'avg'"):
+        NF.reduce_loss(torch.ones(3), "avg")  # was the unreduced losses
+    loss = ELRLoss(num_examples=4, num_classes=3)
+    loss.reduction = "avg"  # set after construction
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        loss(torch.randn(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
