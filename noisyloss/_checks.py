@@ -17,7 +17,7 @@ __all__ = [
     "REDUCTIONS", "check_param", "check_int", "check_seed", "check_reduction", "check_logits_target", "check_labels",
     "check_generator", "check_bool", "check_str", "check_choice", "check_name", "check_callable", "check_subclass",
     "check_index", "check_invertible", "check_probabilities", "check_text", "check_float32_power",
-    "check_below_uniform", "check_device", "check_epoch_logits",
+    "check_below_uniform", "check_device", "check_epoch_logits", "check_float_tensor",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -279,3 +279,11 @@ def check_epoch_logits(logits: object, num_examples: int) -> Tensor:
         raise ValueError(f"train_logits must have shape (num_examples, C) = ({num_examples}, C) with C >= 2, "
                          f"one row per training sample, got {tuple(logits.shape)}")
     return logits
+
+
+def check_float_tensor(name: str, value: object) -> Tensor:
+    """Check that ``value`` is a floating :class:`torch.Tensor` (any shape); return it."""
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating torch.Tensor, got "
+                        f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}")
+    return value

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_generator, check_int, check_labels, check_param
+from ._checks import check_float_tensor, check_generator, check_int, check_labels, check_param
 from .losses import FunctionalLoss
 from .noise import corrupt, symmetric
 from .registry import functional_loss
@@ -270,9 +270,7 @@ def label_probs(logits: Tensor, labels: Tensor) -> Tensor:
     r""":math:`p_{y_n}`, the softmax probability that row ``n`` of ``logits`` ``(N, C)`` gives its label
     ``labels[n]`` (integer class indices in ``[0, C)``), as float32 ``(N,)``."""
     labels = check_labels("labels", labels)
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f"logits must be a floating torch.Tensor, got "
-                        f"{logits.dtype if isinstance(logits, Tensor) else type(logits).__name__}")
+    check_float_tensor("logits", logits)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
     labels = check_labels("labels", labels, logits.shape[1])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_callable, check_generator, check_int, check_param, check_reduction
+from ._checks import check_callable, check_float_tensor, check_generator, check_int, check_param, check_reduction
 from .functional import clamp_logits, reduce_loss
 
 __all__ = [
@@ -32,9 +32,8 @@ __all__ = [
 
 # ---- regression losses ----
 def _check_pair(pred: Tensor, target: Tensor, reduction: str) -> None:
-    for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, Tensor) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating torch.Tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+    check_float_tensor("pred", pred)
+    check_float_tensor("target", target)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     check_reduction(reduction)
@@ -93,9 +92,7 @@ REGRESSION_LOSSES: Dict[str, Callable[..., Tensor]] = {
 
 # ---- margin losses ----
 def _check_margin(m: Tensor) -> None:
-    if not isinstance(m, Tensor) or not m.is_floating_point():
-        raise TypeError(f"m (the margin y*f(x)) must be a floating torch.Tensor, got "
-                        f"{getattr(m, 'dtype', type(m).__name__)}")
+    check_float_tensor("m (the margin y*f(x))", m)
 
 
 def zero_one(m: Tensor) -> Tensor:
@@ -180,8 +177,9 @@ def loss_curve(
         raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
     pts = torch.as_tensor(x, dtype=torch.float64).detach().cpu().clone().requires_grad_(True)
     values = fn(pts, **params)
-    if values.shape != pts.shape:
-        raise ValueError(f"loss must be element-wise: got shape {tuple(values.shape)} for x of shape {tuple(pts.shape)}")
+    if not isinstance(values, Tensor) or values.shape != pts.shape:
+        raise ValueError(f"loss must be element-wise, a tensor of the shape {tuple(pts.shape)} of x: got "
+                         f"{tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}")
     if not values.requires_grad:
         return values.detach().numpy(), np.zeros(pts.shape)
     (grad,) = torch.autograd.grad(values.sum(), pts)

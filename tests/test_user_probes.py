@@ -160,3 +160,12 @@ def test_reduce_loss_and_a_stateful_loss_reduction_are_checked_at_the_call():
     loss.reduction = "avg"  # set after construction
     with pytest.raises(ValueError, match="reduction must be one of"):
         loss(torch.randn(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
+
+
+def test_regression_and_margin_losses_name_a_numpy_array_as_such():
+    with pytest.raises(TypeError, match="pred must be a floating torch.Tensor, got ndarray"):
+        regression.huber(np.zeros(3, dtype=np.float32), torch.zeros(3))  # said "got float32"
+    with pytest.raises(TypeError, match=r"m \(the margin y\*f\(x\)\) must be a floating torch.Tensor, got ndarray"):
+        regression.hinge(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="loss must be element-wise.*got float"):
+        regression.loss_curve(lambda x: 1.0, [0.0, 1.0])
