@@ -18,7 +18,7 @@ except ModuleNotFoundError as err:  # the core install has no plotly
     raise ModuleNotFoundError("noisyloss.viz draws with plotly, part of the book extra: "
                               "pip install 'noisyloss[book]'") from err
 
-from ._checks import check_int
+from ._checks import check_int, check_str
 from .analysis import loss_vs_py, simplex_points
 from .registry import functional_loss, parse_spec
 from .regression import loss_curve
@@ -60,7 +60,7 @@ _SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon"
 def _base(spec: str) -> Tuple[str, dict]:
     """A spec's loss name and parameters (those the spec writes), or ``(spec, {})`` for a name that is
     not a registered loss (a regression or margin loss, a label of the caller's)."""
-    name, _, rest = spec.partition(":")
+    name, _, rest = check_str("spec", spec).partition(":")
     try:
         loss, params = parse_spec(spec)
     except (TypeError, ValueError):
@@ -311,8 +311,9 @@ def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str
     matrices = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
                 for k, v in (matrix.items() if isinstance(matrix, Mapping) else [(None, matrix)])}
     m = next(iter(matrices.values()))
-    if m.ndim != 2:
-        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    if m.ndim != 2 or any(v.shape != m.shape for v in matrices.values()):
+        raise ValueError(f"matrix must be 2-D (a mapping: matrices of one shape), got shapes "
+                         f"{sorted({v.shape for v in matrices.values()})}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
     if len(labels) != m.shape[1]:
         raise ValueError(f"labels must name the {m.shape[1]} columns of matrix, got {len(labels)} labels")

@@ -169,3 +169,11 @@ def test_regression_and_margin_losses_name_a_numpy_array_as_such():
         regression.hinge(np.zeros(3, dtype=np.float32))
     with pytest.raises(ValueError, match="loss must be element-wise.*got float"):
         regression.loss_curve(lambda x: 1.0, [0.0, 1.0])
+
+
+def test_figure_names_and_a_mapping_of_matrices_are_checked():
+    viz = pytest.importorskip("noisyloss.viz")
+    with pytest.raises(TypeError, match="spec must be a str, got int"):
+        viz.loss_label(3)
+    with pytest.raises(ValueError, match=r"matrices of one shape\), got shapes \[\(3, 3\), \(4, 4\)\]"):
+        viz.heatmap_figure({0: torch.eye(3), 1: torch.eye(4)}, title="T", param_name="step")
