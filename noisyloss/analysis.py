@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from ._checks import check_float_tensor, check_generator, check_int, check_labels, check_param
-from .losses import FunctionalLoss
+from .functional import apl
+from .losses import ActivePassiveLoss, FunctionalLoss
 from .noise import corrupt, symmetric
 from .registry import functional_loss
 
@@ -33,7 +34,7 @@ __all__ = ["LossCurve", "SymmetryResult", "logits_for_py", "loss_vs_py", "symmet
            "asymmetry_check", "noisy_risk_decomposition", "gradient_weight", "label_probs", "SimplexFlow",
            "simplex_points", "simplex_flow"]
 
-LossLike = Union[str, FunctionalLoss, Callable[..., Tensor]]
+LossLike = Union[str, FunctionalLoss, ActivePassiveLoss, Callable[..., Tensor]]
 
 #: standard deviation of the random logits used by :func:`symmetry_check` and the risk decomposition
 _SCALE = 4.0
@@ -41,11 +42,14 @@ _SCALE = 4.0
 
 def _resolve(loss: LossLike) -> Callable[..., Tensor]:
     """A spec string becomes its functional form, a loss Module its function with the Module's
-    parameters; another callable is used as is."""
+    parameters (``make_loss("apl:...")``: both of its losses'); another callable is used as is."""
     if isinstance(loss, str):
         return functional_loss(loss)
     if isinstance(loss, FunctionalLoss):
         return functools.partial(type(loss).fn, **loss.params)
+    if isinstance(loss, ActivePassiveLoss):
+        return functools.partial(apl, active=_resolve(loss.active), passive=_resolve(loss.passive),
+                                 alpha=loss.alpha, beta=loss.beta)
     if callable(loss):
         return loss
     raise TypeError(f"loss must be a spec string like 'gce:q=0.7', a loss Module with a functional form "

@@ -177,3 +177,9 @@ def test_figure_names_and_a_mapping_of_matrices_are_checked():
         viz.loss_label(3)
     with pytest.raises(ValueError, match=r"matrices of one shape\), got shapes \[\(3, 3\), \(4, 4\)\]"):
         viz.heatmap_figure({0: torch.eye(3), 1: torch.eye(4)}, title="T", param_name="step")
+
+
+def test_analysis_takes_the_module_of_an_apl_spec_which_has_no_functional_form():
+    spec = "apl:active=nce,passive=rce:A=-2,alpha=2,beta=0.5"  # functional_loss(spec) says: use make_loss()
+    result = analysis.symmetry_check(noisyloss.make_loss(spec), num_classes=4, n=20, generator=_gen())
+    assert result.is_symmetric() and result.mean == pytest.approx(2 * 1 + 0.5 * 2 * 3)  # 2 NCE + 0.5 RCE sums
