@@ -60,6 +60,9 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     ``T`` must be a square ``(C, C)`` real matrix (tensor or array-like) with finite nonnegative
     entries and rows summing to 1; ``C`` must equal ``num_classes`` when given.
     """
+    if isinstance(T, str):
+        raise TypeError(f"T must be a (C, C) matrix, got the str {T!r}: a noise spec's matrix is "
+                        f"make_transition({T!r}, num_classes)")
     if not isinstance(T, Tensor):
         try:
             T = torch.as_tensor(T, dtype=torch.float64)

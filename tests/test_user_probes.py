@@ -183,3 +183,8 @@ def test_analysis_takes_the_module_of_an_apl_spec_which_has_no_functional_form()
     spec = "apl:active=nce,passive=rce:A=-2,alpha=2,beta=0.5"  # functional_loss(spec) says: use make_loss()
     result = analysis.symmetry_check(noisyloss.make_loss(spec), num_classes=4, n=20, generator=_gen())
     assert result.is_symmetric() and result.mean == pytest.approx(2 * 1 + 0.5 * 2 * 3)  # 2 NCE + 0.5 RCE sums
+
+
+def test_corrupt_given_a_noise_spec_points_to_make_transition():
+    with pytest.raises(TypeError, match=r"got the str 'sym:0.4': a noise spec's matrix is make_transition\('sym:0.4'"):
+        noise.corrupt(torch.tensor([0, 1, 2]), "sym:0.4")
