@@ -50,6 +50,9 @@ def _resolve(loss: LossLike) -> Callable[..., Tensor]:
     if isinstance(loss, ActivePassiveLoss):
         return functools.partial(apl, active=_resolve(loss.active), passive=_resolve(loss.passive),
                                  alpha=loss.alpha, beta=loss.beta)
+    if getattr(loss, "needs_index", False) or hasattr(loss, "next_epoch"):
+        raise TypeError(f"loss must be a function of the logits and labels alone; {type(loss).__name__} keeps "
+                        "per-sample or per-epoch state (the training-loop protocol of noisyloss.losses)")
     if callable(loss):
         return loss
     raise TypeError(f"loss must be a spec string like 'gce:q=0.7', a loss Module with a functional form "

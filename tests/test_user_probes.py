@@ -188,3 +188,10 @@ def test_analysis_takes_the_module_of_an_apl_spec_which_has_no_functional_form()
 def test_corrupt_given_a_noise_spec_points_to_make_transition():
     with pytest.raises(TypeError, match=r"got the str 'sym:0.4': a noise spec's matrix is make_transition\('sym:0.4'"):
         noise.corrupt(torch.tensor([0, 1, 2]), "sym:0.4")
+
+
+@pytest.mark.parametrize("loss", [ELRLoss(num_examples=4, num_classes=10), OnlineLabelSmoothing(num_classes=10)],
+                         ids=["elr", "ols"])
+def test_analysis_of_a_stateful_loss_module_says_why_not(loss):
+    with pytest.raises(TypeError, match=rf"{type(loss).__name__} keeps per-sample or per-epoch state"):
+        analysis.loss_vs_py(loss, [0.5])  # was "forward() got an unexpected keyword argument 'reduction'"
