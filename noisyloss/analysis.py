@@ -262,7 +262,8 @@ def noisy_risk_decomposition(
 # ---- how hard a loss pulls on a sample: gradient weight, per-sample p_y, flows on the 3-class simplex ----
 def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classes: int = 10) -> np.ndarray:
     r"""The loss's pull on the labelled class relative to cross entropy's,
-    :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y} = \frac{\partial L/\partial z_y}{p_y - 1}`,
+    :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y}
+    = \frac{\partial L/\partial z_y}{p_y - 1}`,
     at the points of :func:`logits_for_py` (autograd through the loss, :func:`loss_vs_py`).
 
     CE: 1; MAE: :math:`p_y`; GCE: :math:`p_y^q`; SCE: :math:`\alpha + \beta|A|\,p_y`; truncated GCE: 0

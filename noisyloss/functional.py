@@ -36,7 +36,8 @@ a ``ValueError`` naming the bad value.  On CUDA, and inside a compiled graph, it
 assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 :func:`negative_learning`) compile too when they draw from torch's default generator; a
 ``torch.Generator`` argument cannot enter a graph, so with one ``fullgraph=True`` raises
-``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` breaks the graph at the draw.  Inductor may draw random numbers differently from eager mode;
+``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` breaks the graph at the draw.
+Inductor may draw random numbers differently from eager mode;
 ``torch._inductor.config.fallback_random = True`` makes compiled and eager draws equal.
 """
 from __future__ import annotations

@@ -76,7 +76,8 @@ def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Dict[str, np
     if not isinstance(probs, Tensor):
         raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
     if not probs.is_floating_point() or probs.dim() != 2:
-        raise ValueError(f"probs must be an (N, C) floating tensor, got shape {tuple(probs.shape)} and dtype {probs.dtype}")
+        raise ValueError(f"probs must be an (N, C) floating tensor, got shape {tuple(probs.shape)} and "
+                         f"dtype {probs.dtype}")
     if probs.shape[0] != labels.shape[0]:
         raise ValueError(f"probs has {probs.shape[0]} samples but labels has {labels.shape[0]}")
     check_labels("labels", labels, probs.shape[1])
