@@ -24,6 +24,8 @@ finite logits up to ±3.4e38 and ±inf included.  Beyond the bound a logit count
 zero gradient.  Where a formula's exact value is infinite, the loss returns the finite value at the
 bound: label smoothing with a −inf logit (:math:`-\frac{\varepsilon}{C}\log 0`) is about
 :math:`\frac{\varepsilon}{C}\,1.8\cdot 10^{19}`.
+The one NaN left is the mean over an empty batch (``N = 0``), :math:`0/0`, as in
+:func:`torch.nn.functional.cross_entropy`; its sum is 0.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
