@@ -223,6 +223,17 @@ _DASHES = ("solid", "dot", "dashdot")
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
 
 
+def _check_curves(values: Sequence, include: Sequence[str]) -> None:
+    """The parameter values and the panels of :func:`loss_curves_figure` and :func:`live_loss_curves`."""
+    if not len(values):
+        raise ValueError("values must be a non-empty sequence of parameter values")
+    if not include:
+        raise ValueError(f"include must name at least one of {tuple(_YLABEL)}, got {include!r}")
+    for key in include:
+        if key not in _YLABEL:
+            raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
+
+
 def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *, param_name: str, title: str,
                        num_classes: int = 10, include: Sequence[str] = ("loss", "grad_y"),
                        references: Sequence[str] = ("ce", "mae"), points: int = 120, p_min: float = 1e-3,
@@ -236,11 +247,7 @@ def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *,
     the index of the value the slider starts at (default: the middle one).
     """
     templates = [template] if isinstance(template, str) else list(template)
-    if not include:
-        raise ValueError(f"include must name at least one of {tuple(_YLABEL)}, got {include!r}")
-    for key in include:
-        if key not in _YLABEL:
-            raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
+    _check_curves(values, include)
     p = np.linspace(p_min, 1.0 - 1e-6, points)
     cols = len(include)
 
@@ -274,6 +281,7 @@ def live_loss_curves(template: str, values: Sequence[float], *, param_name: str,
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
+    _check_curves(values, include)
     lo, hi = float(min(values)), float(max(values))
     slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
                                  step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
@@ -348,6 +356,9 @@ def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Relia
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                                line=dict(dash="dash", color="#999999")))
     for name, rel in reliabilities.items():
+        if not isinstance(rel, Mapping) or "count" not in rel:
+            raise TypeError(f"reliabilities must map a name to the bins of metrics.reliability(probs, labels), "
+                            f"got {type(rel).__name__} for {name!r}")
         count = np.asarray(rel["count"], dtype=np.float64)
         keep = count >= max(min_share * count.sum(), 1.0)
         conf, acc = (np.asarray(rel[k], dtype=np.float64)[keep] for k in ("confidence", "accuracy"))

@@ -195,3 +195,14 @@ def test_corrupt_given_a_noise_spec_points_to_make_transition():
 def test_analysis_of_a_stateful_loss_module_says_why_not(loss):
     with pytest.raises(TypeError, match=rf"{type(loss).__name__} keeps per-sample or per-epoch state"):
         analysis.loss_vs_py(loss, [0.5])  # was "forward() got an unexpected keyword argument 'reduction'"
+
+
+def test_curve_figures_and_reliability_figures_check_what_they_draw():
+    viz = pytest.importorskip("noisyloss.viz")
+    pytest.importorskip("ipywidgets")
+    with pytest.raises(ValueError, match=r"include entries must be in \('loss', 'grad_y', 'grad_norm'\), got 'los'"):
+        viz.live_loss_curves("gce:q={}", [0.1, 0.5], param_name="q", include=("los",))  # failed at the first draw
+    with pytest.raises(ValueError, match="values must be a non-empty sequence"):
+        viz.live_loss_curves("gce:q={}", [], param_name="q")
+    with pytest.raises(TypeError, match="bins of metrics.reliability.*got Tensor for 'ce'"):
+        viz.reliability_figure({"ce": torch.full((4, 2), 0.5)})
