@@ -228,8 +228,9 @@ def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[in
     with ``include_true=True``), ``"pair:R"`` (:func:`pair_flip`) and ``"asym:R"``, ``R`` in [0, 1].
     Asymmetric noise flips each source class to its destination with probability ``R``; the class
     pairs are named in the spec (``"asym:0.4:9>1,3>5,5>3"``) or given by ``pairs`` (a name in
-    :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping); without
-    either, ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
+    :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping; pairs named
+    in the spec win over ``pairs``, as when the runner passes a dataset's pairs); without either,
+    ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
     """
     C = check_int("num_classes", num_classes, 2)
     kind, rate, given = parse_noise(spec)
