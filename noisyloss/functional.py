@@ -517,14 +517,13 @@ def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tenso
     c = logits.shape[1]
     if isinstance(T, str):
         T = make_transition(T, c)
-    if isinstance(T, Tensor) and (T.device.type != "cpu" or torch.compiler.is_compiling()):
-        if T.shape != (c, c):
-            raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, "
-                             f"got shape {tuple(T.shape)}")
-    else:
-        T = check_transition(T, num_classes=c)
-        if invertible:
-            check_invertible("T", T)
+    on_host = not isinstance(T, Tensor) or (T.device.type == "cpu" and not torch.compiler.is_compiling())
+    if on_host:
+        T = check_transition(T)
+    if T.shape != (c, c):
+        raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, got shape {tuple(T.shape)}")
+    if on_host and invertible:
+        check_invertible("T", T)
     return T.to(device=logits.device, dtype=torch.float64)
 
 

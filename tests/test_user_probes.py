@@ -206,3 +206,9 @@ def test_curve_figures_and_reliability_figures_check_what_they_draw():
         viz.live_loss_curves("gce:q={}", [], param_name="q")
     with pytest.raises(TypeError, match="bins of metrics.reliability.*got Tensor for 'ce'"):
         viz.reliability_figure({"ce": torch.full((4, 2), 0.5)})
+
+
+def test_a_correction_loss_called_on_logits_of_other_classes_names_the_logits():
+    loss = noisyloss.losses.ForwardCorrectionLoss(T=torch.eye(4))  # no num_classes given
+    with pytest.raises(ValueError, match=r"T must be a \(3, 3\) transition matrix for logits with C=3, got shape"):
+        loss(torch.randn(2, 3), torch.tensor([0, 1]))  # said "T is 4x4 but num_classes=3"
