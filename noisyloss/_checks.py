@@ -18,7 +18,8 @@ __all__ = [
     "REDUCTIONS", "check_param", "check_int", "check_seed", "check_reduction", "check_logits_target", "check_labels",
     "check_generator", "check_bool", "check_str", "check_choice", "check_name", "check_callable", "check_subclass",
     "check_index", "check_invertible", "check_probabilities", "check_text", "check_float32_power",
-    "check_below_uniform",
+    "check_below_uniform", "check_instance", "check_model_output", "check_loss_value", "check_takes", "check_device",
+    "check_same_device", "check_epoch_logits", "check_float_tensor",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -262,9 +263,6 @@ def check_below_uniform(name: str, value: float, num_classes: int) -> None:
                          f"got {value:g}")
 
 
-__all__ += ["check_instance", "check_model_output", "check_loss_value", "check_takes", "check_device"]
-
-
 def check_instance(name: str, value: object, cls: type, what: str = "") -> Any:
     """Check that ``value`` is an instance of ``cls``, which the message calls ``what`` (default: its
     full name); return it."""
@@ -335,3 +333,31 @@ def check_device(name: str, value: object) -> torch.device:
     elif device.type != "cpu":
         raise ValueError(f"{name}: {value!r} is not supported; use cpu, cuda or cuda:N")
     return device
+
+
+def check_same_device(name: str, value: Tensor, owner: str, state: Tensor) -> None:
+    """Check that the tensor ``value`` is on the device of ``state``, a buffer of the loss Module ``owner``
+    (which moves with ``owner.to(device)``)."""
+    if value.device != state.device:
+        raise ValueError(f"{name} is on {value.device} but the state of {owner} is on {state.device}: "
+                         f"move the loss to the logits' device with loss.to({str(value.device)!r})")
+
+
+def check_epoch_logits(logits: object, num_examples: int) -> Tensor:
+    """Check the ``train_logits`` of an :class:`~noisyloss.losses.EpochEnd`: a floating
+    ``(num_examples, C)`` tensor, one row per training sample, ``C >= 2``; return it."""
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(f"train_logits must be a floating torch.Tensor, got "
+                        f"{logits.dtype if isinstance(logits, Tensor) else type(logits).__name__}")
+    if logits.dim() != 2 or logits.shape[0] != num_examples or logits.shape[1] < 2:
+        raise ValueError(f"train_logits must have shape (num_examples, C) = ({num_examples}, C) with C >= 2, "
+                         f"one row per training sample, got {tuple(logits.shape)}")
+    return logits
+
+
+def check_float_tensor(name: str, value: object) -> Tensor:
+    """Check that ``value`` is a floating :class:`torch.Tensor` (any shape); return it."""
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating torch.Tensor, got "
+                        f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}")
+    return value

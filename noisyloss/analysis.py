@@ -1,8 +1,9 @@
 r"""Looking inside a loss: its value and gradient as functions of :math:`p_y`, the symmetry test
 :math:`\sum_k L(f(x), k) = \text{const}` and the noisy-risk decomposition it implies.
 
-Every function takes ``loss`` as a spec string (``"gce:q=0.7"``, see :mod:`noisyloss.registry`)
-or a callable ``f(logits, target, reduction=...)``, and evaluates the real loss in float64;
+Every function takes ``loss`` as a spec string (``"gce:q=0.7"``, see :mod:`noisyloss.registry`),
+a loss Module with a functional form (``noisyloss.GCELoss(q=0.7)``) or a callable
+``f(logits, target, reduction=...)``, and evaluates the real loss in float64;
 gradients come from autograd through that very function, never from a hand-written formula.
 
 Symmetric losses (Ghosh et al., 2017): if :math:`\sum_{k=1}^{C} L(f(x), k) = K` for all :math:`f(x)`,
@@ -16,13 +17,16 @@ minimiser.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_param
+from ._checks import check_float_tensor, check_generator, check_int, check_labels, check_param
+from .functional import apl
+from .losses import ActivePassiveLoss, FunctionalLoss
 from .noise import corrupt, symmetric
 from .registry import functional_loss
 
@@ -30,19 +34,30 @@ __all__ = ["LossCurve", "SymmetryResult", "logits_for_py", "loss_vs_py", "symmet
            "asymmetry_check", "noisy_risk_decomposition", "gradient_weight", "label_probs", "SimplexFlow",
            "simplex_points", "simplex_flow"]
 
-LossLike = Union[str, Callable[..., Tensor]]
+LossLike = Union[str, FunctionalLoss, ActivePassiveLoss, Callable[..., Tensor]]
 
 #: standard deviation of the random logits used by :func:`symmetry_check` and the risk decomposition
 _SCALE = 4.0
 
 
 def _resolve(loss: LossLike) -> Callable[..., Tensor]:
-    """A spec string becomes its functional form; a callable is used as is."""
+    """A spec string becomes its functional form, a loss Module its function with the Module's
+    parameters (``make_loss("apl:...")``: both of its losses'); another callable is used as is."""
     if isinstance(loss, str):
         return functional_loss(loss)
+    if isinstance(loss, FunctionalLoss):
+        return functools.partial(type(loss).fn, **loss.params)
+    if isinstance(loss, ActivePassiveLoss):
+        return functools.partial(apl, active=_resolve(loss.active), passive=_resolve(loss.passive),
+                                 alpha=loss.alpha, beta=loss.beta)
+    if getattr(loss, "needs_index", False) or hasattr(loss, "next_epoch"):
+        raise TypeError(f"loss must be a function of the logits and labels alone; {type(loss).__name__} keeps "
+                        "per-sample or per-epoch state (the training-loop protocol of noisyloss.losses)")
     if callable(loss):
         return loss
-    raise TypeError(f"loss must be a spec string like 'gce:q=0.7' or a callable, got {type(loss).__name__}")
+    raise TypeError(f"loss must be a spec string like 'gce:q=0.7', a loss Module with a functional form "
+                    f"(noisyloss.GCELoss(q=0.7)) or a callable f(logits, target, reduction=...), "
+                    f"got {type(loss).__name__}")
 
 
 def _per_sample(fn: Callable[..., Tensor], logits: Tensor, target: Tensor) -> Tensor:
@@ -95,7 +110,7 @@ def loss_vs_py(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classe
     values = _per_sample(fn, logits, target)
     (grad,) = torch.autograd.grad(values.sum(), logits)
     return LossCurve(
-        p_y=np.asarray(p_y, dtype=np.float64).reshape(-1),
+        p_y=torch.as_tensor(p_y, dtype=torch.float64).detach().cpu().reshape(-1).numpy(),
         loss=values.detach().numpy(),
         grad_y=grad[:, 0].numpy(),
         grad_norm=grad.norm(dim=1).numpy(),
@@ -136,6 +151,7 @@ def symmetry_check(
     C = check_int("num_classes", num_classes, 2)
     n = check_int("n", n, 1)
     scale = check_param("scale", scale, low=0.0, low_open=True)
+    generator = check_generator(generator)
     with torch.no_grad():
         sums = _class_sums(fn, _random_logits(n, C, scale, generator))
     return SymmetryResult(sums.numpy(), float(sums.mean()), float(sums.max() - sums.min()))
@@ -175,9 +191,11 @@ def asymmetry_check(loss: LossLike, num_classes: int = 10, steps: int = 100) -> 
     asymmetric"; a convex one has :math:`r = |\ell'(1)| / |\ell'(0)|` (AEL :math:`e^{-1/a}`, CE 0).
 
     :math:`\ell(u)` is the real loss at target 0 with the rest of the probability spread evenly, on
-    the grid :math:`u = 0, 1/\text{steps}, \dots, 1` (so the infimum is a minimum over the grid); it
-    must be strictly decreasing there, and the same with the rest spread unevenly (a loss of
-    :math:`p_y` alone), else ``ValueError``.  Returns the ratio and
+    the grid :math:`u = 0, 1/\text{steps}, \dots, 1` (so the infimum is a minimum over the grid, where
+    :math:`u_j < u_i` by at least one step: a strictly concave :math:`\ell` gets a ratio a little above
+    its :math:`r = 1`, AGCE with ``a=1, q=2`` 1.013 at 100 steps); it must be strictly decreasing there,
+    and the same with the rest spread unevenly (a loss of :math:`p_y` alone), else ``ValueError``.
+    Returns the ratio and
     :math:`\eta^* = \min\big(\frac{r (C-1)}{1 + r (C-1)}, \frac{C-1}{C}\big)`.
     """
     fn = _resolve(loss)
@@ -225,6 +243,7 @@ def noisy_risk_decomposition(
     fn = _resolve(loss)
     eta = check_param("eta", eta, low=0.0, high=1.0)
     n = check_int("n", n, 1)
+    generator = check_generator(generator)
     with torch.no_grad():
         logits = _random_logits(n, 2, _SCALE, generator)
         clean = torch.multinomial(logits.softmax(dim=1), 1, generator=generator).squeeze(1)
@@ -243,7 +262,8 @@ def noisy_risk_decomposition(
 # ---- how hard a loss pulls on a sample: gradient weight, per-sample p_y, flows on the 3-class simplex ----
 def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_classes: int = 10) -> np.ndarray:
     r"""The loss's pull on the labelled class relative to cross entropy's,
-    :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y} = \frac{\partial L/\partial z_y}{p_y - 1}`,
+    :math:`w(p_y) = \frac{\partial L/\partial z_y}{\partial \mathrm{CE}/\partial z_y}
+    = \frac{\partial L/\partial z_y}{p_y - 1}`,
     at the points of :func:`logits_for_py` (autograd through the loss, :func:`loss_vs_py`).
 
     CE: 1; MAE: :math:`p_y`; GCE: :math:`p_y^q`; SCE: :math:`\alpha + \beta|A|\,p_y`; truncated GCE: 0
@@ -256,10 +276,13 @@ def gradient_weight(loss: LossLike, p_y: Union[float, np.ndarray, Tensor], num_c
 
 def label_probs(logits: Tensor, labels: Tensor) -> Tensor:
     r""":math:`p_{y_n}`, the softmax probability that row ``n`` of ``logits`` ``(N, C)`` gives its label
-    ``labels[n]``, as float32 ``(N,)``."""
+    ``labels[n]`` (integer class indices in ``[0, C)``), as float32 ``(N,)``."""
+    labels = check_labels("labels", labels)
+    check_float_tensor("logits", logits)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    return logits.float().softmax(dim=1).gather(1, labels.long().view(-1, 1)).squeeze(1)
+    labels = check_labels("labels", labels, logits.shape[1])
+    return logits.float().softmax(dim=1).gather(1, labels.to(logits.device).view(-1, 1)).squeeze(1)
 
 
 class SimplexFlow(NamedTuple):

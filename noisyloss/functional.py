@@ -24,6 +24,8 @@ finite logits up to ±3.4e38 and ±inf included.  Beyond the bound a logit count
 zero gradient.  Where a formula's exact value is infinite, the loss returns the finite value at the
 bound: label smoothing with a −inf logit (:math:`-\frac{\varepsilon}{C}\log 0`) is about
 :math:`\frac{\varepsilon}{C}\,1.8\cdot 10^{19}`.
+The one NaN left is the mean over an empty batch (``N = 0``), :math:`0/0`, as in
+:func:`torch.nn.functional.cross_entropy`; its sum is 0.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for the logits :math:`z` of one sample, :math:`p_y` the
 probability of its labelled class :math:`y`, :math:`e_y` the one-hot vector of :math:`y`.
@@ -36,7 +38,8 @@ a ``ValueError`` naming the bad value.  On CUDA, and inside a compiled graph, it
 assert on CUDA, an index error on CPU).  The random losses (:func:`peer`,
 :func:`negative_learning`) compile too when they draw from torch's default generator; a
 ``torch.Generator`` argument cannot enter a graph, so with one ``fullgraph=True`` raises
-``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` breaks the graph at the draw.  Inductor may draw random numbers differently from eager mode;
+``torch._dynamo.exc.Unsupported`` and a plain ``torch.compile`` breaks the graph at the draw.
+Inductor may draw random numbers differently from eager mode;
 ``torch._inductor.config.fallback_random = True`` makes compiled and eager draws equal.
 """
 from __future__ import annotations
@@ -48,8 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import (check_below_uniform, check_bool, check_choice, check_float32_power, check_generator,
-                      check_int, check_invertible, check_logits_target, check_param, check_reduction)
+from ._checks import (check_below_uniform, check_bool, check_callable, check_choice, check_float32_power,
+                      check_generator, check_int, check_invertible, check_logits_target, check_param,
+                      check_reduction)
 from .noise import check_transition, make_transition
 
 __all__ = [
@@ -115,8 +119,8 @@ def _gather(log_p: Tensor, index: Tensor) -> Tensor:
 
 
 def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
-    """Per-sample losses ``(N,)`` reduced by ``reduction`` (``"mean"``, ``"sum"`` or ``"none"``)."""
-    if reduction == "mean":
+    """Per-sample losses ``(N,)`` reduced by ``reduction`` (checked: ``"mean"``, ``"sum"`` or ``"none"``)."""
+    if check_reduction(reduction) == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
@@ -513,14 +517,13 @@ def _transition(T: object, logits: Tensor, *, invertible: bool = False) -> Tenso
     c = logits.shape[1]
     if isinstance(T, str):
         T = make_transition(T, c)
-    if isinstance(T, Tensor) and (T.device.type != "cpu" or torch.compiler.is_compiling()):
-        if T.shape != (c, c):
-            raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, "
-                             f"got shape {tuple(T.shape)}")
-    else:
-        T = check_transition(T, num_classes=c)
-        if invertible:
-            check_invertible("T", T)
+    on_host = not isinstance(T, Tensor) or (T.device.type == "cpu" and not torch.compiler.is_compiling())
+    if on_host:
+        T = check_transition(T)
+    if T.shape != (c, c):
+        raise ValueError(f"T must be a ({c}, {c}) transition matrix for logits with C={c}, got shape {tuple(T.shape)}")
+    if on_host and invertible:
+        check_invertible("T", T)
     return T.to(device=logits.device, dtype=torch.float64)
 
 
@@ -817,6 +820,7 @@ def apl(
         tensor(1.2000)
     """
     alpha, beta = apl_params(alpha, beta)
+    active, passive = check_callable("active", active), check_callable("passive", passive)
     check_reduction(reduction)
     loss = alpha * active(logits, target, reduction="none") + beta * passive(logits, target, reduction="none")
     return reduce_loss(loss, reduction)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as NF
-from ._checks import check_index, check_int, check_invertible, check_logits_target, check_param, check_reduction
+from ._checks import (check_callable, check_epoch_logits, check_index, check_int, check_invertible, check_same_device,
+                      check_labels, check_logits_target, check_param, check_reduction)
 from .noise import check_transition, make_transition, parse_noise
 
 __all__ = [
@@ -242,6 +243,7 @@ class OnlineLabelSmoothing(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         target = check_logits_target(logits, target, self.num_classes)
+        check_same_device("logits", logits, "OnlineLabelSmoothing", self.soft_labels)
         log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
         hard = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)
         soft = -(self.soft_labels[target].to(log_p.dtype) * log_p).sum(dim=1)
@@ -333,6 +335,7 @@ class ELRLoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, index: Tensor) -> Tensor:
         target = check_logits_target(logits, target, self.num_classes)
         index = check_index(index, target, self.num_examples)
+        check_same_device("logits", logits, "ELRLoss", self.targets)
         log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
         with torch.no_grad():
             p = log_p.exp().clamp(self.CLAMP, 1.0 - self.CLAMP)
@@ -424,6 +427,7 @@ class TruncatedGCELoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, index: Tensor) -> Tensor:
         target = check_logits_target(logits, target)
         index = check_index(index, target, self.num_examples)
+        check_same_device("logits", logits, "TruncatedGCELoss", self.weights)
         self.labels[index] = target
         truncated = -math.expm1(self.q * math.log(self.k)) / self.q  # (1 - k^q) / q
         loss = NF.gce(logits, target, q=self.q, reduction="none") - truncated
@@ -439,8 +443,11 @@ class TruncatedGCELoss(nn.Module):
         """A pruning round when :meth:`prunes_after` ``end.epoch``: :math:`w_i = [p_{i y_i} > k]`."""
         if not self.prunes_after(end.epoch):
             return
+        logits = check_epoch_logits(end.train_logits, self.num_examples)
+        check_same_device("train_logits", logits, "TruncatedGCELoss", self.weights)
         seen = self.labels >= 0
-        log_p = F.log_softmax(NF.clamp_logits(end.train_logits), dim=1)
+        check_labels("the labels the loss saw", self.labels[seen], logits.shape[1])
+        log_p = F.log_softmax(NF.clamp_logits(logits), dim=1)
         log_py = log_p.gather(1, self.labels.clamp(min=0).unsqueeze(1)).squeeze(1)
         self.weights.copy_(torch.where(seen, (log_py > math.log(self.k)).to(self.weights.dtype), self.weights))
 
@@ -673,6 +680,7 @@ def l1_penalty(
     after :func:`~noisyloss.train.fit`'s ``grad_clip``, so only the loss's gradient is clipped.  Its
     ANL recipe: ``fit(..., optimizer=l1_penalty(sgd(lr, weight_decay=0), delta), grad_clip=5.0)``.
     """
+    optimizer = check_callable("optimizer", optimizer)
     delta = check_param("delta", delta, low=0.0)
 
     def factory(params: Any) -> torch.optim.Optimizer:

@@ -30,11 +30,13 @@ def _check_labels(labels: object) -> Tensor:
 
 
 def _predictions(logits_or_pred: object, labels: object) -> Tuple[Tensor, Tensor]:
-    """``(pred, labels)`` on the labels' device: argmax of ``(N, C)`` scores, or ``(N,)`` class indices."""
+    """``(pred, labels)`` on the labels' device: argmax of ``(N, C)`` scores (labels checked in
+    ``[0, C)``), or ``(N,)`` class indices."""
     labels = _check_labels(labels)
     if not isinstance(logits_or_pred, Tensor):
         raise TypeError(f"logits_or_pred must be a torch.Tensor, got {type(logits_or_pred).__name__}")
     if logits_or_pred.is_floating_point() and logits_or_pred.dim() == 2:
+        check_labels("labels", labels, logits_or_pred.shape[1])
         pred = logits_or_pred.argmax(dim=1)
     elif not logits_or_pred.is_floating_point() and logits_or_pred.dtype != torch.bool and logits_or_pred.dim() == 1:
         pred = logits_or_pred
@@ -53,8 +55,12 @@ def accuracy(logits_or_pred: Tensor, labels: Tensor) -> float:
 
 
 def per_class_accuracy(logits_or_pred: Tensor, labels: Tensor, num_classes: int) -> Tensor:
-    """Accuracy on the samples of each class, ``(C,)`` float64 on CPU; NaN for a class with no sample."""
+    """Accuracy on the samples of each class, ``(C,)`` float64 on CPU; NaN for a class with no sample.
+    Scores ``(N, C)`` must have ``C = num_classes`` columns."""
     num_classes = check_int("num_classes", num_classes, 1)
+    if isinstance(logits_or_pred, Tensor) and logits_or_pred.dim() == 2 and logits_or_pred.shape[1] != num_classes:
+        raise ValueError(f"logits_or_pred must have num_classes = {num_classes} columns, "
+                         f"got shape {tuple(logits_or_pred.shape)}")
     pred, labels = _predictions(logits_or_pred, labels)
     check_labels("labels", labels, num_classes)
     total = torch.bincount(labels, minlength=num_classes).double()
@@ -64,15 +70,17 @@ def per_class_accuracy(logits_or_pred: Tensor, labels: Tensor, num_classes: int)
 
 def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Dict[str, np.ndarray]:
     """Reliability-diagram bins: ``edges`` (``n_bins + 1``), and per bin the mean ``confidence``, the
-    ``accuracy`` (both NaN for an empty bin) and the sample ``count``."""
+    ``accuracy`` (both NaN for an empty bin) and the sample ``count``.  ``labels`` lie in ``[0, C)``."""
     labels = _check_labels(labels)
     n_bins = check_int("n_bins", n_bins, 1)
     if not isinstance(probs, Tensor):
         raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
     if not probs.is_floating_point() or probs.dim() != 2:
-        raise ValueError(f"probs must be an (N, C) floating tensor, got shape {tuple(probs.shape)} and dtype {probs.dtype}")
+        raise ValueError(f"probs must be an (N, C) floating tensor, got shape {tuple(probs.shape)} and "
+                         f"dtype {probs.dtype}")
     if probs.shape[0] != labels.shape[0]:
         raise ValueError(f"probs has {probs.shape[0]} samples but labels has {labels.shape[0]}")
+    check_labels("labels", labels, probs.shape[1])
     p = probs.detach().to(device="cpu", dtype=torch.float64)
     if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or float((p.sum(1) - 1).abs().max()) > _PROB_SUM_TOL:
         raise ValueError("probs must be probabilities: finite, nonnegative, rows summing to 1 (softmax the logits)")

@@ -14,7 +14,7 @@ from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ._checks import check_bool, check_int, check_labels, check_param, check_probabilities
+from ._checks import check_bool, check_generator, check_int, check_labels, check_param, check_probabilities
 
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR100_COARSE", "symmetric", "pair_flip", "cifar10_asymmetric", "cifar100_asymmetric",
@@ -60,6 +60,9 @@ def check_transition(T: object, num_classes: Optional[int] = None) -> Tensor:
     ``T`` must be a square ``(C, C)`` real matrix (tensor or array-like) with finite nonnegative
     entries and rows summing to 1; ``C`` must equal ``num_classes`` when given.
     """
+    if isinstance(T, str):
+        raise TypeError(f"T must be a (C, C) matrix, got the str {T!r}: a noise spec's matrix is "
+                        f"make_transition({T!r}, num_classes)")
     if not isinstance(T, Tensor):
         try:
             T = torch.as_tensor(T, dtype=torch.float64)
@@ -225,8 +228,9 @@ def make_transition(spec: str, num_classes: int, *, pairs: Union[str, Mapping[in
     with ``include_true=True``), ``"pair:R"`` (:func:`pair_flip`) and ``"asym:R"``, ``R`` in [0, 1].
     Asymmetric noise flips each source class to its destination with probability ``R``; the class
     pairs are named in the spec (``"asym:0.4:9>1,3>5,5>3"``) or given by ``pairs`` (a name in
-    :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping); without
-    either, ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
+    :data:`CLASS_PAIRS`, e.g. ``"cifar10"`` for :func:`cifar10_asymmetric`, or a mapping; pairs named
+    in the spec win over ``pairs``, as when the runner passes a dataset's pairs); without either,
+    ``"asym"`` raises ``ValueError`` rather than guessing the classes' meaning.
     """
     C = check_int("num_classes", num_classes, 2)
     kind, rate, given = parse_noise(spec)
@@ -266,6 +270,7 @@ def corrupt(labels: Tensor, T: Union[Tensor, object], generator: Optional[torch.
     """
     T = check_transition(T)
     labels = check_labels("labels", labels, T.shape[0])
+    generator = check_generator(generator)
     device = generator.device if generator is not None else labels.device
     T = T.to(device)
     clean = labels.to(device)
@@ -306,10 +311,12 @@ def nearest_example_labels(
     the flattened inputs).  Its mistakes fall on images that look like another class, unlike the
     class-conditional noise of a transition matrix.  Returns the annotator's labels (int64, on ``x``'s
     device)."""
+    num_classes = check_int("num_classes", num_classes, 2)
     labels = check_labels("labels", labels, num_classes)
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.shape[0] != labels.shape[0]:
         raise ValueError("x must be a floating tensor with one row (image) per label")
     per_class = check_int("per_class", per_class, 1)
+    generator = check_generator(generator)
     flat, y = x.flatten(1).cpu(), labels.cpu()
     examples = []
     for c in range(num_classes):

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_int, check_param, check_reduction
-from .functional import reduce_loss
+from ._checks import check_callable, check_float_tensor, check_generator, check_int, check_param, check_reduction
+from .functional import clamp_logits, reduce_loss
 
 __all__ = [
     "mbe", "huber", "log_cosh", "quantile",
@@ -32,9 +32,8 @@ __all__ = [
 
 # ---- regression losses ----
 def _check_pair(pred: Tensor, target: Tensor, reduction: str) -> None:
-    for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, Tensor) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating torch.Tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+    check_float_tensor("pred", pred)
+    check_float_tensor("target", target)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     check_reduction(reduction)
@@ -93,9 +92,7 @@ REGRESSION_LOSSES: Dict[str, Callable[..., Tensor]] = {
 
 # ---- margin losses ----
 def _check_margin(m: Tensor) -> None:
-    if not isinstance(m, Tensor) or not m.is_floating_point():
-        raise TypeError(f"m (the margin y*f(x)) must be a floating torch.Tensor, got "
-                        f"{getattr(m, 'dtype', type(m).__name__)}")
+    check_float_tensor("m (the margin y*f(x))", m)
 
 
 def zero_one(m: Tensor) -> Tensor:
@@ -135,9 +132,13 @@ def sigmoid_loss(m: Tensor) -> Tensor:
 def focal_margin(m: Tensor, *, gamma: float = 2.0) -> Tensor:
     r"""Binary focal loss :math:`-(1 - \sigma(m))^\gamma \log \sigma(m)` (Lin et al., 2017), in log
     space: :math:`(1 - \sigma(m))^\gamma = e^{\gamma \log\sigma(-m)}` via ``logsigmoid``, finite with
-    finite gradients at any m.  ``gamma = 0`` is :func:`logistic`; ``gamma >= 0``."""
+    finite gradients at any m: the margin enters through :func:`~noisyloss.functional.clamp_logits`,
+    as a logit does (half precision computed in float32; in float32 :math:`|m| \le 1.8 \cdot 10^{19}`; at
+    :math:`m = -3 \cdot 10^{38}` the backward pass would multiply an overflowing
+    :math:`\gamma \log\sigma(m)` by :math:`\sigma(m) = 0`).  ``gamma = 0`` is :func:`logistic`; ``gamma >= 0``."""
     gamma = check_param("gamma", gamma, low=0.0)
     _check_margin(m)
+    m = clamp_logits(m)
     return -torch.exp(gamma * F.logsigmoid(-m)) * F.logsigmoid(m)
 
 
@@ -174,10 +175,11 @@ def loss_curve(
         fn = loss
     else:
         raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
-    pts = torch.as_tensor(np.asarray(x, dtype=np.float64)).requires_grad_(True)
+    pts = torch.as_tensor(x, dtype=torch.float64).detach().cpu().clone().requires_grad_(True)
     values = fn(pts, **params)
-    if values.shape != pts.shape:
-        raise ValueError(f"loss must be element-wise: got shape {tuple(values.shape)} for x of shape {tuple(pts.shape)}")
+    if not isinstance(values, Tensor) or values.shape != pts.shape:
+        raise ValueError(f"loss must be element-wise, a tensor of the shape {tuple(pts.shape)} of x: got "
+                         f"{tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}")
     if not values.requires_grad:
         return values.detach().numpy(), np.zeros(pts.shape)
     (grad,) = torch.autograd.grad(values.sum(), pts)
@@ -204,6 +206,7 @@ def sinc_data(
     check_param("noise_std", noise_std, low=0.0)
     check_param("impulse_frac", impulse_frac, low=0.0, high=1.0)
     check_param("impulse_scale", impulse_scale, low=0.0)
+    generator = check_generator(generator)
     x = torch.rand(n, 1, generator=generator) * 8 - 4
     clean = torch.sinc(x)
     hit = torch.rand(n, 1, generator=generator) < impulse_frac
@@ -240,6 +243,7 @@ def fit_regression(
         if loss not in REGRESSION_LOSSES:
             raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)} or a callable, got {loss!r}")
         loss = REGRESSION_LOSSES[loss]
+    loss = check_callable("loss", loss)
     hidden = check_int("hidden", hidden, 1)
     epochs = check_int("epochs", epochs, 1)
     lr = check_param("lr", lr, low=0.0, low_open=True)

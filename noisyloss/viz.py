@@ -9,11 +9,16 @@ import textwrap
 import zlib
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
-from ._checks import check_int
+try:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+except ModuleNotFoundError as err:  # the core install has no plotly
+    raise ModuleNotFoundError("noisyloss.viz draws with plotly, part of the book extra: "
+                              "pip install 'noisyloss[book]'") from err
+
+from ._checks import check_int, check_str
 from .analysis import loss_vs_py, simplex_points
 from .registry import functional_loss, parse_spec
 from .regression import loss_curve
@@ -55,7 +60,7 @@ _SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon"
 def _base(spec: str) -> Tuple[str, dict]:
     """A spec's loss name and parameters (those the spec writes), or ``(spec, {})`` for a name that is
     not a registered loss (a regression or margin loss, a label of the caller's)."""
-    name, _, rest = spec.partition(":")
+    name, _, rest = check_str("spec", spec).partition(":")
     try:
         loss, params = parse_spec(spec)
     except (TypeError, ValueError):
@@ -218,6 +223,17 @@ _DASHES = ("solid", "dot", "dashdot")
 _YLABEL = {"loss": "loss L", "grad_y": "∂L/∂z_y", "grad_norm": "‖∂L/∂z‖"}
 
 
+def _check_curves(values: Sequence, include: Sequence[str]) -> None:
+    """The parameter values and the panels of :func:`loss_curves_figure` and :func:`live_loss_curves`."""
+    if not len(values):
+        raise ValueError("values must be a non-empty sequence of parameter values")
+    if not include:
+        raise ValueError(f"include must name at least one of {tuple(_YLABEL)}, got {include!r}")
+    for key in include:
+        if key not in _YLABEL:
+            raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
+
+
 def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *, param_name: str, title: str,
                        num_classes: int = 10, include: Sequence[str] = ("loss", "grad_y"),
                        references: Sequence[str] = ("ce", "mae"), points: int = 120, p_min: float = 1e-3,
@@ -231,9 +247,7 @@ def loss_curves_figure(template: Union[str, Sequence[str]], values: Sequence, *,
     the index of the value the slider starts at (default: the middle one).
     """
     templates = [template] if isinstance(template, str) else list(template)
-    for key in include:
-        if key not in _YLABEL:
-            raise ValueError(f"include entries must be in {tuple(_YLABEL)}, got {key!r}")
+    _check_curves(values, include)
     p = np.linspace(p_min, 1.0 - 1e-6, points)
     cols = len(include)
 
@@ -267,6 +281,7 @@ def live_loss_curves(template: str, values: Sequence[float], *, param_name: str,
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
+    _check_curves(values, include)
     lo, hi = float(min(values)), float(max(values))
     slider = widgets.FloatSlider(value=float(values[len(values) // 2]), min=lo, max=hi,
                                  step=(hi - lo) / 100 or 0.01, description=param_name, continuous_update=False)
@@ -301,12 +316,15 @@ def heatmap_figure(matrix, labels: Optional[Sequence[str]] = None, *, title: str
 
     Readable on a phone: every column keeps its tick label (turned when the labels are long), the
     colour bar lies flat under the plot, and the cell values are written small."""
-    matrices = {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64)
+    matrices = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
                 for k, v in (matrix.items() if isinstance(matrix, Mapping) else [(None, matrix)])}
     m = next(iter(matrices.values()))
-    if m.ndim != 2:
-        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    if m.ndim != 2 or any(v.shape != m.shape for v in matrices.values()):
+        raise ValueError(f"matrix must be 2-D (a mapping: matrices of one shape), got shapes "
+                         f"{sorted({v.shape for v in matrices.values()})}")
     labels = list(labels) if labels is not None else [str(i) for i in range(m.shape[1])]
+    if len(labels) != m.shape[1]:
+        raise ValueError(f"labels must name the {m.shape[1]} columns of matrix, got {len(labels)} labels")
     written = text and m.shape[0] <= 12
     top = zmax if zmax is not None else max(float(v.max()) for v in matrices.values())
 
@@ -338,6 +356,9 @@ def reliability_figure(reliabilities: Mapping[str, dict], *, title: str = "Relia
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                                line=dict(dash="dash", color="#999999")))
     for name, rel in reliabilities.items():
+        if not isinstance(rel, Mapping) or "count" not in rel:
+            raise TypeError(f"reliabilities must map a name to the bins of metrics.reliability(probs, labels), "
+                            f"got {type(rel).__name__} for {name!r}")
         count = np.asarray(rel["count"], dtype=np.float64)
         keep = count >= max(min_share * count.sum(), 1.0)
         conf, acc = (np.asarray(rel[k], dtype=np.float64)[keep] for k in ("confidence", "accuracy"))
@@ -392,6 +413,9 @@ def bar_figure(groups: Mapping[str, Sequence[float]], categories: Sequence[str],
     """Grouped bars, e.g. per-class accuracy (categories) for several losses (groups); ``errors`` (some of
     ``groups``' keys, same lengths) draws error bars, e.g. the seeds' standard deviation (``seed_stats``)."""
     errors = errors or {}
+    short = [name for name, vals in groups.items() if len(vals) != len(categories)]
+    if short:
+        raise ValueError(f"groups must have one value per category ({len(categories)}), got other lengths for {short}")
     wrong = [name for name, err in errors.items() if len(err) != len(groups.get(name, ()))]
     if wrong:
         raise ValueError(f"errors must have one value per category of a group of groups, got errors for {wrong}")
@@ -521,6 +545,9 @@ def py_histogram_figure(snapshots: Mapping[object, np.ndarray], corrupted: np.nd
     drawn over them, divided by its maximum so that it shares the axis with the fractions; ``None`` draws
     no curve (a loss whose pull is not a function of :math:`p_y` alone, e.g. ELR's)."""
     corrupted = np.asarray(corrupted, dtype=bool)
+    sizes = {step: len(p) for step, p in snapshots.items() if len(p) != len(corrupted)}
+    if sizes:
+        raise ValueError(f"snapshots must hold p_y of the {len(corrupted)} samples of corrupted, got {sizes}")
     edges = np.linspace(0.0, 1.0, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     curves = []

@@ -188,7 +188,7 @@ Z, Y = batch(n=4, c=3, dtype=torch.float32)
 
 @pytest.mark.parametrize("fn", [NF.forward_correction, NF.backward_correction])
 @pytest.mark.parametrize("T,exc,match", [
-    (torch.eye(4), ValueError, r"T is 4x4 but num_classes=3"),
+    (torch.eye(4), ValueError, r"T must be a \(3, 3\) transition matrix for logits with C=3, got shape \(4, 4\)"),
     (torch.eye(3)[:2], ValueError, r"T must be a square \(C, C\) matrix with C >= 2, got shape \(2, 3\)"),
     (torch.full((3, 3), 0.5), ValueError, r"rows of T must sum to 1 \(row-stochastic\), largest deviation 0.5"),
     (torch.tensor([[1.5, -0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), ValueError, "nonnegative"),
