@@ -182,8 +182,8 @@ def register_dataset(name: str, loader: Loader) -> None:
     ``name``) on ``device``, smaller when ``quick`` if it likes, with the same classes and image size
     either way: the first ``RunConfig(dataset=name)`` of a process loads it once on the CPU
     (``quick``) to learn them (:func:`dataset_info`).  A name already taken, or starting with
-    ``cifar10n-`` (CIFAR-10N's label sets), raises ``ValueError``,
-    unless it is registered again with the same loader.
+    ``cifar10n-`` (CIFAR-10N's label sets), raises ``ValueError``, unless it is registered again
+    with the same loader.
 
     >>> import torch
     >>> def two_points(device, quick):
