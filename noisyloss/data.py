@@ -38,7 +38,8 @@ from ._checks import (check_bool, check_choice, check_int, check_labels, check_n
 from .noise import CIFAR10_CLASSES
 
 __all__ = [
-    "ImageData", "DownloadError", "DataError", "LoaderError", "register_dataset", "available_datasets", "ASYM_PAIRS",
+    "ImageData", "DownloadError", "DataError", "LoaderError", "register_dataset", "available_datasets",
+    "is_registered", "ASYM_PAIRS",
     "CIFAR10N_LABELS", "load_human_file", "dataset_info", "data_root", "load_dataset", "load_cifar10_arrays",
     "load_cifar10n_labels", "download_file", "make_synthetic", "SYNTH_SIZES", "SYNTH_QUICK_SIZES", "toy_blobs",
 ]
@@ -206,6 +207,11 @@ def register_dataset(name: str, loader: Loader) -> None:
 def available_datasets() -> List[str]:
     """The names of every dataset, built-in and registered."""
     return sorted([*_BUILTIN, *_REGISTERED])
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a dataset of :func:`register_dataset` (its data comes from the user's code)."""
+    return name in _REGISTERED
 
 
 def dataset_info(name: str) -> Tuple[int, int, int]:

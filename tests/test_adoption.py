@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,38 @@ def test_a_config_of_numpy_or_tensor_numbers_is_the_config_of_python_numbers():
     assert [c.key() for c in cfgs] == [E.RunConfig(seed=s, epochs=3, lr=0.5, train_subset=50).key() for s in (0, 1)]
     assert type(cfgs[0].seed) is int and type(cfgs[0].lr) is float
     assert len(E.grid("ce", "clean", seeds=np.int64(1))) == 1
+
+
+def test_records_of_a_registered_dataset_whose_data_changed_are_reused_with_a_warning(tmp_path):
+    """A researcher edits their loader and sweeps into the same file: the records say which data they
+    were trained on, and the sweep says that the data has changed since (and reuses them, as recorded)."""
+    shift = {"value": 0.0}
+
+    def blobs(device, quick):
+        gen = torch.Generator().manual_seed(0)
+        y = torch.arange(200) % 2
+        x = torch.randn(200, 3, generator=gen) + 2.0 * y.view(-1, 1).float() + shift["value"]
+        return ImageData("edited_blobs", x[:100].to(device), y[:100].to(device), x[100:].to(device),
+                         y[100:].to(device), 2, ("a", "b"), y[:100].to(device), hflip=False)
+
+    noisyloss.register_dataset("edited_blobs", blobs)
+    configs = E.grid(["ce"], ["clean"], [0, 1], dataset="edited_blobs", augment=False, epochs=2, batch_size=20,
+                     quick=True)
+    out = tmp_path / "records.jsonl"
+    first = E.sweep(configs, out, device="cpu", progress=False)
+    digest = E.data_digest(load_dataset("edited_blobs", quick=True))
+    assert [r["data_digest"] for r in first] == [digest, digest]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same data: no warning
+        assert E.sweep(configs, out, device="cpu", progress=False) == first
+    shift["value"] = 1.0  # the loader now gives other inputs (the process's data cache is cleared as a new one's)
+    runner._cached_dataset.cache_clear()
+    runner._cached_digest.cache_clear()
+    changed = E.data_digest(load_dataset("edited_blobs", quick=True))
+    assert changed != digest
+    with pytest.warns(RuntimeWarning, match=rf"2 recorded run\(s\) of dataset 'edited_blobs' .* other data than its "
+                                            rf"loader gives now \(digest {digest}, now {changed}\); they are reused"):
+        again = E.sweep(configs, out, device="cpu", progress=False)
+    assert again == first  # nothing recorded is discarded or rewritten
+    assert "data_digest" not in E.run(E.RunConfig(dataset="digits", epochs=1, quick=True), device="cpu",
+                                      progress=False).record  # built-in data is the package's, not the user's

@@ -19,14 +19,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .. import __version__
 from .._checks import check_device, check_instance, check_labels, check_loss_value, check_model_output
-from ..data import ASYM_PAIRS, ImageData, dataset_info, load_dataset
+from ..data import ASYM_PAIRS, ImageData, dataset_info, is_registered, load_dataset
 from ..metrics import ece
 from ..models import make_model
 from ..noise import corrupt, make_transition
@@ -35,7 +35,7 @@ from ..train import NoisyLabels, fit
 from .config import ConfigError, RunConfig
 from .store import RecordsStore
 
-__all__ = ["RunResult", "make_labels", "labels_digest", "provenance", "run", "sweep"]
+__all__ = ["RunResult", "make_labels", "labels_digest", "data_digest", "provenance", "run", "sweep"]
 
 #: held by every run and sweep of this process: runs seed torch's global random state, so calls
 #: from several threads run one after another
@@ -127,6 +127,38 @@ def labels_digest(labels: Tensor) -> str:
     return hashlib.sha1(labels.detach().cpu().long().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+def data_digest(data: ImageData) -> str:
+    """A short fingerprint of a dataset (SHA-1 of its tensors' values), stored in the records of a
+    registered dataset: its loader is the user's code, which may return other data by the next sweep."""
+    sha = hashlib.sha1()
+    for tensor in (data.x_train, data.y_train, data.y_train_clean, data.x_test, data.y_test):
+        sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return sha.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_digest(name: str, device: torch.device, quick: bool) -> str:
+    return data_digest(_cached_dataset(name, device, quick))
+
+
+def _warn_changed_data(done: Dict[str, Dict[str, Any]], configs: List[RunConfig], device: torch.device,
+                       path: Path) -> None:
+    """Warn, once per dataset, when recorded runs of a registered dataset were trained on other data
+    than its loader gives now (their records are reused all the same: nothing recorded is discarded)."""
+    changed: Dict[str, List[Tuple[str, str]]] = {}  # dataset -> (digest recorded, digest now) per changed run
+    for cfg in configs:
+        record = done.get(cfg.key())
+        if record is not None and is_registered(cfg.dataset) and record.get("data_digest") is not None:
+            now = _cached_digest(cfg.dataset, device, cfg.quick)
+            if record["data_digest"] != now:
+                changed.setdefault(cfg.dataset, []).append((record["data_digest"], now))
+    for name, runs in changed.items():
+        warnings.warn(f"{len(runs)} recorded run(s) of dataset {name!r} in {path} were trained on other data than "
+                      f"its loader gives now (digest {runs[0][0]}, now {runs[0][1]}); they are reused as "
+                      "recorded: to train on the new data, use another records file (--out)",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -> ImageData:
     """``data`` (which must be ``cfg.dataset``'s) with ``train_labels`` (checked against it) and cut
     to ``cfg.train_subset``; a ``ConfigError`` when they do not fit."""
@@ -214,6 +246,7 @@ def run(
     start = time.perf_counter()
     if data is None:
         data = _cached_dataset(cfg.dataset, device, cfg.quick)
+    digest = data_digest(data) if is_registered(cfg.dataset) else None
     data = _prepared(cfg, data, train_labels)
     torch.manual_seed(cfg.seed)  # model init and the random draws of peer / NL losses
     labels = make_labels(data, cfg.noise, cfg.seed)
@@ -247,6 +280,8 @@ def run(
     }
     if train_labels is not None:
         record["labels_digest"] = labels_digest(train_labels)
+    if digest is not None:
+        record["data_digest"] = digest
     return RunResult(cfg, result.history, result.per_class_acc, probs, test_labels, model, data, labels, record,
                      loss_fn)
 
@@ -298,8 +333,9 @@ def sweep(
     samples (``ConfigError`` when the logits are not ``(N, num_classes)`` or the loss not one number).
     ``callback(cfg, entry)`` is called after every epoch of the runs trained here.  ``progress`` shows
     each run's epochs.  ``label_sets`` maps each ``cfg.label_set`` to its training labels; a recorded
-    run whose labels differ from them (by digest) raises ``ConfigError`` rather than being reused.
-    Returns the records of all ``configs`` in order."""
+    run whose labels differ from them (by digest) raises ``ConfigError`` rather than being reused.  A
+    recorded run of a registered dataset whose data has changed since (by :func:`data_digest`) is
+    reused with a warning.  Returns the records of all ``configs`` in order."""
     device = default_device() if device is None else check_device("device", device)
     if isinstance(configs, RunConfig):
         raise TypeError("configs must be an iterable of RunConfig (e.g. experiments.grid(...) or [cfg]), got a "
@@ -313,6 +349,7 @@ def sweep(
     store = RecordsStore(out_path)
     labels_of = lambda cfg: None if cfg.label_set is None else label_sets[cfg.label_set]  # noqa: E731
     done = store.records()
+    _warn_changed_data(done, configs, device, store.path)
     todo: Dict[str, RunConfig] = {}  # the first spelling of each run not recorded yet
     for cfg in configs:
         if cfg.key() in done:
