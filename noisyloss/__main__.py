@@ -13,7 +13,9 @@ split on commas (``sce:alpha=0.1,beta=1`` is one loss); ``run --help`` says how 
 ``--out``.  Every misuse is reported as ``error: ...`` on one line with exit status 2, before anything is
 trained; so is a folder that cannot be written (a full disk, a read-only data folder), when it is
 met.  Data that cannot be had (offline, a damaged file) exits with status 1.  Ctrl-C stops at once
-with one line and status 130; the runs recorded so far stay, and the same command resumes.
+with one line; the runs recorded so far stay, and the same command resumes.  The command then ends
+as an interrupted program does (by SIGINT, status 130 in the shell), so that a shell loop around it
+stops too; :func:`main`, called from Python, returns 130.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import argparse
 import importlib
 import os
 import platform
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -221,5 +224,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 1
 
 
+def console() -> None:
+    """The ``noisyloss`` command and ``python -m noisyloss``: :func:`main`'s status as the process's.
+
+    Interrupted (130), the process ends by SIGINT, as Python ends on an unhandled Ctrl-C: a shell
+    knows then that the user pressed Ctrl-C and stops a loop it runs the command in (a normal exit
+    with status 130 would let it go on with the next command)."""
+    status = main()
+    if status == 130 and os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
