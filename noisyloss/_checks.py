@@ -224,7 +224,8 @@ _PROB_SUM_TOL = 1e-4
 
 def check_probabilities(name: str, probs: object) -> Tensor:
     """Check that ``probs`` is an ``(N, C)`` floating tensor, ``N >= 1``, ``C >= 2``, of probabilities:
-    entries in ``[0, 1]``, rows summing to 1 (within 1e-4, float32 softmax rounding); return it."""
+    entries in ``[0, 1]``, rows summing to 1 within 1e-4 (float32 softmax rounding) or, in half
+    precision, within the dtype's machine epsilon (the rounding of the entries); return it."""
     if not isinstance(probs, Tensor) or not probs.is_floating_point():
         raise TypeError(f"{name} must be a floating torch.Tensor, got "
                         f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}")
@@ -233,7 +234,7 @@ def check_probabilities(name: str, probs: object) -> Tensor:
     if not bool(((probs >= 0) & (probs <= 1)).all()):
         raise ValueError(f"{name} must hold probabilities in [0, 1] (softmax outputs, not logits)")
     err = float((probs.double().sum(dim=1) - 1).abs().max())
-    if err > _PROB_SUM_TOL:
+    if err > max(_PROB_SUM_TOL, torch.finfo(probs.dtype).eps):
         raise ValueError(f"rows of {name} must sum to 1, largest deviation {err:.3g}")
     return probs
 

@@ -204,7 +204,8 @@ def functional_loss(spec: str, **overrides: Any) -> Callable[..., Tensor]:
     bound and checked (the loss's :class:`~noisyloss.losses.FunctionalLoss` function)."""
     name, cls, params = _resolve(spec, overrides)
     if not issubclass(cls, L.FunctionalLoss):
-        raise ValueError(f"{spec!r} is stateful or has no functional form; use make_loss()")
+        raise ValueError(f"{spec!r} has no functional form: its Module is not a losses.FunctionalLoss (a stateful "
+                         "loss, a combination of Modules such as apl, or a Module of your own); use make_loss()")
     try:
         params = cls.checked_arguments(**params)
     except (TypeError, ValueError) as err:

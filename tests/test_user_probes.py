@@ -212,3 +212,19 @@ def test_a_correction_loss_called_on_logits_of_other_classes_names_the_logits():
     loss = noisyloss.losses.ForwardCorrectionLoss(T=torch.eye(4))  # no num_classes given
     with pytest.raises(ValueError, match=r"T must be a \(3, 3\) transition matrix for logits with C=3, got shape"):
         loss(torch.randn(2, 3), torch.tensor([0, 1]))  # said "T is 4x4 but num_classes=3"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_anchor_estimate_takes_half_precision_softmax_outputs(dtype):
+    """A model trained in mixed precision gives bf16/fp16 probabilities: their rows sum to 1 only within
+    the dtype's rounding, which the check allows (and no more)."""
+    logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 3
+    probs = logits.to(dtype).softmax(dim=1)
+    assert float((probs.double().sum(dim=1) - 1).abs().max()) > 1e-4  # beyond float32's tolerance
+    T = noise.estimate_transition_anchor(probs)
+    anchors = probs.double().argmax(dim=0)  # the paper's anchor of class i: the sample with the largest p_i
+    torch.testing.assert_close(T.double(), probs.double()[anchors])
+    off = probs.clone()
+    off[0] = off[0] * 1.02  # a row summing to 1.02: not rounding
+    with pytest.raises(ValueError, match="rows of probs must sum to 1"):
+        noise.estimate_transition_anchor(off)
