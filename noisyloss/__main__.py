@@ -174,8 +174,10 @@ def _run(args: argparse.Namespace) -> int:
         where = f": {err.filename}" if err.filename else ""
         return fail(f"{err.strerror or err}{where} (the runs recorded so far stay in {store.path})")
     except KeyboardInterrupt:
+        # the records are read without the store's lock: Ctrl-C may have come while this process took it
         keys = {cfg.resolved(device).key() for cfg in configs}
-        print(f"{PROG} run: interrupted: {len(keys & set(store.records()))} of {len(keys)} run(s) recorded in "
+        recorded = {experiments.record_key(r) for r in experiments.load_records(store.path)}
+        print(f"{PROG} run: interrupted: {len(keys & recorded)} of {len(keys)} run(s) recorded in "
               f"{store.path}; rerun the same command to resume", file=sys.stderr)
         return 130
     print(experiments.summary_table(records))

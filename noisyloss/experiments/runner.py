@@ -244,9 +244,11 @@ def run(
         raise ConfigError("train_labels and RunConfig.label_set go together: name the custom labels in "
                           "label_set so that the record says what the run trained on")
     start = time.perf_counter()
+    digest = None
+    if is_registered(cfg.dataset):
+        digest = data_digest(data) if data is not None else _cached_digest(cfg.dataset, device, cfg.quick)
     if data is None:
         data = _cached_dataset(cfg.dataset, device, cfg.quick)
-    digest = data_digest(data) if is_registered(cfg.dataset) else None
     data = _prepared(cfg, data, train_labels)
     torch.manual_seed(cfg.seed)  # model init and the random draws of peer / NL losses
     labels = make_labels(data, cfg.noise, cfg.seed)
