@@ -107,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"built in: {', '.join(available_models())}, or one MODULE registers "
                            "(default: mlp on 8x8 images and feature vectors: digits, synth10/synth100; cnn otherwise)")
     runp.add_argument("--train-subset", type=int, default=None, help="train on this many images (default: all)")
-    runp.add_argument("--no-augment", action="store_true", help="no random translate / flip")
+    runp.add_argument("--no-augment", action="store_true",
+                      help="no random translate / flip (default: on for images, off for feature vectors)")
     mode = runp.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small data (CIFAR 5k/1k), like NOISYLOSS_QUICK=1")
     mode.add_argument("--full", action="store_true", help="full data even on CPU")
@@ -148,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         configs = experiments.grid(
             args.loss or ["ce"], args.noise or ["clean"], args.seeds or [0], dataset=args.dataset,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, model=args.model,
-            train_subset=args.train_subset, augment=not args.no_augment, quick=quick,
+            train_subset=args.train_subset, augment=False if args.no_augment else None, quick=quick,
         )
     except LoaderError as err:  # a registered dataset's loader, run to learn its classes and image size
         return fail(f"data unavailable: {err}", status=1)

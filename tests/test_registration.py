@@ -114,17 +114,17 @@ def test_a_registered_dataset_of_feature_vectors_trains_without_augmentation_and
     noisyloss.register_dataset("points2", vectors)
     noisyloss.register_model("linear_points", lambda num_classes, in_channels, image_size: nn.Linear(2, num_classes))
     cfg = E.RunConfig(dataset="points2", model="linear_points", lr=0.1, epochs=5, batch_size=20, quick=True)
-    assert cfg.augment  # the default, made for images
+    assert cfg.augment is None and cfg.resolved("cpu").augment is False  # the default: off for vectors
+    assert E.RunConfig(dataset="digits").resolved("cpu").augment is True  # and on for images
     with pytest.raises(E.ConfigError, match=r"augment: points2 holds feature vectors of shape \(200, 2\).*"
-                                            r"augment=False \(--no-augment"):
-        E.run(cfg, device="cpu", progress=False)
-    res = E.run(dataclasses.replace(cfg, augment=False), device="cpu", progress=False)
+                                            r"leave augment at None \(its default\) or set it False"):
+        E.run(dataclasses.replace(cfg, augment=True), device="cpu", progress=False)
+    res = E.run(cfg, device="cpu", progress=False)
     assert res.record["config"]["augment"] is False
     assert res.record["final"]["test_acc"] > 0.9  # the classes are 3 standard deviations apart
     # a vector is D channels of one pixel, so the default model, the MLP, takes (N, D) as it is
     assert D.dataset_info("points2") == (2, 2, 1)
-    default = E.run(E.RunConfig(dataset="points2", augment=False, epochs=5, batch_size=20, quick=True), device="cpu",
-                    progress=False)
+    default = E.run(E.RunConfig(dataset="points2", epochs=5, batch_size=20, quick=True), device="cpu", progress=False)
     assert default.record["config"]["model"] == "mlp" and isinstance(default.model, M.MLP)
     assert default.model.body[1].in_features == 2 and default.record["final"]["test_acc"] > 0.9
 

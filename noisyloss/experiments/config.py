@@ -61,7 +61,9 @@ class RunConfig:
     ``lr``/``model`` ``None``: defaults for the dataset (``mlp`` on images of at most 8x8 pixels
     and on feature vectors: digits, synth10, synth100; ``cnn`` otherwise; ``DEFAULT_LR``; a registered
     model needs its ``lr``).  ``train_subset``: train on this many images (a fixed random subset, the
-    same for every seed).  ``quick``: ``None`` follows :func:`noisyloss.runtime.quick_mode`.
+    same for every seed).  ``augment``: random translations and flips of the training images; ``None``
+    turns them on for images and off for feature vectors (and inputs of one pixel).  ``quick``: ``None``
+    follows :func:`noisyloss.runtime.quick_mode`.
     ``label_set``: the name of a custom set of training labels (an annotator's, a simulated noise
     process's) that replaces the dataset's; the labels themselves go to ``run(train_labels=...)`` or
     ``sweep(label_sets={name: labels})``, and the record keeps the name and a digest of them.
@@ -81,7 +83,7 @@ class RunConfig:
     model: Optional[str] = None
     seed: int = 0
     train_subset: Optional[int] = None
-    augment: bool = True
+    augment: Optional[bool] = None
     quick: Optional[bool] = None
     label_set: Optional[str] = None
 
@@ -117,7 +119,8 @@ class RunConfig:
             if self.lr is None and self.model not in DEFAULT_LR:
                 raise ConfigError(f"lr: model {self.model!r} has no default learning rate (DEFAULT_LR has "
                                   f"{sorted(DEFAULT_LR)}); give lr (--lr on the command line)")
-        _field("augment", check_bool, self.augment)
+        if self.augment is not None:
+            _field("augment", check_bool, self.augment)
         if self.quick is not None:
             _field("quick", check_bool, self.quick)
 
@@ -146,13 +149,15 @@ class RunConfig:
         return make_loss(self.loss, **{k: v for k, v in given.items() if k in accepted})
 
     def resolved(self, device: Union[str, torch.device, None] = None) -> "RunConfig":
-        """A copy with ``model``, ``lr`` and ``quick`` filled in (what a record stores)."""
+        """A copy with ``model``, ``lr``, ``augment`` and ``quick`` filled in (what a record stores)."""
         device = default_device() if device is None else torch.device(device)
-        model = self.model or ("mlp" if dataset_info(self.dataset)[2] <= 8 else "cnn")  # 8x8 images, vectors: MLP
+        image_size = dataset_info(self.dataset)[2]  # 1 for feature vectors
+        model = self.model or ("mlp" if image_size <= 8 else "cnn")  # 8x8 images, vectors: MLP
         return dataclasses.replace(
             self,
             model=model,
             lr=float(self.lr if self.lr is not None else DEFAULT_LR[model]),
+            augment=image_size > 1 if self.augment is None else self.augment,
             quick=quick_mode(device) if self.quick is None else self.quick,
         )
 

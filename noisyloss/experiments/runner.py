@@ -173,8 +173,8 @@ def _prepared(cfg: RunConfig, data: ImageData, train_labels: Optional[Tensor]) -
         raise ConfigError(f"noise must be 'clean' for {data.name}: its labels are already noisy")
     if cfg.augment and data.x_train.dim() != 4:
         raise ConfigError(f"augment: {data.name} holds feature vectors of shape {tuple(data.x_train.shape)}, and "
-                          "augmentation (random translations and flips) is for images (N, C, H, W): set "
-                          "augment=False (--no-augment on the command line)")
+                          "augmentation (random translations and flips) is for images (N, C, H, W): leave "
+                          "augment at None (its default) or set it False")
     if train_labels is not None:
         try:
             labels = check_labels("train_labels", train_labels, data.num_classes)
