@@ -226,9 +226,7 @@ def check_probabilities(name: str, probs: object) -> Tensor:
     """Check that ``probs`` is an ``(N, C)`` floating tensor, ``N >= 1``, ``C >= 2``, of probabilities:
     entries in ``[0, 1]``, rows summing to 1 within 1e-4 (float32 softmax rounding) or, in half
     precision, within the dtype's machine epsilon (the rounding of the entries); return it."""
-    if not isinstance(probs, Tensor) or not probs.is_floating_point():
-        raise TypeError(f"{name} must be a floating torch.Tensor, got "
-                        f"{probs.dtype if isinstance(probs, Tensor) else type(probs).__name__}")
+    check_float_tensor(name, probs)
     if probs.dim() != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
         raise ValueError(f"{name} must have shape (N, C) with N >= 1 and C >= 2, got {tuple(probs.shape)}")
     if not bool(((probs >= 0) & (probs <= 1)).all()):
@@ -347,9 +345,7 @@ def check_same_device(name: str, value: Tensor, owner: str, state: Tensor) -> No
 def check_epoch_logits(logits: object, num_examples: int) -> Tensor:
     """Check the ``train_logits`` of an :class:`~noisyloss.losses.EpochEnd`: a floating
     ``(num_examples, C)`` tensor, one row per training sample, ``C >= 2``; return it."""
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f"train_logits must be a floating torch.Tensor, got "
-                        f"{logits.dtype if isinstance(logits, Tensor) else type(logits).__name__}")
+    check_float_tensor("train_logits", logits)
     if logits.dim() != 2 or logits.shape[0] != num_examples or logits.shape[1] < 2:
         raise ValueError(f"train_logits must have shape (num_examples, C) = ({num_examples}, C) with C >= 2, "
                          f"one row per training sample, got {tuple(logits.shape)}")
