@@ -305,9 +305,10 @@ def fit(
     transform = (partial(augment, pad=max(1, data.image_size // 16), hflip=data.hflip, generator=gen)
                  if augmentation else None)
     opt = check_instance("optimizer(params)", optimizer(model.parameters()), Optimizer, "a torch.optim.Optimizer")
-    sched = None if scheduler is None else check_instance(
-        "scheduler(optimizer, total_steps)", scheduler(opt, epochs * steps), LRScheduler,
-        "a torch.optim.lr_scheduler.LRScheduler")
+    sched = None if scheduler is None else scheduler(opt, epochs * steps)
+    if sched is not None:  # a factory may return None for a constant rate (SchedulerFactory)
+        check_instance("scheduler(optimizer, total_steps)", sched, LRScheduler,
+                       "a torch.optim.lr_scheduler.LRScheduler")
     history: List[Dict[str, object]] = []
     seconds = 0.0
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)

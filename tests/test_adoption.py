@@ -91,6 +91,14 @@ def test_fit_trains_with_a_plain_loss_function(loss_fn):
     assert result.diverged is None and len(result.history) == 2
 
 
+def test_fit_takes_a_scheduler_factory_that_returns_none_for_a_constant_rate():
+    """SchedulerFactory's contract: a factory may return None, and the rate then stays as the optimizer has it."""
+    rates = []
+    optimizer = train.sgd(lr=0.05)
+    _fit(optimizer=optimizer, scheduler=lambda opt, total: rates.append(opt) or None, epochs=2)
+    assert [group["lr"] for group in rates[0].param_groups] == [0.05]
+
+
 @pytest.mark.parametrize("outputs", [2, 4])
 def test_fit_refuses_a_model_whose_logits_are_not_one_per_class(outputs):
     with pytest.raises(ValueError, match=rf"the model must return logits of shape \(N, num_classes\) = \(20, 3\) "
