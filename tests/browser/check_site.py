@@ -409,6 +409,30 @@ def check_figure_boxes(driver, report: Report, size: str) -> None:
                    + ("" if still else f"; its output box scrolls {fig['sideways']} px sideways, {fig['down']} px down"))
 
 
+#: per figure, the pairs of its texts (subplot titles, other annotations, axis titles) drawn over each other
+TEXT_OVERLAP_JS = """
+return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, index) => {
+  const texts = Array.from(gd.querySelectorAll('.infolayer .annotation, .g-xtitle, .g-x2title, .g-x3title, '
+                                               + '.g-ytitle, .g-y2title, .g-y3title'))
+    .map(e => [e.textContent.trim(), e.getBoundingClientRect()]).filter(([t, r]) => t && r.width > 0);
+  const overlaps = [];
+  for (let a = 0; a < texts.length; a++) for (let b = a + 1; b < texts.length; b++) {
+    const [ta, A] = texts[a], [tb, B] = texts[b];
+    if (A.left < B.right - 1 && B.left < A.right - 1 && A.top < B.bottom - 1 && B.top < A.bottom - 1)
+      overlaps.push([ta.slice(0, 50), tb.slice(0, 50)]);
+  }
+  return {index, overlaps};
+});"""
+
+
+def check_text_overlaps(driver, report: Report, size: str) -> None:
+    """No two texts of a figure (subplot titles, axis titles, annotations) are drawn over each other."""
+    for fig in driver.execute_script(TEXT_OVERLAP_JS):
+        pairs = "; ".join(f"{a!r} over {b!r}" for a, b in fig["overlaps"])
+        report.add(not fig["overlaps"], size, f"figure {fig['index']} texts "
+                   + (f"overlap: {pairs} (shorten them)" if pairs else "do not overlap"))
+
+
 def check_titles_and_toolbar(driver, report: Report, size: str, figures: List[dict]) -> None:
     """Every drawn figure has a title that fits its width, and its toolbar, placed as when the pointer is
     over the figure, covers no text along the figure's edges."""
@@ -444,6 +468,7 @@ def check_screen(driver, report: Report, size: str, figures: List[dict]) -> None
     check_code(driver, report, size)  # opens the collapsed code cells
     check_page_width(driver, report, size)
     check_figure_boxes(driver, report, size)
+    check_text_overlaps(driver, report, size)
     check_titles_and_toolbar(driver, report, size, figures)
 
 
